@@ -1,0 +1,1 @@
+"""The meter certification bench: profiles, roles and safety, clock, metrology, plans, reports."""

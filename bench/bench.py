@@ -1,0 +1,175 @@
+"""The bench: opens each role of a profile, energises only within limits, and always returns to
+safe state (safety contract in DESIGN.md).
+"""
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+from types import FrameType
+
+from bench.clock import Clock, SimClock, WallClock
+from bench.metrology import BenchSpec
+from bench.profile import Profile
+from bench.sim.control_client import SimControlClient
+from bench.stimulus import Stimulus
+from instruments.ac_load import ScpiPhantomLoad
+from instruments.ac_source import ScpiAcSource
+from instruments.errors import InstrumentError, RangeError
+from instruments.meter_modbus import MeterIdentity, ModbusMeter
+from instruments.pulse_counter import SerialPulseCounter
+from instruments.reference_standard import ScpiReferenceStandard
+
+
+class SafetyError(RuntimeError):
+    """The bench refused to energise, or could not confirm an output is safe."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so every exit path unwinds through safe state."""
+
+
+class Bench:
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.clock: Clock = WallClock()
+        self.stimulus: Stimulus | None = None
+        self.identities: dict[int, MeterIdentity] = {}
+        self._opened: list = []
+        self._outputs: list = []  # energised in this order, made safe in reverse
+        self._previous_sigterm = None
+
+    # lifecycle ---------------------------------------------------------------------------
+    def open(self) -> "Bench":
+        p = self.profile
+        try:
+            if p.clock_kind == "sim":
+                self.sim_control = self._open(SimControlClient(p.clock_address))
+                self.clock = SimClock(self.sim_control)
+            self.reference = self._open(ScpiReferenceStandard(p.reference.address))
+            self.counter = self._open(SerialPulseCounter(p.counter.address, baudrate=p.counter.baudrate))
+            if self.counter.channels < len(p.positions):
+                raise InstrumentError("counter", p.counter.address,
+                                      f"has {self.counter.channels} channels, the profile has {len(p.positions)} positions")
+            self.meters = {pos.number: self._open(ModbusMeter(pos.address, p.meter_type.registers,
+                                                              name=f"position {pos.number}", device_id=p.meters_device_id))
+                           for pos in p.positions}
+            self.source = self._open_output(ScpiAcSource(p.source.address, ranges={"voltage": (0.0, p.source.max_voltage_v)}))
+            self.load = self._open_output(ScpiPhantomLoad(p.load.address, ranges={"current": (0.0, p.load.max_current_a)}))
+            self.safe_state()  # whatever a previous session left behind
+            self.spec = BenchSpec(
+                reference_u_k2_pct=p.reference.calibration.uncertainty_pct_k2,
+                reference_constant_wh=self.reference.pulse_constant,
+                counter_timing_s=p.counter.timing_uncertainty_s,
+                mut_jitter_s=p.meter_type.pulse_jitter_s,
+                source_stability_pct=p.source.stability_pct,
+            )
+            self._identify_meters()
+        except BaseException as error:
+            try:
+                self.close()
+            except SafetyError as unsafe:
+                raise SafetyError(f"{error}; then {unsafe}") from error
+            raise
+        atexit.register(self.close)
+        return self
+
+    def _open(self, instrument):
+        instrument.open()
+        self._opened.append(instrument)
+        return instrument
+
+    def _open_output(self, instrument):
+        self._outputs.append(instrument)  # before open: a half-open output still gets made safe
+        return self._open(instrument)
+
+    def _identify_meters(self) -> None:
+        """A meter on the wrong position would be certified under another serial: refuse."""
+        for pos in self.profile.positions:
+            identity = self.meters[pos.number].identity()
+            if identity.serial != pos.serial:
+                raise SafetyError(f"{self.profile.source_file}: positions[{pos.number}].serial: profile says "
+                                  f"{pos.serial}, the meter on that position reports {identity.serial}")
+            self.identities[pos.number] = identity
+
+    def close(self) -> None:
+        try:
+            if self._outputs:
+                self.safe_state()
+        finally:
+            while self._opened:
+                self._opened.pop().close()
+            self._outputs = []
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> "Bench":
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.close()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
+
+    # energising -------------------------------------------------------------------------
+    def check(self, stimulus: Stimulus) -> None:
+        """Refuse a stimulus outside the meter's rating, the instruments' ranges or with the
+        interlock open. Nothing is sent to the source or load."""
+        mt = self.profile.meter_type
+        refuse = f"refusing to energise ({stimulus.describe()})"
+        if stimulus.voltage_v > mt.max_voltage_v:
+            raise SafetyError(f"{refuse}: {stimulus.voltage_v:g} V exceeds the meter rating "
+                              f"meter_type.max_voltage_v = {mt.max_voltage_v:g} V")
+        if stimulus.current_a > mt.max_current_a:
+            raise SafetyError(f"{refuse}: {stimulus.current_a:g} A exceeds the meter rating "
+                              f"meter_type.max_current_a = {mt.max_current_a:g} A")
+        if stimulus.elements != mt.elements:
+            raise SafetyError(f"{refuse}: stimulus for {stimulus.elements} elements, meter_type.elements = {mt.elements}")
+        try:
+            self.source.check("voltage", stimulus.voltage_v)
+            self.source.check("frequency", stimulus.frequency_hz)
+            self.load.check("current", stimulus.current_a)
+            self.load.check("phase", stimulus.phase_deg)
+        except RangeError as error:
+            raise SafetyError(f"{refuse}: {error}") from None
+        if self.profile.interlock == "counter" and not self.counter.interlock_closed():
+            raise SafetyError(f"{refuse}: interlock is OPEN (counter @ {self.counter.address})")
+
+    def apply(self, stimulus: Stimulus) -> None:
+        """Voltage first, then current; any failure on the way ends in safe state."""
+        self.check(stimulus)
+        try:
+            self.source.voltage = stimulus.voltage_v
+            self.source.frequency = stimulus.frequency_hz
+            self.source.output = True
+            self.load.phase = stimulus.phase_deg
+            self.load.current = stimulus.current_a
+            self.load.output = True
+        except BaseException:
+            self.safe_state()
+            raise
+        self.stimulus = stimulus
+
+    def safe_state(self) -> None:
+        """Every output off, in reverse order, read back; a lost link is reopened once."""
+        failures = []
+        for instrument in reversed(self._outputs):
+            try:
+                instrument.safe_state()
+            except InstrumentError:
+                try:
+                    instrument.reopen()
+                    instrument.safe_state()
+                except InstrumentError as error:
+                    failures.append(str(error))
+        self.stimulus = None
+        if failures:
+            raise SafetyError("could not confirm safe state: " + "; ".join(failures))
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated("SIGTERM")

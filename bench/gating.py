@@ -1,0 +1,136 @@
+"""One test point on the whole board: apply the stimulus once, gate every position at once.
+
+Per position: reference pulses counted between MUT edges give the error by pulses; the meter's
+energy register, read before and after against the reference's energy register, gives the error
+the meter reports over its comms (the payload). Both carry their budgets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from bench.bench import Bench
+from bench.metrology import (Budget, Component, DwellPlan, Rule, decide, energy_error_pct,
+                             fixed_components, gated_budget, gated_error_pct, plan_dwell)
+from bench.results import Measured, PositionResult, RegisterEvidence
+from bench.stimulus import Stimulus
+from instruments.pulse_counter import GateState
+
+Progress = Callable[[str, list[GateState], float, float], None]
+
+
+@dataclass(frozen=True)
+class TestPoint:
+    """A test point as data; the stimulus is resolved against the meter type on the bench."""
+
+    name: str
+    power_w: float
+    power_factor: float
+    voltage_pct: float  # of the meter's nominal voltage
+    limit_pct: float
+    settle_s: float
+    min_pulses: int
+    min_dwell_s: float
+    target_u_pct: float
+    rule: Rule
+    leading: bool = False
+
+    def stimulus(self, bench: Bench) -> Stimulus:
+        mt = bench.profile.meter_type
+        return Stimulus.at_power(self.power_w, mt.nominal_voltage_v * self.voltage_pct / 100.0,
+                                 self.power_factor, mt.frequency_hz, mt.elements, self.leading)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    meter_wh: dict[int, float]
+    reference_wh: float
+    skew_s: float
+
+
+def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = None,
+                  poll_s: float = 5.0) -> dict[int, PositionResult]:
+    stimulus = point.stimulus(bench)
+    try:
+        bench.apply(stimulus)
+        bench.clock.sleep(point.settle_s)
+        conditions = bench.reference.readings()
+        plan = plan_dwell(bench.spec, conditions.power_w, bench.profile.meter_type.kh_wh,
+                          target_u_pct=point.target_u_pct, min_pulses=point.min_pulses,
+                          min_dwell_s=point.min_dwell_s)
+        start = _snapshot(bench, reset=True)
+        for pos in bench.profile.positions:
+            bench.counter.arm(pos.number, plan.mut_pulses)
+        states = _wait_for_gates(bench, point.name, plan, conditions.power_w, progress, poll_s)
+        end = _snapshot(bench, reset=False)
+    except BaseException:
+        bench.safe_state()
+        raise
+    return {pos.number: _position_result(bench, point, stimulus, conditions, plan, states[pos.number - 1],
+                                         pos, start, end)
+            for pos in bench.profile.positions}
+
+
+def _snapshot(bench: Bench, reset: bool) -> _Snapshot:
+    """Reference energy and every meter's register, as close together as the bench can read them."""
+    t0 = bench.clock.now()
+    if reset:
+        bench.reference.reset_energy()
+        reference_wh = 0.0
+    meters = {n: meter.energy_wh() for n, meter in bench.meters.items()}
+    if not reset:
+        reference_wh = bench.reference.energy
+    return _Snapshot(meters, reference_wh, bench.clock.now() - t0)
+
+
+def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, progress: Progress | None,
+                    poll_s: float) -> list[GateState]:
+    """Wait on the bench clock until every gate is done, or a generous timeout has passed."""
+    period = bench.profile.meter_type.kh_wh * 3600.0 / power_w
+    expected = plan.expected_s + period  # the gate opens on the first edge after arming
+    timeout = 1.5 * expected + 2 * period
+    started = bench.clock.now()
+    while True:
+        elapsed = bench.clock.now() - started
+        remaining = expected - elapsed
+        bench.clock.sleep(min(poll_s, remaining) if remaining > period / 4 else period / 2)
+        elapsed = bench.clock.now() - started
+        states = bench.counter.states()
+        if progress:
+            progress(name, states, elapsed, expected)
+        if all(s.state == "DONE" for s in states[: len(bench.profile.positions)]) or elapsed >= timeout:
+            if elapsed >= timeout:
+                bench.counter.abort()
+            return states
+
+
+def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditions, plan: DwellPlan,
+                     state: GateState, pos, start: _Snapshot, end: _Snapshot) -> PositionResult:
+    kh = bench.profile.meter_type.kh_wh
+    gate, pulses, note = None, None, ""
+    if state.state == "DONE":
+        gate = bench.counter.result(pos.number)
+        error = gated_error_pct(gate.mut_pulses, kh, gate.ref_pulses, bench.spec.reference_constant_wh)
+        budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s)
+        pulses = Measured(error, budget, decide(error, budget.expanded_pct, point.limit_pct, point.rule))
+    else:
+        note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
+                f"after the timeout (meter not pulsing, or scanning head not seeing it)")
+    evidence = RegisterEvidence(end.meter_wh[pos.number] - start.meter_wh[pos.number],
+                                end.reference_wh, max(start.skew_s, end.skew_s))
+    register_check = _register_check(bench, point, evidence, conditions.power_w)
+    return PositionResult(point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
+                          evidence, register_check, note)
+
+
+def _register_check(bench: Bench, point: TestPoint, evidence: RegisterEvidence, power_w: float) -> Measured:
+    resolution_wh = bench.profile.meter_type.registers["energy_wh"].scale
+    error = energy_error_pct(evidence.meter_wh, evidence.reference_wh)
+    budget = Budget(tuple(fixed_components(bench.spec)) + (
+        Component("register resolution", 100.0 * resolution_wh / math.sqrt(6) / evidence.reference_wh,
+                  f"two readings of a {resolution_wh:g} Wh register, rectangular"),
+        Component("read skew", 100.0 * power_w * evidence.skew_s / 3600.0 / math.sqrt(3) / evidence.reference_wh,
+                  f"up to {evidence.skew_s * 1e3:.3g} ms between reference and meter reads, rectangular"),
+    ))
+    return Measured(error, budget, decide(error, budget.expanded_pct, point.limit_pct, point.rule))

@@ -1,0 +1,157 @@
+"""Registration error by gating, its uncertainty budget, the dwell planner and the decision rule.
+
+Gating: reference pulses are counted between two MUT pulse edges, so the meter's energy is
+exactly N x Kh and the quantization moves to the reference count (±1 in n_ref, tiny).
+Uncertainties follow the GUM: standard uncertainties combined in quadrature, expanded with k=2.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+COVERAGE_K = 2.0
+
+
+def gated_error_pct(mut_pulses: int, kh_wh: float, ref_pulses: int, ref_constant_wh: float) -> float:
+    """Percent error = (E_mut - E_ref) / E_ref x 100 with E_mut = N Kh and E_ref = n_ref Kh_ref."""
+    if mut_pulses <= 0 or ref_pulses <= 0:
+        raise ValueError("a gated measurement needs at least one MUT pulse and one reference pulse")
+    e_mut, e_ref = mut_pulses * kh_wh, ref_pulses * ref_constant_wh
+    return (e_mut - e_ref) / e_ref * 100.0
+
+
+def energy_error_pct(meter_wh: float, reference_wh: float) -> float:
+    if reference_wh <= 0:
+        raise ValueError("reference energy must be positive")
+    return (meter_wh - reference_wh) / reference_wh * 100.0
+
+
+@dataclass(frozen=True)
+class Component:
+    """One line of a budget: a standard uncertainty in percent of reading, and how it was got."""
+
+    name: str
+    u_pct: float
+    basis: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    components: tuple[Component, ...]
+
+    @property
+    def combined_pct(self) -> float:
+        return math.sqrt(sum(c.u_pct ** 2 for c in self.components))
+
+    @property
+    def expanded_pct(self) -> float:
+        """U with coverage factor k=2 (about 95 %)."""
+        return COVERAGE_K * self.combined_pct
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What the instruments' certificates and datasheets say, as the budget needs it."""
+
+    reference_u_k2_pct: float  # reference standard calibration certificate, k=2
+    reference_constant_wh: float  # Wh per reference output pulse
+    counter_timing_s: float  # counter timebase / input-capture uncertainty per edge (standard)
+    mut_jitter_s: float  # meter test-output edge jitter (standard)
+    source_stability_pct: float  # source output stability over a dwell, rectangular half-width
+
+
+def fixed_components(spec: BenchSpec) -> list[Component]:
+    """Terms that do not shrink with a longer dwell."""
+    return [
+        Component("reference standard", spec.reference_u_k2_pct / COVERAGE_K,
+                  f"calibration certificate U={spec.reference_u_k2_pct:g} % (k=2)"),
+        # Gating makes MUT and reference see the same power; drift reaches the result only through
+        # the meter's load dependence. Sensitivity 1 is a deliberately conservative bound.
+        Component("source stability", spec.source_stability_pct / math.sqrt(3),
+                  f"±{spec.source_stability_pct:g} % rectangular, sensitivity 1 (conservative)"),
+    ]
+
+
+def dwell_components(spec: BenchSpec, ref_pulses: float, gate_time_s: float) -> list[Component]:
+    """Terms that shrink as the gate grows: reference-count quantization and edge timing."""
+    edge_s = math.hypot(spec.counter_timing_s, spec.mut_jitter_s)
+    return [
+        Component("reference quantization", 100.0 / (ref_pulses * math.sqrt(3)),
+                  f"±1 of {ref_pulses:.0f} reference pulses, rectangular"),
+        Component("edge timing", 100.0 * math.sqrt(2) * edge_s / gate_time_s,
+                  f"2 edges x {edge_s * 1e6:.3g} µs (counter and MUT jitter) over {gate_time_s:.4g} s"),
+    ]
+
+
+def gated_budget(spec: BenchSpec, ref_pulses: int, gate_time_s: float) -> Budget:
+    return Budget(tuple(fixed_components(spec) + dwell_components(spec, ref_pulses, gate_time_s)))
+
+
+class PlanError(ValueError):
+    """The requested uncertainty cannot be reached on this bench."""
+
+
+@dataclass(frozen=True)
+class DwellPlan:
+    mut_pulses: int
+    expected_s: float
+    expected_u_pct: float  # expanded, k=2
+    reason: str
+
+
+def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, target_u_pct: float,
+               min_pulses: int, min_dwell_s: float) -> DwellPlan:
+    """Fewest MUT pulses meeting the target expanded uncertainty, the minimum count and dwell."""
+    if power_w <= 0:
+        raise PlanError("no power: a gated measurement needs the meter to pulse")
+    period_s = kh_wh * 3600.0 / power_w
+
+    def expanded(pulses: int) -> float:
+        ref_pulses = pulses * kh_wh / spec.reference_constant_wh
+        return Budget(tuple(fixed_components(spec) + dwell_components(spec, ref_pulses, pulses * period_s))).expanded_pct
+
+    floor_u = Budget(tuple(fixed_components(spec))).expanded_pct
+    if floor_u >= target_u_pct:
+        raise PlanError(f"target U {target_u_pct:g} % is below what the reference standard and source "
+                        f"alone allow ({floor_u:.4g} %)")
+    pulses = 1
+    while expanded(pulses) > target_u_pct:  # U falls monotonically with pulses: double, then bisect
+        pulses *= 2
+    low = pulses // 2
+    while pulses - low > 1:
+        mid = (low + pulses) // 2
+        low, pulses = (low, mid) if expanded(mid) <= target_u_pct else (mid, pulses)
+    by_dwell = math.ceil(min_dwell_s / period_s - 1e-9)
+    chosen = max(pulses, min_pulses, by_dwell)
+    reason = {pulses: f"target U {target_u_pct:g} %", min_pulses: f"minimum {min_pulses} pulses",
+              by_dwell: f"minimum dwell {min_dwell_s:g} s"}[chosen]
+    return DwellPlan(chosen, chosen * period_s, expanded(chosen), reason)
+
+
+class Rule(str, Enum):
+    SIMPLE = "simple"  # pass when |error| <= limit (ILAC-G8 simple acceptance)
+    GUARDED = "guarded"  # pass when |error| + U <= limit; fail when |error| - U > limit
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INDETERMINATE = "INDETERMINATE"
+
+
+RULE_TEXT = {
+    Rule.SIMPLE: "simple acceptance: pass when |error| <= limit; U is reported, not subtracted",
+    Rule.GUARDED: "guard-banded: pass when |error| + U <= limit, fail when |error| - U > limit, "
+                  "otherwise indeterminate",
+}
+
+
+def decide(error_pct: float, u_pct: float, limit_pct: float, rule: Rule) -> Verdict:
+    if rule is Rule.SIMPLE:
+        return Verdict.PASS if abs(error_pct) <= limit_pct else Verdict.FAIL
+    if abs(error_pct) + u_pct <= limit_pct:
+        return Verdict.PASS
+    if abs(error_pct) - u_pct > limit_pct:
+        return Verdict.FAIL
+    return Verdict.INDETERMINATE

@@ -1,0 +1,256 @@
+"""The simulated instruments: each one's SCPI command set, acting on the shared world.
+
+Command sets follow the conventions of programmable AC sources, phantom loads and reference
+standards (SCPI-99 headers, error queue, strict parameters); drivers in ``instruments/`` speak
+exactly these.
+"""
+from __future__ import annotations
+
+from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, scpi
+from bench.sim.world import World
+
+
+def _fmt(value: float) -> str:
+    return format(value, ".10g")
+
+
+class WorldDevice(ScpiDevice):
+    """A device acting on the world, catching up scaled time before each command."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world.lock, world.sync)
+        self.world = world
+
+
+class SimSource(WorldDevice):
+    idn = "MeterBench,SIM-ACS-3,ACS0001,1.0"
+
+    @scpi("[SOURce:]VOLTage[:LEVel]")
+    def set_voltage(self, arg: str | None) -> None:
+        value = parse_number(arg)
+        if not 0 <= value <= self.world.source.max_voltage_v:
+            raise out_of_range(arg)
+        self.world.source.voltage_v = value
+
+    @scpi("[SOURce:]VOLTage[:LEVel]?")
+    def get_voltage(self, _: str | None) -> str:
+        return _fmt(self.world.source.voltage_v)
+
+    @scpi("[SOURce:]FREQuency")
+    def set_frequency(self, arg: str | None) -> None:
+        value = parse_number(arg)
+        if not 45 <= value <= 65:
+            raise out_of_range(arg)
+        self.world.source.frequency_hz = value
+
+    @scpi("[SOURce:]FREQuency?")
+    def get_frequency(self, _: str | None) -> str:
+        return _fmt(self.world.source.frequency_hz)
+
+    @scpi("OUTPut[:STATe]")
+    def set_output(self, arg: str | None) -> None:
+        self.world.source.output = parse_bool(arg)
+
+    @scpi("OUTPut[:STATe]?")
+    def get_output(self, _: str | None) -> str:
+        return "1" if self.world.source.output else "0"
+
+    @scpi("SYSTem:PHASes?")
+    def get_phases(self, _: str | None) -> str:
+        return str(self.world.source.phases)
+
+
+class SimLoad(WorldDevice):
+    idn = "MeterBench,SIM-PHL-3,PHL0001,1.0"
+
+    @scpi("[SOURce:]CURRent[:LEVel]")
+    def set_current(self, arg: str | None) -> None:
+        value = parse_number(arg)
+        if not 0 <= value <= self.world.load.max_current_a:
+            raise out_of_range(arg)
+        self.world.load.current_a = value
+
+    @scpi("[SOURce:]CURRent[:LEVel]?")
+    def get_current(self, _: str | None) -> str:
+        return _fmt(self.world.load.current_a)
+
+    @scpi("[SOURce:]PHASe")
+    def set_phase(self, arg: str | None) -> None:
+        value = parse_number(arg)
+        if not -180 <= value <= 180:
+            raise out_of_range(arg)
+        self.world.load.phase_deg = value
+
+    @scpi("[SOURce:]PHASe?")
+    def get_phase(self, _: str | None) -> str:
+        return _fmt(self.world.load.phase_deg)
+
+    @scpi("OUTPut[:STATe]")
+    def set_output(self, arg: str | None) -> None:
+        self.world.load.output = parse_bool(arg)
+
+    @scpi("OUTPut[:STATe]?")
+    def get_output(self, _: str | None) -> str:
+        return "1" if self.world.load.output else "0"
+
+
+class SimReference(WorldDevice):
+    """Reads the true world through its own error; HF pulse output wired to the counter."""
+
+    idn = "MeterBench,SIM-RS-3,RS0001,1.0"
+
+    @scpi("MEASure:VOLTage?")
+    def voltage(self, _: str | None) -> str:
+        return _fmt(self.world.conditions().voltage_v)
+
+    @scpi("MEASure:CURRent?")
+    def current(self, _: str | None) -> str:
+        return _fmt(self.world.conditions().current_a)
+
+    @scpi("MEASure:POWer[:ACTive]?")
+    def power(self, _: str | None) -> str:
+        return _fmt(self.world.reference_power_w())
+
+    @scpi("MEASure:PFACtor?")
+    def power_factor(self, _: str | None) -> str:
+        return _fmt(self.world.conditions().power_factor)
+
+    @scpi("MEASure:FREQuency?")
+    def frequency(self, _: str | None) -> str:
+        return _fmt(self.world.conditions().frequency_hz)
+
+    @scpi("ENERgy:RESet")
+    def reset_energy(self, _: str | None) -> None:
+        self.world.reference.accumulator_wh = 0.0
+
+    @scpi("ENERgy[:ACTive]?")
+    def energy(self, _: str | None) -> str:
+        return _fmt(self.world.reference.accumulator_wh)
+
+    @scpi("PULSe:CONStant?")
+    def pulse_constant(self, _: str | None) -> str:
+        return _fmt(self.world.reference.pulse_constant_wh)
+
+
+class SimCounter(WorldDevice):
+    """Pulse counter / error calculator board; protocol in instruments/PULSE_COUNTER.md."""
+
+    idn = "MeterBench,SIM-PC,PC0001,1.0"
+    timebase_hz = 10_000_000
+
+    def _channel(self, arg: str | None) -> int:
+        channel = int(parse_number(arg))
+        if not 1 <= channel <= len(self.world.gates):
+            raise out_of_range(arg)
+        return channel
+
+    def _ticks(self, t: float) -> int:
+        return round(t * self.timebase_hz)
+
+    @scpi("CONFigure:CHANnels?")
+    def channels(self, _: str | None) -> str:
+        return str(len(self.world.gates))
+
+    @scpi("CONFigure:TIMebase?")
+    def timebase(self, _: str | None) -> str:
+        return str(self.timebase_hz)
+
+    @scpi("GATE:ARM")
+    def arm(self, arg: str | None) -> None:
+        channel_arg, _, pulses_arg = (arg or "").partition(",")
+        channel, pulses = self._channel(channel_arg), int(parse_number(pulses_arg))
+        if pulses < 1:
+            raise out_of_range(pulses_arg)
+        self.world.gates[channel - 1].arm(pulses)
+
+    @scpi("GATE:ABORt")
+    def abort(self, _: str | None) -> None:
+        for gate in self.world.gates:
+            gate.state = "IDLE"
+
+    @scpi("GATE:STATe?")
+    def states(self, _: str | None) -> str:
+        return ",".join(f"{g.state}:{g.mut_edges}" for g in self.world.gates)
+
+    @scpi("GATE:RESult?")
+    def result(self, arg: str | None) -> str:
+        gate = self.world.gates[self._channel(arg) - 1]
+        if gate.state != "DONE":
+            raise ScpiError(-221, f"Settings conflict;gate {arg} is {gate.state}")
+        return (f"{gate.mut_edges},{gate.ref_stop - gate.ref_start},"
+                f"{self._ticks(gate.t_start)},{self._ticks(gate.t_stop)}")
+
+    @scpi("COUNt:MUT?")
+    def mut_count(self, arg: str | None) -> str:
+        return str(self.world.gates[self._channel(arg) - 1].total_edges)
+
+    @scpi("COUNt:REFerence?")
+    def ref_count(self, _: str | None) -> str:
+        return str(self.world.reference_pulses())
+
+    @scpi("TIME?")
+    def now(self, _: str | None) -> str:
+        return str(self._ticks(self.world.time_s))
+
+    @scpi("INTerlock?")
+    def interlock(self, _: str | None) -> str:
+        return "CLOSED" if self.world.interlock_closed else "OPEN"
+
+
+class SimControl(WorldDevice):
+    """The simulator's own channel: its clock, ground truth and fault injection."""
+
+    idn = "MeterBench,SIM-CONTROL,0,1.0"
+
+    def __init__(self, world: World, devices: dict[str, ScpiDevice]) -> None:
+        super().__init__(world)
+        self.devices = devices
+
+    def _meter(self, arg: str | None):
+        position = int(parse_number(arg))
+        if not 1 <= position <= len(self.world.meters):
+            raise out_of_range(arg)
+        return self.world.meters[position - 1]
+
+    @scpi("SIMulation:TIME?")
+    def time(self, _: str | None) -> str:
+        return repr(self.world.time_s)
+
+    @scpi("SIMulation:ADVance")
+    def advance(self, arg: str | None) -> None:
+        seconds = parse_number(arg)
+        if self.world.scale is not None:
+            raise ScpiError(-221, "Settings conflict;clock is scaled")
+        if seconds < 0:
+            raise out_of_range(arg)
+        self.world.advance(seconds)
+
+    @scpi("SIMulation:MODE?")
+    def mode(self, _: str | None) -> str:
+        return "STEP" if self.world.scale is None else f"SCALE,{_fmt(self.world.scale)}"
+
+    @scpi("SIMulation:TRUTh:ERRor?")
+    def true_error(self, arg: str | None) -> str:
+        return repr(self._meter(arg).true_error_pct(self.world.conditions()))
+
+    @scpi("SIMulation:TRUTh:POWer?")
+    def true_power(self, _: str | None) -> str:
+        return repr(self.world.true_power_w())
+
+    @scpi("SIMulation:TRUTh:OUTPut?")
+    def outputs(self, _: str | None) -> str:
+        return f"{int(self.world.source.output)},{int(self.world.load.output)}"
+
+    @scpi("SIMulation:FAULt")
+    def inject_fault(self, arg: str | None) -> None:
+        target, _, kind = (arg or "").upper().partition(",")
+        if target not in self.devices or kind not in ("NONE", "GARBLE", "SILENT", "DROP"):
+            raise ScpiError(-224, f"Illegal parameter value;{arg}")
+        self.devices[target].fault = kind
+
+    @scpi("SIMulation:INTerlock")
+    def interlock(self, arg: str | None) -> None:
+        state = (arg or "").upper()
+        if state not in ("OPEN", "CLOSED"):
+            raise ScpiError(-224, f"Illegal parameter value;{arg}")
+        self.world.interlock_closed = state == "CLOSED"

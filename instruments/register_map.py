@@ -1,0 +1,58 @@
+"""A meter's Modbus register map: names to addresses, types and scaling, as data.
+
+The same map decodes on the bench and encodes in the simulated meter, so a firmware release
+that moves or rescales a register shows up as a decoding difference, not a silent one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymodbus.client.mixin import ModbusClientMixin
+
+DATATYPE = ModbusClientMixin.DATATYPE
+_NUMERIC = {
+    "uint16": DATATYPE.UINT16, "int16": DATATYPE.INT16,
+    "uint32": DATATYPE.UINT32, "int32": DATATYPE.INT32,
+    "uint64": DATATYPE.UINT64, "int64": DATATYPE.INT64,
+    "float32": DATATYPE.FLOAT32, "float64": DATATYPE.FLOAT64,
+}
+TYPES = (*_NUMERIC, "string")
+
+
+@dataclass(frozen=True)
+class Register:
+    """One holding register (or run of registers). Value = raw x scale for numbers."""
+
+    name: str
+    address: int
+    type: str
+    scale: float = 1.0
+    words: int = 1  # only strings choose their length
+
+    @property
+    def count(self) -> int:
+        return self.words if self.type == "string" else _NUMERIC[self.type].value[1]
+
+    def decode(self, registers: list[int]) -> float | int | str:
+        if self.type == "string":
+            text = ModbusClientMixin.convert_from_registers(registers, DATATYPE.STRING)
+            return str(text).rstrip("\x00 ")
+        raw = ModbusClientMixin.convert_from_registers(registers, _NUMERIC[self.type])
+        return raw * self.scale if self.scale != 1.0 else raw
+
+    def encode(self, value: float | int | str) -> list[int]:
+        if self.type == "string":
+            data = str(value)[: 2 * self.words].ljust(2 * self.words, "\x00")
+            return ModbusClientMixin.convert_to_registers(data, DATATYPE.STRING)
+        raw = value / self.scale
+        if not self.type.startswith("float"):
+            raw = int(round(raw))
+        return ModbusClientMixin.convert_to_registers(raw, _NUMERIC[self.type])
+
+
+RegisterMap = dict[str, Register]
+
+
+def span(register_map: RegisterMap) -> int:
+    """Number of registers from address 0 to the end of the last register."""
+    return max(r.address + r.count for r in register_map.values())

@@ -1,0 +1,69 @@
+"""Fixtures for the framework's own tests: a simulated bench on loopback, and board variants."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import tomli_w
+
+from bench.bench import Bench
+from bench.sim import SimulatedBench, board_path
+from bench.sim.control_client import SimControlClient
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedBench]:
+    with SimulatedBench() as simulated:
+        yield simulated
+
+
+@pytest.fixture
+def control(sim: SimulatedBench) -> Iterator[SimControlClient]:
+    """The simulator's control channel: ground truth, independent of the bench under test."""
+    client = SimControlClient(sim.control.resource).open()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sim_bench(sim: SimulatedBench) -> Iterator[Bench]:
+    with Bench(sim.profile()) as opened:
+        yield opened
+
+
+@pytest.fixture
+def make_board(tmp_path: Path) -> Callable[..., Path]:
+    """Write a variant of the default board: ``make_board(positions=[{...}, ...], **top_level)``."""
+
+    def make(positions: list[dict] | None = None, **tables: dict) -> Path:
+        data = tomllib.loads(board_path("default").read_text())
+        if positions is not None:
+            data["position"] = [{**data["position"][i % len(data["position"])], **p} for i, p in enumerate(positions)]
+        for name, values in tables.items():
+            data[name] = {**data.get(name, {}), **values}
+        path = tmp_path / "board.toml"
+        path.write_text(tomli_w.dumps(data))
+        return path
+
+    return make
+
+
+def require_tool(name: str) -> str:
+    """A real tool the test talks to; missing is a skip on a developer machine, a failure in CI."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; `make test` installs it")
+        pytest.skip(f"{name} not installed")
+    return path

@@ -1,0 +1,134 @@
+"""Drivers against the simulated instruments over the real transports (TCP, pty, Modbus TCP)."""
+import socket
+
+import pytest
+
+from instruments.ac_load import ScpiPhantomLoad
+from instruments.ac_source import ScpiAcSource
+from instruments.errors import InstrumentError, RangeError, ReplyError
+from instruments.meter_modbus import ModbusMeter
+from instruments.pulse_counter import SerialPulseCounter
+from instruments.reference_standard import ScpiReferenceStandard
+from instruments.register_map import Register
+
+
+@pytest.fixture
+def source(sim):
+    driver = ScpiAcSource(sim.scpi["source"].resource, timeout_s=0.5).open()
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def counter(sim):
+    driver = SerialPulseCounter(sim.counter_line.port, timeout_s=0.5).open()
+    yield driver
+    driver.close()
+
+
+def test_source_round_trip_reaches_the_world(sim, source):
+    assert source.idn.startswith("MeterBench,SIM-ACS")
+    source.voltage = 239.5
+    source.frequency = 59.9
+    source.output = True
+    assert (source.voltage, source.frequency, source.output) == (239.5, 59.9, True)
+    assert sim.world.source.output_voltage_v == pytest.approx(239.5 * (1 + sim.world.source.gain_error))
+    source.safe_state()
+    assert sim.world.source.output is False
+
+
+def test_range_is_refused_before_anything_is_sent(sim, source):
+    source.ranges["voltage"] = (0.0, 250.0)
+    source.voltage = 240.0
+    with pytest.raises(RangeError, match=r"source @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: voltage 260 V is outside"):
+        source.voltage = 260.0
+    assert sim.world.source.voltage_v == 240.0
+    assert not sim.source.errors
+
+
+def test_instrument_rejection_comes_from_its_error_queue(sim, source):
+    with pytest.raises(InstrumentError, match=r"rejected 'VOLT 299.0000': -222 Data out of range") as raised:
+        source.ranges["voltage"] = (0.0, 1000.0)  # the profile claims more than the instrument has
+        sim.world.source.max_voltage_v = 280.0
+        source.voltage = 299.0
+    assert "\n" not in str(raised.value)
+
+
+def test_garbled_reply_is_an_error_naming_the_instrument(sim, control):
+    reference = ScpiReferenceStandard(sim.scpi["reference"].resource, timeout_s=0.5).open()
+    control.fault("REFERENCE", "GARBLE")
+    with pytest.raises(ReplyError, match=r"^reference @ TCPIP0::.*: garbled reply to 'MEAS:POW\?'"):
+        reference.power
+    control.fault("REFERENCE", "NONE")
+    assert reference.power == 0.0
+    reference.close()
+
+
+def test_unreachable_instrument_is_one_clear_line():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(InstrumentError) as raised:
+        ScpiPhantomLoad(f"TCPIP0::127.0.0.1::{port}::SOCKET", timeout_s=0.5).open()
+    message = str(raised.value)
+    assert message.startswith(f"load @ TCPIP0::127.0.0.1::{port}::SOCKET:") and "\n" not in message
+
+
+def test_silent_instrument_times_out_with_its_name(sim, control, source):
+    control.fault("SOURCE", "SILENT")
+    with pytest.raises(InstrumentError, match=r"^source @ .*'VOLT\?': no reply before the timeout"):
+        source.voltage
+
+
+def test_counter_gates_over_a_pty(sim, counter, control):
+    assert counter.channels == len(sim.world.meters) and counter.timebase_hz == 10_000_000
+    sim.world.source.voltage_v, sim.world.source.output = 240.0, True
+    sim.world.load.current_a, sim.world.load.output = 1000.0 / 240.0, True
+    counter.arm(1, 10)
+    assert counter.states()[0].state == "ARMED"
+    control.advance(60.0)
+    assert counter.states()[0].state == "DONE"
+    result = counter.result(1)
+    assert result.mut_pulses == 10
+    # 10 pulses of 1 Wh at ~1 kW take ~36 s; the reference saw ~10 Wh of 10 µWh pulses.
+    assert result.gate_time_s == pytest.approx(36.0, rel=0.01)
+    assert result.ref_pulses == pytest.approx(1_000_000, rel=0.01)
+
+
+def test_counter_rejects_a_bad_channel(counter):
+    with pytest.raises(InstrumentError, match=r"rejected 'GATE:ARM 99,5': -222"):
+        counter.arm(99, 5)
+
+
+def test_garbled_counter_reply(sim, counter, control):
+    control.fault("COUNTER", "GARBLE")
+    with pytest.raises(ReplyError, match=r"^counter @ /dev/pts/\d+: garbled reply to 'GATE:STAT\?'"):
+        counter.states()
+
+
+def test_meter_over_modbus_reports_identity_and_energy(sim):
+    position = sim.profile().positions[2]
+    meter = ModbusMeter(position.address, sim.board.register_map, name="position 3").open()
+    identity = meter.identity()
+    truth = sim.world.meters[2]
+    assert (identity.serial, identity.mac, identity.firmware) == (truth.serial, truth.mac, truth.firmware)
+    truth.energy_wh = 12345.6789
+    assert meter.energy_wh() == pytest.approx(12345.679, abs=0.0005)  # 1 mWh register resolution
+    meter.close()
+
+
+def test_unreachable_meter_names_its_position():
+    with pytest.raises(InstrumentError, match=r"^position 4 @ 127\.0\.0\.1:1: no Modbus TCP connection"):
+        ModbusMeter("127.0.0.1:1", {}, name="position 4", timeout_s=0.3).open()
+
+
+@pytest.mark.parametrize("register, value", [
+    (Register("e", 0, "uint64", 0.001), 98765.432),
+    (Register("v", 0, "float32"), 239.75),
+    (Register("t", 0, "int16"), -12),
+    (Register("s", 0, "string", words=8), "SIM24A00001"),
+])
+def test_register_codec_round_trip(register, value):
+    words = register.encode(value)
+    assert len(words) == register.count
+    assert register.decode(words) == pytest.approx(value) if not isinstance(value, str) else register.decode(words) == value

@@ -1,0 +1,68 @@
+"""The payload accuracy plan end to end on the simulated bench, and its agreement with truth."""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from bench.gating import measure_point
+from bench.plans import payload_accuracy_point
+from tests.conftest import REPO
+
+EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0}
+
+
+def run_plans(tmp_path, *args):
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", f"--junitxml={junit}", f"--html={html}",
+                          "--self-contained-html", "-p", "no:cacheprovider", *args],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    return run, cases, html.read_text()
+
+
+def properties(case):
+    return {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def test_default_board_certifies_every_position(tmp_path):
+    run, cases, html = run_plans(tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:]
+    serials = {name.split("-", 1)[1].rstrip("]") for name in cases}
+    assert len(cases) >= 4 and len(serials) == len(cases)
+    for name, case in cases.items():
+        props = properties(case)
+        assert props["Verdict"] == "PASS"
+        assert abs(float(props["Error %"])) < 0.2
+        assert props["Stimulus"] == "240.00 V, 4.167 A, PF 1.000, 60 Hz = 1000.0 W"
+    for column in ("Stimulus", "Error %", "U (k=2) %", "Limit %", "Verdict"):
+        assert f"<th>{column}</th>" in html
+    assert "bench time covered: 315.0 s" in run.stdout
+
+
+def test_a_meter_at_half_a_percent_fails_and_one_at_five_hundredths_passes(tmp_path, make_board):
+    board = make_board(positions=[{"offset_pct": 0.5, **EXACT}, {"offset_pct": 0.05, **EXACT}])
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board))
+    assert run.returncode == 1
+    bad, good = (cases[n] for n in sorted(cases))
+    assert bad.find("failure") is not None and good.find("failure") is None
+    # Measured = true error less the reference standard's own +0.004 %.
+    assert float(properties(bad)["Error %"]) == pytest.approx(0.496, abs=0.002)
+    assert float(properties(good)["Error %"]) == pytest.approx(0.046, abs=0.002)
+    assert "FAIL: pulse error +0.49" in bad.find("failure").get("message")
+
+
+def test_measured_error_agrees_with_ground_truth_within_u(sim_bench, control):
+    results = measure_point(sim_bench, payload_accuracy_point())
+    for number, result in results.items():
+        truth = control.true_error_pct(number)
+        assert abs(result.pulses.error_pct - truth) <= result.pulses.expanded_pct
+        assert abs(result.register_check.error_pct - truth) <= result.register_check.expanded_pct
+        assert result.gate.mut_pulses >= 300 / 3.6  # the procedure's five minutes, at Kh 1 Wh and 1 kW
+
+
+def test_plan_duration_comes_from_the_counter_timebase(sim_bench):
+    results = measure_point(sim_bench, payload_accuracy_point())
+    gate = results[1].gate
+    # N pulses of Kh at the meter's registered power: ~3.6 s a pulse at 1 kW and 1 Wh.
+    assert gate.gate_time_s == pytest.approx(gate.mut_pulses * 3.6, rel=0.002)

@@ -1,0 +1,140 @@
+"""The safety contract: refuse before sending, safe state on every exit path, read back by truth."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tomli_w
+
+from bench.bench import Bench, SafetyError
+from bench.gating import measure_point
+from bench.plans import payload_accuracy_point
+from bench.profile import profile_from_data
+from bench.sim import SimulatedBench
+from bench.stimulus import Stimulus
+from instruments.errors import InstrumentError
+from tests.conftest import REPO
+
+POINT = payload_accuracy_point()
+
+
+def commands_after(device, action):
+    before = len(device.received)
+    action()
+    return list(device.received)[before:]
+
+
+def test_voltage_above_the_meter_rating_is_refused_before_sending(sim, sim_bench):
+    too_high = Stimulus(300.0, 1.0, 0.0, 60.0, 1)
+    with pytest.raises(SafetyError, match=r"300 V exceeds the meter rating meter_type.max_voltage_v = 288 V"):
+        assert commands_after(sim.source, lambda: sim_bench.apply(too_high)) == []
+    assert sim.world.source.voltage_v == 0.0 and not sim.world.source.output
+
+
+def test_current_above_imax_is_refused_before_sending(sim, sim_bench):
+    sent = []
+    with pytest.raises(SafetyError, match=r"250 A exceeds the meter rating meter_type.max_current_a = 200 A"):
+        sent = commands_after(sim.load, lambda: sim_bench.apply(Stimulus(240.0, 250.0, 0.0, 60.0, 1)))
+    assert sent == [] and not sim.world.load.output
+
+
+def test_setpoint_outside_the_instrument_range_is_refused(sim):
+    data = sim.profile_data()
+    data["source"]["max_voltage_v"] = 250.0  # this lab's source is smaller than the meter's rating
+    with Bench(profile_from_data(data, "lab.toml")) as bench:
+        with pytest.raises(SafetyError, match=r"source @ .*: voltage 260 V is outside the instrument range 0..250 V"):
+            bench.apply(Stimulus(260.0, 1.0, 0.0, 60.0, 1))
+    assert sim.world.source.voltage_v == 0.0
+
+
+def test_open_interlock_refuses_to_energise(sim, sim_bench, control):
+    control.interlock(closed=False)
+    with pytest.raises(SafetyError, match=r"interlock is OPEN"):
+        measure_point(sim_bench, POINT)
+    assert control.outputs_on() == (False, False)
+    assert not any(c.startswith(("VOLT ", "OUTP ON")) for c in sim.source.received)
+
+
+def test_exception_mid_dwell_leaves_outputs_off(sim_bench, control):
+    calls = []
+
+    def failing_progress(*_):
+        calls.append(control.outputs_on())
+        if len(calls) == 3:
+            raise RuntimeError("operator script failed")
+
+    with pytest.raises(RuntimeError):
+        measure_point(sim_bench, POINT, progress=failing_progress)
+    assert calls[0] == (True, True)  # it really was energised mid-dwell
+    assert control.outputs_on() == (False, False)
+
+
+def test_keyboard_interrupt_mid_dwell_leaves_outputs_off(sim_bench, control):
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        measure_point(sim_bench, POINT, progress=interrupt)
+    assert control.outputs_on() == (False, False)
+
+
+def test_counter_link_lost_mid_dwell(sim_bench, control):
+    def lose_counter(*_):
+        control.fault("COUNTER", "SILENT")
+
+    with pytest.raises(InstrumentError, match=r"^counter @ .*no reply before the timeout"):
+        measure_point(sim_bench, POINT, progress=lose_counter)
+    assert control.outputs_on() == (False, False)
+
+
+def test_source_link_drop_is_recovered_to_safe_state(sim, sim_bench, control):
+    sim_bench.apply(POINT.stimulus(sim_bench))
+    control.fault("SOURCE", "DROP")
+    sim_bench.safe_state()
+    assert control.outputs_on() == (False, False)
+
+
+def test_unconfirmable_safe_state_is_reported_loudly(sim_bench, control):
+    sim_bench.apply(POINT.stimulus(sim_bench))
+    control.fault("LOAD", "SILENT")
+    with pytest.raises(SafetyError, match=r"could not confirm safe state: load @ "):
+        sim_bench.safe_state()
+    control.fault("LOAD", "NONE")
+
+
+def test_opening_the_bench_makes_leftover_outputs_safe(sim):
+    sim.world.source.voltage_v, sim.world.source.output = 240.0, True
+    sim.world.load.current_a, sim.world.load.output = 10.0, True
+    with Bench(sim.profile()):
+        assert not sim.world.source.output and not sim.world.load.output and sim.world.load.current_a == 0.0
+
+
+def test_meter_on_the_wrong_position_is_refused(sim):
+    data = sim.profile_data()
+    data["positions"][0]["serial"], data["positions"][1]["serial"] = data["positions"][1]["serial"], data["positions"][0]["serial"]
+    with pytest.raises(SafetyError, match=r"positions\[1\].serial: profile says SIM24A00002, the meter on that position reports SIM24A00001"):
+        Bench(profile_from_data(data, "lab.toml")).open()
+
+
+def test_sigterm_mid_dwell_leaves_outputs_off(tmp_path):
+    """A pytest run on a scaled-time bench is terminated while energised: outputs end up off."""
+    with SimulatedBench(scale=20.0) as sim:  # the five-minute dwell takes ~16 s of wall time
+        profile = tmp_path / "sim.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "test_plans/", "--bench", str(profile),
+                                "-p", "no:cacheprovider", "-q"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not (sim.world.source.output and sim.world.load.output):
+                assert time.monotonic() < deadline and run.poll() is None, "never energised"
+                time.sleep(0.05)
+            os.kill(run.pid, signal.SIGTERM)
+            output, _ = run.communicate(timeout=30)
+        finally:
+            run.kill()
+        assert run.returncode != 0
+        assert not sim.world.source.output and not sim.world.load.output, output
+        assert sim.world.time_s < 300  # it was stopped mid-dwell, not after
