@@ -44,9 +44,11 @@ class TestPoint:
 
 @dataclass(frozen=True)
 class _Snapshot:
+    """Each meter's energy register, and the reference's energy at the moment it was read."""
+
     meter_wh: dict[int, float]
-    reference_wh: float
-    skew_s: float
+    reference_wh: dict[int, float]
+    skew_s: dict[int, float]  # half-width of the uncertainty in when each pair was read
 
 
 def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = None,
@@ -59,11 +61,11 @@ def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = No
         plan = plan_dwell(bench.spec, conditions.power_w, bench.profile.meter_type.kh_wh,
                           target_u_pct=point.target_u_pct, min_pulses=point.min_pulses,
                           min_dwell_s=point.min_dwell_s)
-        start = _snapshot(bench, reset=True)
+        start = _snapshot(bench)
         for pos in bench.profile.positions:
             bench.counter.arm(pos.number, plan.mut_pulses)
         states = _wait_for_gates(bench, point.name, plan, conditions.power_w, progress, poll_s)
-        end = _snapshot(bench, reset=False)
+        end = _snapshot(bench)
     except BaseException:
         bench.safe_state()
         raise
@@ -72,16 +74,26 @@ def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = No
             for pos in bench.profile.positions}
 
 
-def _snapshot(bench: Bench, reset: bool) -> _Snapshot:
-    """Reference energy and every meter's register, as close together as the bench can read them."""
+def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float]:
+    """(midpoint time, value, half-width of the read window) on the bench clock."""
     t0 = bench.clock.now()
-    if reset:
-        bench.reference.reset_energy()
-        reference_wh = 0.0
-    meters = {n: meter.energy_wh() for n, meter in bench.meters.items()}
-    if not reset:
-        reference_wh = bench.reference.energy
-    return _Snapshot(meters, reference_wh, bench.clock.now() - t0)
+    value = read()
+    t1 = bench.clock.now()
+    return (t0 + t1) / 2, value, (t1 - t0) / 2
+
+
+def _snapshot(bench: Bench) -> _Snapshot:
+    """Meters are read one after another while energy keeps flowing, so the reference energy is
+    read before and after them and interpolated to each meter's own read time (power is constant)."""
+    t_a, e_a, w_a = _timed(bench, lambda: bench.reference.energy)
+    reads = {n: _timed(bench, meter.energy_wh) for n, meter in bench.meters.items()}
+    t_b, e_b, w_b = _timed(bench, lambda: bench.reference.energy)
+    rate = (e_b - e_a) / (t_b - t_a) if t_b > t_a else 0.0
+    return _Snapshot(
+        meter_wh={n: value for n, (_, value, _) in reads.items()},
+        reference_wh={n: e_a + rate * (t - t_a) for n, (t, _, _) in reads.items()},
+        skew_s={n: width + max(w_a, w_b) for n, (_, _, width) in reads.items()},
+    )
 
 
 def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, progress: Progress | None,
@@ -117,8 +129,9 @@ def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditi
     else:
         note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
                 f"after the timeout (meter not pulsing, or scanning head not seeing it)")
-    evidence = RegisterEvidence(end.meter_wh[pos.number] - start.meter_wh[pos.number],
-                                end.reference_wh, max(start.skew_s, end.skew_s))
+    n = pos.number
+    evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
+                                math.hypot(start.skew_s[n], end.skew_s[n]))
     register_check = _register_check(bench, point, evidence, conditions.power_w)
     return PositionResult(point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, note)
@@ -130,7 +143,7 @@ def _register_check(bench: Bench, point: TestPoint, evidence: RegisterEvidence, 
     budget = Budget(tuple(fixed_components(bench.spec)) + (
         Component("register resolution", 100.0 * resolution_wh / math.sqrt(6) / evidence.reference_wh,
                   f"two readings of a {resolution_wh:g} Wh register, rectangular"),
-        Component("read skew", 100.0 * power_w * evidence.skew_s / 3600.0 / math.sqrt(3) / evidence.reference_wh,
-                  f"up to {evidence.skew_s * 1e3:.3g} ms between reference and meter reads, rectangular"),
+        Component("read timing", 100.0 * power_w * evidence.skew_s / 3600.0 / math.sqrt(3) / evidence.reference_wh,
+                  f"±{evidence.skew_s * 1e3:.3g} ms in when meter and reference were read, rectangular"),
     ))
     return Measured(error, budget, decide(error, budget.expanded_pct, point.limit_pct, point.rule))

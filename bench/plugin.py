@@ -4,19 +4,21 @@ Without ``--bench`` it starts the built-in simulated bench in this process and u
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from bench.bench import Bench
+from bench.bench import Bench, SafetyError
 from bench.config import ConfigError
-from bench.profile import Position, Profile, load_profile
+from bench.profile import Profile, load_profile
 from bench.results import PositionResult
+from instruments.errors import InstrumentError
 
 RESULT_KEY = pytest.StashKey[PositionResult]()
 SESSION_KEY = pytest.StashKey["BenchSession"]()
-COLUMNS = ("Stimulus", "Error %", "U (k=2) %", "Limit %", "Verdict")
+COLUMNS = ("Stimulus", "Error %", "U (k=2) %", "Register error %", "Limit %", "Verdict")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,8 +57,12 @@ class BenchSession:
         return self._profile
 
     def open_bench(self) -> Bench:
+        """Open every instrument; one that cannot be opened ends the session with one line."""
         if self.bench is None:
-            self.bench = Bench(self.profile).__enter__()
+            try:
+                self.bench = Bench(self.profile).__enter__()
+            except (InstrumentError, SafetyError) as error:
+                pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
         return self.bench
 
@@ -129,6 +135,7 @@ def _cells(result: PositionResult) -> dict[str, str]:
         "Stimulus": result.stimulus.describe(),
         "Error %": f"{measured.error_pct:+.4f}" if measured else "n/a",
         "U (k=2) %": f"{measured.expanded_pct:.4f}" if measured else "n/a",
+        "Register error %": f"{result.register_check.error_pct:+.4f}",
         "Limit %": f"±{result.limit_pct:g}",
         "Verdict": result.verdict.value,
     }
@@ -147,16 +154,38 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
         cells.insert(2 + offset, f"<td>{values.get(name, '')}</td>")
 
 
+def traceability(session: BenchSession) -> list[str]:
+    """Which bench, instruments and meters produced these results: for the terminal and the report."""
+    p, bench = session.profile, session.bench
+    cal = p.reference.calibration
+    mt = p.meter_type
+    return [
+        f"bench {p.bench_id}, profile {p.source_file}, sha256 {p.digest[:16]}",
+        f"reference standard {bench.reference.idn} (serial {p.reference.serial}), certificate {cal.certificate}, "
+        f"calibrated {cal.date}, due {cal.due}, U = {cal.uncertainty_pct_k2:g} % (k=2)",
+        f"{len(p.positions)} positions: {mt.manufacturer} {mt.model}, form {mt.form}, class {mt.accuracy_class:g}, "
+        f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh",
+        f"bench time covered: {bench.clock.now() - session.clock_start:.1f} s",
+    ]
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Which bench ran, and each position's results, where a lab engineer looks first."""
     session = config.stash[SESSION_KEY]
     if session.bench is None:
         return
-    p = session.profile
-    write = terminalreporter.write_line
     terminalreporter.section("meter bench")
-    write(f"bench {p.bench_id} from {p.source_file}, profile sha256 {p.digest[:16]}")
-    write(f"{len(p.positions)} positions: {p.meter_type.manufacturer} {p.meter_type.model}, form "
-          f"{p.meter_type.form}, class {p.meter_type.accuracy_class:g}, Kh {p.meter_type.kh_wh:g} Wh")
-    write(f"bench time covered: {session.bench.clock.now() - session.clock_start:.1f} s")
+    for line in traceability(session):
+        terminalreporter.write_line(line)
 
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "Meter certification report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
+                                session: pytest.Session) -> None:
+    bench_session = session.config.stash[SESSION_KEY]
+    if bench_session.bench is not None:
+        prefix.extend(f"<p>{html.escape(line)}</p>" for line in traceability(bench_session))

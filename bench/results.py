@@ -26,9 +26,9 @@ class Measured:
 
 @dataclass(frozen=True)
 class RegisterEvidence:
-    meter_wh: float  # energy register delta over the snapshot interval
-    reference_wh: float  # reference standard energy over the same interval
-    skew_s: float  # longest time between reading the reference and the last meter, bench clock
+    meter_wh: float  # energy register delta between the two snapshots
+    reference_wh: float  # reference energy over the same interval, interpolated to the read times
+    skew_s: float  # half-width of the uncertainty in read timing, bench clock
 
 
 @dataclass(frozen=True)

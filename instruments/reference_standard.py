@@ -34,6 +34,3 @@ class ScpiReferenceStandard(ScpiInstrument):
 
     def readings(self) -> Readings:
         return Readings(self.voltage, self.current, self.power, self.power_factor, self.frequency)
-
-    def reset_energy(self) -> None:
-        self.set("ENER:RES")

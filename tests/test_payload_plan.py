@@ -1,12 +1,16 @@
 """The payload accuracy plan end to end on the simulated bench, and its agreement with truth."""
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+import tomli_w
 
+from bench.bench import Bench
 from bench.gating import measure_point
 from bench.plans import payload_accuracy_point
+from bench.sim import SimulatedBench
 from tests.conftest import REPO
 
 EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0}
@@ -66,3 +70,38 @@ def test_plan_duration_comes_from_the_counter_timebase(sim_bench):
     gate = results[1].gate
     # N pulses of Kh at the meter's registered power: ~3.6 s a pulse at 1 kW and 1 Wh.
     assert gate.gate_time_s == pytest.approx(gate.mut_pulses * 3.6, rel=0.002)
+
+
+def test_three_phase_board_measures_against_truth():
+    with SimulatedBench("three_phase") as sim, Bench(sim.profile()) as bench:
+        point = payload_accuracy_point()
+        assert point.stimulus(bench).current_a == pytest.approx(1000.0 / (3 * 120.0))
+        results = measure_point(bench, point)
+        control = bench.sim_control
+        assert sim.world.true_power_w() == pytest.approx(1000.0, rel=1e-3)  # within the source's setpoint errors
+        for number, result in results.items():
+            assert result.verdict == "PASS"
+            assert abs(result.pulses.error_pct - control.true_error_pct(number)) <= result.pulses.expanded_pct
+
+
+def test_a_meter_that_never_pulses_fails_with_a_diagnosis_and_the_others_still_pass(make_board):
+    board = make_board(positions=[{"starting_current_a": 100.0}, {}])
+    with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
+        results = measure_point(bench, payload_accuracy_point())
+    dead, alive = results[1], results[2]
+    assert dead.verdict == "FAIL" and dead.pulses is None
+    assert dead.note.startswith("gate incomplete: 0 of 84 MUT pulses")
+    assert dead.register_check.error_pct == pytest.approx(-100.0)
+    assert alive.verdict == "PASS"
+
+
+def test_unreachable_instrument_stops_the_session_with_one_line(tmp_path):
+    with SimulatedBench() as sim:
+        data = sim.profile_data()
+    profile = tmp_path / "lab.toml"  # the simulator is gone: every address is now dead
+    profile.write_text(tomli_w.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", "--bench", str(profile), "-q",
+                          "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 3
+    assert re.search(r"bench cannot start: sim-control @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: '\*IDN\?': write failed "
+                     r"\(ConnectionRefusedError", run.stdout + run.stderr)

@@ -1,6 +1,7 @@
 """The simulated world's physics, checked against the formulas it claims to follow."""
 import math
 
+import numpy as np
 import pytest
 
 from bench.sim.board import load_board
@@ -73,8 +74,8 @@ def test_no_registration_below_starting_current():
 
 def test_phase_error_shows_as_delta_tan_phi():
     curve = ErrorCurve(phase_error_mrad=1.0)
-    at_unity = Conditions(240, 30, 0.0, 60, 1)
-    at_half = Conditions(240, 30, 60.0, 60, 1)
+    at_unity = Conditions.balanced(240, 30, 0.0, 60, 1)
+    at_half = Conditions.balanced(240, 30, 60.0, 60, 1)
     assert curve.error_pct(at_unity, 30, 240) == pytest.approx(100 * (math.cos(-1e-3) - 1))
     assert curve.error_pct(at_half, 30, 240) == pytest.approx(100 * 1e-3 * math.tan(math.radians(60)), rel=1e-3)
 
@@ -83,3 +84,17 @@ def test_scaled_world_refuses_to_be_stepped():
     world = load_board(board_path("default"), scale=10.0).world
     with pytest.raises(RuntimeError):
         world.advance(1.0)
+
+
+def test_three_phase_phasors_are_symmetrical_and_sum_their_powers():
+    c = Conditions.balanced(120.0, 10.0, 30.0, 60.0, 3)
+    assert abs(c.voltages.sum()) == pytest.approx(0.0, abs=1e-9)  # a balanced set sums to zero
+    assert np.degrees(np.angle(c.voltages[1] / c.voltages[0])) == pytest.approx(-120.0)
+    assert c.active_power_w == pytest.approx(3 * 120 * 10 * math.cos(math.radians(30)))
+    assert c.reactive_power_var == pytest.approx(3 * 120 * 10 * math.sin(math.radians(30)))
+    assert c.phase_deg == pytest.approx(30.0) and c.power_factor == pytest.approx(math.cos(math.radians(30)))
+
+
+def test_leading_current_gives_negative_reactive_power():
+    c = Conditions.balanced(240.0, 5.0, -36.87, 60.0, 1)
+    assert c.reactive_power_var < 0 and c.power_factor == pytest.approx(0.8, abs=1e-4)

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.config import Section, load_toml
 from bench.profile import parse_register_map
-from bench.sim.meter_model import ErrorCurve, MeterModel
+from bench.sim.meter_model import PHASE_ANGLES_DEG, ErrorCurve, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from instruments.register_map import RegisterMap
@@ -52,6 +52,11 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     if unknown:
         raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
     src, load, ref = doc.table("source"), doc.table("load"), doc.table("reference")
+    elements = mt.integer("elements", low=1)
+    if elements not in PHASE_ANGLES_DEG:
+        raise mt.error("elements", f"the simulator models {sorted(PHASE_ANGLES_DEG)} elements, not {elements}")
+    if src.integer("phases", low=1) < elements:
+        raise src.error("phases", f"a {elements}-element meter needs at least {elements} source phases")
     world = World(
         source=SourceState(phases=src.integer("phases", low=1), max_voltage_v=src.number("max_voltage_v", positive=True),
                            frequency_hz=mt.number("frequency_hz", positive=True), gain_error=src.number("gain_error", 0.0)),
@@ -59,7 +64,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         reference=ReferenceState(error_pct=ref.number("error_pct", 0.0),
                                  pulse_constant_wh=ref.number("pulse_constant_wh", positive=True)),
         meters=meters,
-        elements=mt.integer("elements", low=1),
+        elements=elements,
         scale=scale,
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating

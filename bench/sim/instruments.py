@@ -166,7 +166,8 @@ class SimCounter(WorldDevice):
     @scpi("GATE:ABORt")
     def abort(self, _: str | None) -> None:
         for gate in self.world.gates:
-            gate.state = "IDLE"
+            if gate.state in ("ARMED", "GATING"):  # finished gates keep their results
+                gate.state = "IDLE"
 
     @scpi("GATE:STATe?")
     def states(self, _: str | None) -> str:

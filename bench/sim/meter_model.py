@@ -7,23 +7,58 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+PHASE_ANGLES_DEG = {1: (0.0,), 3: (0.0, -120.0, 120.0)}  # single phase; wye in positive (ABC) sequence
+
+
 @dataclass(frozen=True)
 class Conditions:
-    """What every meter on the board sees: voltage circuits in parallel, current in series."""
+    """What every meter on the board sees, one phasor pair per measuring element: voltage
+    circuits in parallel, current circuits in series. Phasors are complex RMS values."""
 
-    voltage_v: float  # per element, RMS
-    current_a: float  # per element, RMS
-    phase_deg: float  # current lagging voltage (positive = inductive)
+    voltages: np.ndarray
+    currents: np.ndarray
     frequency_hz: float
-    elements: int
+
+    @classmethod
+    def balanced(cls, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
+                 elements: int) -> "Conditions":
+        """A symmetrical set: equal magnitudes, phases 120° apart, current lagging by ``phase_deg``."""
+        angles = np.radians(PHASE_ANGLES_DEG[elements])
+        voltages = voltage_v * np.exp(1j * angles)
+        currents = current_a * np.exp(1j * (angles - math.radians(phase_deg)))
+        return cls(voltages, currents, frequency_hz)
+
+    @property
+    def elements(self) -> int:
+        return len(self.voltages)
+
+    @property
+    def active_power_w(self) -> float:
+        """P = sum over elements of Re(V I*)."""
+        return float(np.sum(self.voltages * np.conj(self.currents)).real)
+
+    @property
+    def reactive_power_var(self) -> float:
+        return float(np.sum(self.voltages * np.conj(self.currents)).imag)
+
+    @property
+    def voltage_v(self) -> float:
+        return float(np.mean(np.abs(self.voltages)))
+
+    @property
+    def current_a(self) -> float:
+        return float(np.mean(np.abs(self.currents)))
+
+    @property
+    def phase_deg(self) -> float:
+        """Angle by which current lags voltage (negative when leading), from total P and Q."""
+        if not np.any(self.currents) or not np.any(self.voltages):
+            return 0.0
+        return math.degrees(math.atan2(self.reactive_power_var, self.active_power_w))
 
     @property
     def power_factor(self) -> float:
         return math.cos(math.radians(self.phase_deg))
-
-    @property
-    def active_power_w(self) -> float:
-        return self.elements * self.voltage_v * self.current_a * self.power_factor
 
 
 @dataclass(frozen=True)

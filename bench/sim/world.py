@@ -105,13 +105,9 @@ class World:
             self.gates = [Gate() for _ in self.meters]
 
     def conditions(self) -> Conditions:
-        return Conditions(
-            voltage_v=self.source.output_voltage_v,
-            current_a=self.load.output_current_a,
-            phase_deg=self.load.phase_deg,
-            frequency_hz=self.source.frequency_hz,
-            elements=self.elements,
-        )
+        """The phasors the meters' elements see now (zero where an output is off)."""
+        return Conditions.balanced(self.source.output_voltage_v, self.load.output_current_a,
+                                   self.load.phase_deg, self.source.frequency_hz, self.elements)
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w
