@@ -4,9 +4,11 @@ safe state (safety contract in DESIGN.md).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 import threading
 from types import FrameType
+from typing import Iterator
 
 from bench.clock import Clock, SimClock, WallClock
 from bench.metrology import BenchSpec
@@ -56,6 +58,9 @@ class Bench:
                            for pos in p.positions}
             self.source = self._open_output(ScpiAcSource(p.source.address, ranges={"voltage": (0.0, p.source.max_voltage_v)}))
             self.load = self._open_output(ScpiPhantomLoad(p.load.address, ranges={"current": (0.0, p.load.max_current_a)}))
+            if self.source.phases < p.meter_type.elements:
+                raise SafetyError(f"source @ {self.source.address} has {self.source.phases} phase(s); "
+                                  f"meter_type.elements = {p.meter_type.elements} needs as many")
             self.safe_state()  # whatever a previous session left behind
             self.spec = BenchSpec(
                 reference_u_k2_pct=p.reference.calibration.uncertainty_pct_k2,
@@ -105,15 +110,22 @@ class Bench:
     def __enter__(self) -> "Bench":
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:
+            self._restore_sigterm()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         try:
             self.close()
         finally:
-            if self._previous_sigterm is not None:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
-                self._previous_sigterm = None
+            self._restore_sigterm()
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     # energising -------------------------------------------------------------------------
     def check(self, stimulus: Stimulus) -> None:
@@ -155,20 +167,48 @@ class Bench:
         self.stimulus = stimulus
 
     def safe_state(self) -> None:
-        """Every output off, in reverse order, read back; a lost link is reopened once."""
-        failures = []
-        for instrument in reversed(self._outputs):
-            try:
-                instrument.safe_state()
-            except InstrumentError:
+        """Every output off, in reverse order, read back; a lost link is reopened once.
+
+        Ctrl-C and SIGTERM wait until it is done (they are delivered afterwards), and a failure
+        on one output never stops the next from being made safe.
+        """
+        failures: list[str] = []
+        interrupted: BaseException | None = None
+        with _signals_held():
+            for instrument in reversed(self._outputs):
                 try:
-                    instrument.reopen()
-                    instrument.safe_state()
+                    _make_safe(instrument)
                 except InstrumentError as error:
                     failures.append(str(error))
+                except BaseException as error:  # noqa: BLE001 - finish the others first
+                    failures.append(f"{instrument.name}: {error!r}")
+                    interrupted = interrupted or error
         self.stimulus = None
+        if interrupted is not None:
+            raise interrupted
         if failures:
             raise SafetyError("could not confirm safe state: " + "; ".join(failures))
+
+
+def _make_safe(instrument) -> None:
+    try:
+        instrument.safe_state()
+    except InstrumentError:
+        instrument.reopen()
+        instrument.safe_state()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while outputs are being switched off (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

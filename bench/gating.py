@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.bench import Bench
-from bench.metrology import (Budget, Component, DwellPlan, Rule, decide, energy_error_pct,
+from bench.bench import Bench, SafetyError
+from bench.metrology import (Budget, Component, DwellPlan, Rule, Verdict, decide, energy_error_pct,
                              fixed_components, gated_budget, gated_error_pct, plan_dwell)
 from bench.results import Measured, PositionResult, RegisterEvidence
 from bench.stimulus import Stimulus
@@ -53,25 +53,28 @@ class _Snapshot:
 
 def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = None,
                   poll_s: float = 5.0) -> dict[int, PositionResult]:
+    """Energise, settle, gate every position, and evaluate; any failure ends in safe state."""
     stimulus = point.stimulus(bench)
     try:
         bench.apply(stimulus)
         bench.clock.sleep(point.settle_s)
         conditions = bench.reference.readings()
-        plan = plan_dwell(bench.spec, conditions.power_w, bench.profile.meter_type.kh_wh,
-                          target_u_pct=point.target_u_pct, min_pulses=point.min_pulses,
-                          min_dwell_s=point.min_dwell_s)
+        # Plan the dwell for the fastest meter that can still pass, so every passing meter's gate
+        # lasts at least the minimum dwell.
+        plan = plan_dwell(bench.spec, conditions.power_w * (1 + point.limit_pct / 100.0),
+                          bench.profile.meter_type.kh_wh, target_u_pct=point.target_u_pct,
+                          min_pulses=point.min_pulses, min_dwell_s=point.min_dwell_s)
         start = _snapshot(bench)
         for pos in bench.profile.positions:
             bench.counter.arm(pos.number, plan.mut_pulses)
         states = _wait_for_gates(bench, point.name, plan, conditions.power_w, progress, poll_s)
         end = _snapshot(bench)
+        return {pos.number: _position_result(bench, point, stimulus, conditions, plan, states[pos.number - 1],
+                                             pos, start, end)
+                for pos in bench.profile.positions}
     except BaseException:
         bench.safe_state()
         raise
-    return {pos.number: _position_result(bench, point, stimulus, conditions, plan, states[pos.number - 1],
-                                         pos, start, end)
-            for pos in bench.profile.positions}
 
 
 def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float]:
@@ -109,6 +112,8 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
         bench.clock.sleep(min(poll_s, remaining) if remaining > period / 4 else period / 2)
         elapsed = bench.clock.now() - started
         states = bench.counter.states()
+        if bench.profile.interlock == "counter" and not bench.counter.interlock_closed():
+            raise SafetyError(f"interlock opened during '{name}' (counter @ {bench.counter.address})")
         if progress:
             progress(name, states, elapsed, expected)
         if all(s.state == "DONE" for s in states[: len(bench.profile.positions)]) or elapsed >= timeout:
@@ -125,20 +130,25 @@ def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditi
         gate = bench.counter.result(pos.number)
         error = gated_error_pct(gate.mut_pulses, kh, gate.ref_pulses, bench.spec.reference_constant_wh)
         budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s)
-        pulses = Measured(error, budget, decide(error, budget.expanded_pct, point.limit_pct, point.rule))
+        verdict = decide(error, budget.expanded_pct, point.limit_pct, point.rule)
+        if gate.gate_time_s < point.min_dwell_s and verdict is Verdict.PASS:
+            verdict = Verdict.INDETERMINATE
+            note = f"gate lasted {gate.gate_time_s:.1f} s, less than the plan's {point.min_dwell_s:g} s"
+        pulses = Measured(error, budget, verdict)
     else:
         note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
                 f"after the timeout (meter not pulsing, or scanning head not seeing it)")
     n = pos.number
     evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
                                 math.hypot(start.skew_s[n], end.skew_s[n]))
-    register_check = _register_check(bench, point, evidence, conditions.power_w)
+    register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w)
     return PositionResult(point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, note)
 
 
-def _register_check(bench: Bench, point: TestPoint, evidence: RegisterEvidence, power_w: float) -> Measured:
-    resolution_wh = bench.profile.meter_type.registers["energy_wh"].scale
+def _register_check(bench: Bench, point: TestPoint, evidence: RegisterEvidence, end_wh: float,
+                    power_w: float) -> Measured:
+    resolution_wh = bench.profile.meter_type.registers["energy_wh"].resolution(end_wh)
     error = energy_error_pct(evidence.meter_wh, evidence.reference_wh)
     budget = Budget(tuple(fixed_components(bench.spec)) + (
         Component("register resolution", 100.0 * resolution_wh / math.sqrt(6) / evidence.reference_wh,

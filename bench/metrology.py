@@ -77,6 +77,9 @@ def dwell_components(spec: BenchSpec, ref_pulses: float, gate_time_s: float) -> 
     """Terms that shrink as the gate grows: reference-count quantization and edge timing."""
     edge_s = math.hypot(spec.counter_timing_s, spec.mut_jitter_s)
     return [
+        # For a gate holding n + p reference periods the count is n or n + 1: its error has standard
+        # deviation sqrt(p(1-p)) <= 1/2 for the unknown fraction p. Rectangular ±1 (1/sqrt(3))
+        # bounds every p; triangular (1/sqrt(6)) would hold only on average over p.
         Component("reference quantization", 100.0 / (ref_pulses * math.sqrt(3)),
                   f"±1 of {ref_pulses:.0f} reference pulses, rectangular"),
         Component("edge timing", 100.0 * math.sqrt(2) * edge_s / gate_time_s,
@@ -123,9 +126,9 @@ def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, target_u_pct: f
         mid = (low + pulses) // 2
         low, pulses = (low, mid) if expanded(mid) <= target_u_pct else (mid, pulses)
     by_dwell = math.ceil(min_dwell_s / period_s - 1e-9)
-    chosen = max(pulses, min_pulses, by_dwell)
-    reason = {pulses: f"target U {target_u_pct:g} %", min_pulses: f"minimum {min_pulses} pulses",
-              by_dwell: f"minimum dwell {min_dwell_s:g} s"}[chosen]
+    candidates = [(pulses, f"target U {target_u_pct:g} %"), (min_pulses, f"minimum {min_pulses} pulses"),
+                  (by_dwell, f"minimum dwell {min_dwell_s:g} s")]
+    chosen, reason = max(candidates, key=lambda c: c[0])  # the first named wins a tie
     return DwellPlan(chosen, chosen * period_s, expanded(chosen), reason)
 
 

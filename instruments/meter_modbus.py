@@ -52,7 +52,10 @@ class ModbusMeter:
             raise ReplyError(self.name, self.address, f"reading '{name}' at {register.address}: exception {reply}")
         if len(reply.registers) != register.count:
             raise ReplyError(self.name, self.address, f"reading '{name}': {len(reply.registers)} registers, expected {register.count}")
-        return register.decode(reply.registers)
+        try:
+            return register.decode(reply.registers)
+        except ValueError as error:
+            raise ReplyError(self.name, self.address, f"garbled '{name}' at {register.address}: {error}") from None
 
     def energy_wh(self) -> float:
         return float(self.read("energy_wh"))

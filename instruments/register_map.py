@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from pymodbus.client.mixin import ModbusClientMixin
 
 DATATYPE = ModbusClientMixin.DATATYPE
@@ -34,16 +35,29 @@ class Register:
         return self.words if self.type == "string" else _NUMERIC[self.type].value[1]
 
     def decode(self, registers: list[int]) -> float | int | str:
+        """Raises ValueError for registers that do not hold this type (e.g. text that is not ASCII)."""
         if self.type == "string":
-            text = ModbusClientMixin.convert_from_registers(registers, DATATYPE.STRING)
-            return str(text).rstrip("\x00 ")
+            data = b"".join(word.to_bytes(2, "big") for word in registers).rstrip(b"\x00 ")
+            try:
+                return data.decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError(f"not ASCII text: {data!r}") from None
         raw = ModbusClientMixin.convert_from_registers(registers, _NUMERIC[self.type])
         return raw * self.scale if self.scale != 1.0 else raw
 
+    def resolution(self, value: float) -> float:
+        """The smallest step this register can show near ``value``: the scale for integers,
+        the spacing of adjacent floats for float types."""
+        if self.type == "float32":
+            return float(np.spacing(np.float32(value / self.scale))) * self.scale
+        if self.type == "float64":
+            return float(np.spacing(value / self.scale)) * self.scale
+        return self.scale
+
     def encode(self, value: float | int | str) -> list[int]:
         if self.type == "string":
-            data = str(value)[: 2 * self.words].ljust(2 * self.words, "\x00")
-            return ModbusClientMixin.convert_to_registers(data, DATATYPE.STRING)
+            data = str(value).encode("ascii", "replace")[: 2 * self.words].ljust(2 * self.words, b"\x00")
+            return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
         raw = value / self.scale
         if not self.type.startswith("float"):
             raw = int(round(raw))

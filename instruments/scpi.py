@@ -5,6 +5,7 @@ strictly, so a garbled line is an error naming the instrument, never a wrong num
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, Generic, TypeVar
 
@@ -83,13 +84,17 @@ class ScpiInstrument:
         try:
             self._transport.write(command)
         except TransportError as error:
+            self.close()
             raise self.error(f"'{command}': {error}") from None
 
     def query(self, command: str) -> str:
+        """One command, one reply. After a failed read the link is closed: a late reply left in
+        the buffer would otherwise be taken as the answer to the next query."""
         self.write(command)
         try:
             return self._transport.read()  # type: ignore[union-attr]
         except TransportError as error:
+            self.close()
             raise self.error(f"'{command}': {error}") from None
 
     def query_as(self, command: str, parse: Callable[[str], T]) -> T:
@@ -128,8 +133,8 @@ class ScpiInstrument:
 class Control(Generic[T]):
     """A declared instrument setting: the query that reads it, the command that sets it, its range.
 
-    The range is the driver's (the instrument's specification) unless the profile narrows it
-    through ``instrument.ranges[name]``. Values outside it are refused before anything is sent.
+    The range is the driver's (the instrument's specification), narrowed by the profile through
+    ``instrument.ranges[name]`` (never widened). Values outside it are refused before anything is sent.
     """
 
     def __init__(self, query: str, command: str | None, doc: str, *, parse: Callable[[str], T],
@@ -143,11 +148,12 @@ class Control(Generic[T]):
         self.name = name
 
     def limits(self, instrument: ScpiInstrument) -> tuple[float, float] | None:
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
         if self.name in instrument.ranges:
-            return instrument.ranges[self.name]
-        if self.low is None or self.high is None:
-            return None
-        return (self.low, self.high)
+            narrow_low, narrow_high = instrument.ranges[self.name]
+            low, high = max(low, narrow_low), min(high, narrow_high)
+        return None if (low, high) == (-math.inf, math.inf) else (low, high)
 
     def check(self, instrument: ScpiInstrument, value: Any) -> None:
         if self.command is None:

@@ -132,3 +132,39 @@ def test_register_codec_round_trip(register, value):
     words = register.encode(value)
     assert len(words) == register.count
     assert register.decode(words) == pytest.approx(value) if not isinstance(value, str) else register.decode(words) == value
+
+
+def test_a_late_reply_is_never_taken_for_the_next_answer(sim):
+    reference = ScpiReferenceStandard(sim.scpi["reference"].resource, timeout_s=0.3).open()
+    sim.world.source.voltage_v, sim.world.source.output = 240.0, True
+    sim.world.load.current_a, sim.world.load.output = 4.0, True
+    with sim.world.lock:  # the instrument is busy past the timeout; its reply comes late
+        with pytest.raises(InstrumentError, match="no reply before the timeout"):
+            reference.power
+    reference.reopen()
+    assert reference.voltage == pytest.approx(240.0 * (1 + sim.world.source.gain_error))
+    reference.close()
+
+
+def test_garbled_meter_text_register_is_one_clear_line(sim):
+    wrong_map = dict(sim.board.register_map)
+    pf = wrong_map["power_factor"]  # float32 1.0 = 0x3F80 0x0000: not text
+    wrong_map["serial"] = Register("serial", pf.address, "string", words=2)
+    meter = ModbusMeter(sim.profile().positions[0].address, wrong_map, name="position 1").open()
+    with pytest.raises(ReplyError, match=r"^position 1 @ 127\.0\.0\.1:\d+: garbled 'serial' at 10: not ASCII"):
+        meter.identity()
+    meter.close()
+
+
+def test_simulated_instruments_parse_parameters_strictly(sim, counter):
+    for bad in ("GATE:ARM 1.9,5", "GATE:ARM 1,1_0", "GATE:ARM 1,nan"):
+        with pytest.raises(InstrumentError, match=r"-104 Data type error"):
+            counter.set(bad)
+
+
+def test_a_full_error_queue_reports_overflow(sim, source):
+    for _ in range(20):
+        source.write("BOGUS")
+    errors = [source.query("SYST:ERR?") for _ in range(17)]
+    assert errors[:15] == ['-113,"Undefined header;BOGUS"'] * 15
+    assert errors[15:] == ['-350,"Queue overflow"', '0,"No error"']

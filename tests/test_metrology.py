@@ -1,6 +1,7 @@
 """The metrology math: gated error, budgets, dwell planner and decision rules."""
 import math
 
+import numpy as np
 import pytest
 
 from bench.metrology import (BenchSpec, PlanError, Rule, Verdict, decide, energy_error_pct, gated_budget,
@@ -35,6 +36,20 @@ def test_budget_combines_in_quadrature_and_expands_with_k2():
     assert budget.expanded_pct == pytest.approx(2 * math.sqrt(sum(u * u for u in by_name.values())))
 
 
+@pytest.mark.parametrize("fraction", [0.05, 0.37, 0.5, 0.81])
+def test_quantization_term_bounds_counting_a_pulse_train_between_random_edges(fraction):
+    """Count reference pulses in a gate of fixed length opened at a random phase of the pulse
+    train; the spread of the count error must never exceed the budget's quantization term."""
+    rng = np.random.default_rng(7)
+    true_count = 1234 + fraction  # reference periods of energy actually inside the gate
+    start = rng.uniform(0, 1, 200_000)  # phase of the reference train at the opening edge
+    counted = np.floor(start + true_count) - np.floor(start)
+    spread_pct = 100 * np.std(counted - true_count) / true_count
+    term = {c.name: c.u_pct for c in gated_budget(SPEC, true_count, 300.0).components}["reference quantization"]
+    assert spread_pct == pytest.approx(100 * math.sqrt(fraction * (1 - fraction)) / true_count, rel=0.02)
+    assert spread_pct <= term
+
+
 def test_quantization_dominates_a_short_gate_with_a_coarse_reference():
     coarse = BenchSpec(0.01, 1e-2, 1e-7, 5e-5, 0.005)  # 10 mWh per reference pulse
     short = gated_budget(coarse, ref_pulses=100, gate_time_s=0.36)
@@ -58,6 +73,11 @@ def test_planner_honours_minimum_pulses_and_dwell():
     assert by_pulses.mut_pulses == 25 and "25 pulses" in by_pulses.reason
     by_dwell = plan_dwell(SPEC, 1000.0, 1.0, target_u_pct=0.05, min_pulses=25, min_dwell_s=300)
     assert by_dwell.mut_pulses == math.ceil(300 / 3.6) and "dwell" in by_dwell.reason
+
+
+def test_planner_names_the_binding_limit_when_two_agree():
+    plan = plan_dwell(SPEC, 1000.0, 1.0, target_u_pct=0.05, min_pulses=84, min_dwell_s=300)
+    assert plan.mut_pulses == 84 and plan.reason == "minimum 84 pulses"
 
 
 def test_planner_refuses_a_target_the_reference_cannot_reach():

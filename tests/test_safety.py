@@ -20,23 +20,24 @@ from tests.conftest import REPO
 POINT = payload_accuracy_point()
 
 
-def commands_after(device, action):
-    before = len(device.received)
-    action()
-    return list(device.received)[before:]
+def refused_without_sending(sim, bench, stimulus, match):
+    """Apply a stimulus that must be refused; return what reached the source and load meanwhile."""
+    before = len(sim.source.received), len(sim.load.received)
+    with pytest.raises(SafetyError, match=match):
+        bench.apply(stimulus)
+    return list(sim.source.received)[before[0]:] + list(sim.load.received)[before[1]:]
 
 
 def test_voltage_above_the_meter_rating_is_refused_before_sending(sim, sim_bench):
-    too_high = Stimulus(300.0, 1.0, 0.0, 60.0, 1)
-    with pytest.raises(SafetyError, match=r"300 V exceeds the meter rating meter_type.max_voltage_v = 288 V"):
-        assert commands_after(sim.source, lambda: sim_bench.apply(too_high)) == []
+    sent = refused_without_sending(sim, sim_bench, Stimulus(300.0, 1.0, 0.0, 60.0, 1),
+                                   r"300 V exceeds the meter rating meter_type.max_voltage_v = 288 V")
+    assert sent == []
     assert sim.world.source.voltage_v == 0.0 and not sim.world.source.output
 
 
 def test_current_above_imax_is_refused_before_sending(sim, sim_bench):
-    sent = []
-    with pytest.raises(SafetyError, match=r"250 A exceeds the meter rating meter_type.max_current_a = 200 A"):
-        sent = commands_after(sim.load, lambda: sim_bench.apply(Stimulus(240.0, 250.0, 0.0, 60.0, 1)))
+    sent = refused_without_sending(sim, sim_bench, Stimulus(240.0, 250.0, 0.0, 60.0, 1),
+                                   r"250 A exceeds the meter rating meter_type.max_current_a = 200 A")
     assert sent == [] and not sim.world.load.output
 
 
@@ -44,9 +45,29 @@ def test_setpoint_outside_the_instrument_range_is_refused(sim):
     data = sim.profile_data()
     data["source"]["max_voltage_v"] = 250.0  # this lab's source is smaller than the meter's rating
     with Bench(profile_from_data(data, "lab.toml")) as bench:
-        with pytest.raises(SafetyError, match=r"source @ .*: voltage 260 V is outside the instrument range 0..250 V"):
-            bench.apply(Stimulus(260.0, 1.0, 0.0, 60.0, 1))
-    assert sim.world.source.voltage_v == 0.0
+        sent = refused_without_sending(sim, bench, Stimulus(260.0, 1.0, 0.0, 60.0, 1),
+                                       r"source @ .*: voltage 260 V is outside the instrument range 0..250 V")
+    assert sent == [] and sim.world.source.voltage_v == 0.0
+
+
+def test_a_profile_cannot_widen_the_instruments_own_range(sim):
+    data = sim.profile_data()
+    data["source"]["max_voltage_v"] = 500.0  # the driver's specification stops at 300 V
+    data["meter_type"]["max_voltage_v"] = 480.0
+    with Bench(profile_from_data(data, "lab.toml")) as bench:
+        sent = refused_without_sending(sim, bench, Stimulus(450.0, 1.0, 0.0, 60.0, 1),
+                                       r"voltage 450 V is outside the instrument range 0..300 V")
+    assert sent == []
+
+
+def test_a_single_phase_source_cannot_feed_a_three_element_meter(make_board):
+    board = make_board(source={"phases": 1})
+    with SimulatedBench(board) as sim:
+        data = sim.profile_data()
+        data["meter_type"]["elements"] = 3
+        with pytest.raises(SafetyError, match=r"has 1 phase\(s\); meter_type.elements = 3 needs as many"):
+            Bench(profile_from_data(data, "lab.toml")).__enter__()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a failed open leaves no handler behind
 
 
 def test_open_interlock_refuses_to_energise(sim, sim_bench, control):
@@ -55,6 +76,15 @@ def test_open_interlock_refuses_to_energise(sim, sim_bench, control):
         measure_point(sim_bench, POINT)
     assert control.outputs_on() == (False, False)
     assert not any(c.startswith(("VOLT ", "OUTP ON")) for c in sim.source.received)
+
+
+def test_interlock_opening_mid_dwell_ends_the_point(sim_bench, control):
+    def open_the_door(*_):
+        control.interlock(closed=False)
+
+    with pytest.raises(SafetyError, match=r"interlock opened during '1.0 kW"):
+        measure_point(sim_bench, POINT, progress=open_the_door)
+    assert control.outputs_on() == (False, False)
 
 
 def test_exception_mid_dwell_leaves_outputs_off(sim_bench, control):
@@ -94,6 +124,20 @@ def test_source_link_drop_is_recovered_to_safe_state(sim, sim_bench, control):
     control.fault("SOURCE", "DROP")
     sim_bench.safe_state()
     assert control.outputs_on() == (False, False)
+
+
+def test_an_interrupt_while_making_safe_still_makes_every_output_safe(sim, sim_bench, control, monkeypatch):
+    sim_bench.apply(POINT.stimulus(sim_bench))
+    load_safe = sim_bench.load.safe_state
+
+    def interrupted():
+        load_safe()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim_bench.load, "safe_state", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sim_bench.safe_state()
+    assert control.outputs_on() == (False, False)  # the source was still switched off
 
 
 def test_unconfirmable_safe_state_is_reported_loudly(sim_bench, control):

@@ -19,13 +19,10 @@ class SimControlClient(ScpiInstrument):
         return self.query_as("SIM:TIME?", parse_float)
 
     def advance(self, seconds: float) -> None:
-        self.set(f"SIM:ADV {seconds!r}")
+        self.set(f"SIM:ADV {float(seconds)!r}")
 
     def true_error_pct(self, position: int) -> float:
         return self.query_as(f"SIM:TRUT:ERR? {position}", parse_float)
-
-    def true_power_w(self) -> float:
-        return self.query_as("SIM:TRUT:POW?", parse_float)
 
     def outputs_on(self) -> tuple[bool, bool]:
         """(source output, load output) as the simulated instruments really are."""

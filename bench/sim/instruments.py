@@ -6,7 +6,7 @@ exactly these.
 """
 from __future__ import annotations
 
-from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, scpi
+from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, parse_whole, scpi
 from bench.sim.world import World
 
 
@@ -139,7 +139,7 @@ class SimCounter(WorldDevice):
     timebase_hz = 10_000_000
 
     def _channel(self, arg: str | None) -> int:
-        channel = int(parse_number(arg))
+        channel = parse_whole(arg)
         if not 1 <= channel <= len(self.world.gates):
             raise out_of_range(arg)
         return channel
@@ -158,7 +158,7 @@ class SimCounter(WorldDevice):
     @scpi("GATE:ARM")
     def arm(self, arg: str | None) -> None:
         channel_arg, _, pulses_arg = (arg or "").partition(",")
-        channel, pulses = self._channel(channel_arg), int(parse_number(pulses_arg))
+        channel, pulses = self._channel(channel_arg), parse_whole(pulses_arg)
         if pulses < 1:
             raise out_of_range(pulses_arg)
         self.world.gates[channel - 1].arm(pulses)
@@ -208,7 +208,7 @@ class SimControl(WorldDevice):
         self.devices = devices
 
     def _meter(self, arg: str | None):
-        position = int(parse_number(arg))
+        position = parse_whole(arg)
         if not 1 <= position <= len(self.world.meters):
             raise out_of_range(arg)
         return self.world.meters[position - 1]

@@ -33,15 +33,23 @@ def out_of_range(value: object) -> ScpiError:
     return ScpiError(-222, f"Data out of range;{value}")
 
 
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def parse_number(argument: str | None) -> float:
-    """A numeric parameter, strictly: anything else is SCPI error -104."""
-    try:
-        value = float(argument or "")
-    except ValueError:
-        raise ScpiError(-104, f"Data type error;{argument}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    """A SCPI decimal parameter, strictly: anything else (1_0, nan, inf) is error -104."""
+    text = (argument or "").strip()
+    if not _DECIMAL.fullmatch(text):
         raise ScpiError(-104, f"Data type error;{argument}")
-    return value
+    return float(text)
+
+
+def parse_whole(argument: str | None) -> int:
+    """A whole-number parameter (a channel, a pulse count): 1.9 is an error, not 1."""
+    text = (argument or "").strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ScpiError(-104, f"Data type error;{argument}")
+    return int(text)
 
 
 def parse_bool(argument: str | None) -> bool:
@@ -92,7 +100,7 @@ class ScpiDevice:
     def __init__(self, lock: threading.RLock, before_command: Callable[[], None] = lambda: None):
         self.lock = lock
         self.before_command = before_command
-        self.errors: deque[ScpiError] = deque(maxlen=16)
+        self.errors: deque[ScpiError] = deque()
         self.fault = "NONE"  # NONE | GARBLE | SILENT | DROP (once): injected by the control channel
         self.received: deque[str] = deque(maxlen=256)  # every command, for tests and post-mortems
         self._handlers = [
@@ -111,10 +119,17 @@ class ScpiDevice:
                     self.before_command()
                     reply = self._dispatch(header.lstrip(":"), argument.strip() or None)
             except ScpiError as error:
-                self.errors.append(error)
+                self._queue(error)
                 continue
             if reply is not None:
                 yield reply
+
+    def _queue(self, error: ScpiError, depth: int = 16) -> None:
+        """A full queue keeps its oldest errors and says so in the last slot (-350), per SCPI-99."""
+        if len(self.errors) < depth - 1:
+            self.errors.append(error)
+        elif len(self.errors) == depth - 1:
+            self.errors.append(ScpiError(-350, "Queue overflow"))
 
     def _dispatch(self, header: str, argument: str | None) -> str | None:
         for regex, method in self._handlers:

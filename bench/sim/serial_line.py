@@ -42,8 +42,11 @@ class PtySerialServer:
 
     def _answer(self, line: str) -> None:
         fault = self.device.fault
+        if fault == "DROP":  # a board reset: this line is lost, the next one is answered
+            self.device.fault = "NONE"
+            return
         for reply in self.device.handle_line(line):
-            if fault in ("SILENT", "DROP"):  # a serial line cannot drop; it goes quiet
+            if fault == "SILENT":
                 continue
             if fault == "GARBLE":
                 reply = "#\x15" + reply[::-1] + "?!"

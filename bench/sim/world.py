@@ -86,7 +86,8 @@ class Gate:
 
 @dataclass
 class World:
-    """Board, instruments and time. Every access holds ``lock`` and calls ``sync`` first."""
+    """Board, instruments and time. Callers hold ``lock`` for every access (the servers do so
+    per command) and call ``sync`` first."""
 
     source: SourceState
     load: LoadState
