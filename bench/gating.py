@@ -13,9 +13,11 @@ from typing import Callable
 from bench.bench import Bench, SafetyError
 from bench.metrology import (Budget, Component, DwellPlan, Rule, Verdict, decide, energy_error_pct,
                              fixed_components, gated_budget, gated_error_pct, plan_dwell)
+from bench.profile import Position
 from bench.results import Measured, PositionResult, RegisterEvidence
 from bench.stimulus import Stimulus
 from instruments.pulse_counter import GateState
+from instruments.reference_standard import Readings
 
 Progress = Callable[[str, list[GateState], float, float], None]
 
@@ -122,8 +124,8 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
             return states
 
 
-def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditions, plan: DwellPlan,
-                     state: GateState, pos, start: _Snapshot, end: _Snapshot) -> PositionResult:
+def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditions: Readings, plan: DwellPlan,
+                     state: GateState, pos: Position, start: _Snapshot, end: _Snapshot) -> PositionResult:
     kh = bench.profile.meter_type.kh_wh
     gate, pulses, note = None, None, ""
     if state.state == "DONE":
