@@ -4,6 +4,7 @@ safe state (safety contract in DESIGN.md).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import contextlib
 import signal
 import threading
@@ -20,7 +21,8 @@ from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError
 from instruments.meter_modbus import MeterIdentity, ModbusMeter
 from instruments.pulse_counter import SerialPulseCounter
-from instruments.reference_standard import ScpiReferenceStandard
+from instruments.reference_standard import Readings, ScpiReferenceStandard
+from instruments.thermometer import ScpiThermometer
 
 
 class SafetyError(RuntimeError):
@@ -56,6 +58,7 @@ class Bench:
             self.meters = {pos.number: self._open(ModbusMeter(pos.address, p.meter_type.registers,
                                                               name=f"position {pos.number}", device_id=p.meters_device_id))
                            for pos in p.positions}
+            self.thermometer = self._open(ScpiThermometer(p.environment_address)) if p.environment_address else None
             self.source = self._open_output(ScpiAcSource(p.source.address, ranges={"voltage": (0.0, p.source.max_voltage_v)}))
             self.load = self._open_output(ScpiPhantomLoad(p.load.address, ranges={"current": (0.0, p.load.max_current_a)}))
             if self.source.phases < p.meter_type.elements:
@@ -63,7 +66,7 @@ class Bench:
                                   f"meter_type.elements = {p.meter_type.elements} needs as many")
             self.safe_state()  # whatever a previous session left behind
             self.spec = BenchSpec(
-                reference_u_k2_pct=p.reference.calibration.uncertainty_pct_k2,
+                reference_u=p.reference.calibration.uncertainty,
                 reference_constant_wh=self.reference.pulse_constant,
                 counter_timing_s=p.counter.timing_uncertainty_s,
                 mut_jitter_s=p.meter_type.pulse_jitter_s,
@@ -133,18 +136,18 @@ class Bench:
         interlock open. Nothing is sent to the source or load."""
         mt = self.profile.meter_type
         refuse = f"refusing to energise ({stimulus.describe()})"
-        if stimulus.voltage_v > mt.max_voltage_v:
-            raise SafetyError(f"{refuse}: {stimulus.voltage_v:g} V exceeds the meter rating "
+        if stimulus.rms_voltage_v > mt.max_voltage_v:
+            raise SafetyError(f"{refuse}: {stimulus.rms_voltage_v:g} V RMS exceeds the meter rating "
                               f"meter_type.max_voltage_v = {mt.max_voltage_v:g} V")
-        if stimulus.current_a > mt.max_current_a:
-            raise SafetyError(f"{refuse}: {stimulus.current_a:g} A exceeds the meter rating "
+        if stimulus.rms_current_a > mt.max_current_a:
+            raise SafetyError(f"{refuse}: {stimulus.rms_current_a:g} A RMS exceeds the meter rating "
                               f"meter_type.max_current_a = {mt.max_current_a:g} A")
         if stimulus.elements != mt.elements:
             raise SafetyError(f"{refuse}: stimulus for {stimulus.elements} elements, meter_type.elements = {mt.elements}")
         try:
-            self.source.check("voltage", stimulus.voltage_v)
+            self.source.check("voltage", stimulus.rms_voltage_v)
             self.source.check("frequency", stimulus.frequency_hz)
-            self.load.check("current", stimulus.current_a)
+            self.load.check("current", stimulus.rms_current_a)
             self.load.check("phase", stimulus.phase_deg)
         except RangeError as error:
             raise SafetyError(f"{refuse}: {error}") from None
@@ -154,17 +157,37 @@ class Bench:
     def apply(self, stimulus: Stimulus) -> None:
         """Voltage first, then current; any failure on the way ends in safe state."""
         self.check(stimulus)
+        harmonics = stimulus.harmonics
         try:
             self.source.voltage = stimulus.voltage_v
             self.source.frequency = stimulus.frequency_hz
+            self.source.set_harmonics(harmonics.voltage if harmonics else ())
             self.source.output = True
             self.load.phase = stimulus.phase_deg
-            self.load.current = stimulus.current_a
+            self.load.set_harmonics(harmonics.current if harmonics else ())
+            if stimulus.weights:
+                spare = (0.0,) * (self.source.phases - stimulus.elements)  # phases no element uses
+                self.load.set_currents(stimulus.element_currents_a + spare)
+            else:
+                self.load.current = stimulus.current_a
             self.load.output = True
         except BaseException:
             self.safe_state()
             raise
         self.stimulus = stimulus
+
+    def wait(self, seconds: float, during: str) -> None:
+        """Let time pass on the bench clock; an interlock that opens meanwhile ends the point."""
+        self.clock.sleep(seconds)
+        if self.profile.interlock == "counter" and not self.counter.interlock_closed():
+            raise SafetyError(f"interlock opened during '{during}' (counter @ {self.counter.address})")
+
+    def readings(self) -> Readings:
+        """The board's conditions now: the reference standard's readings and the temperature."""
+        readings = self.reference.readings()
+        if self.thermometer is not None:
+            readings = dataclasses.replace(readings, temperature_c=self.thermometer.temperature)
+        return readings
 
     def safe_state(self) -> None:
         """Every output off, in reverse order, read back; a lost link is reopened once.

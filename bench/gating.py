@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.bench import Bench, SafetyError
+from bench.bench import Bench
+from bench.conditions import ReferenceConditions
+from bench.harmonics import HarmonicProfile
 from bench.metrology import (Budget, Component, DwellPlan, Rule, Verdict, decide, energy_error_pct,
                              fixed_components, gated_budget, gated_error_pct, plan_dwell)
-from bench.profile import Position
+from bench.profile import MeterType, Position
 from bench.results import Measured, PositionResult, RegisterEvidence
 from bench.stimulus import Stimulus
 from instruments.pulse_counter import GateState
@@ -23,25 +25,55 @@ Progress = Callable[[str, list[GateState], float, float], None]
 
 
 @dataclass(frozen=True)
-class TestPoint:
-    """A test point as data; the stimulus is resolved against the meter type on the bench."""
+class Load:
+    """What a point applies, as data; resolved into a Stimulus against the meter type."""
 
-    name: str
-    power_w: float
-    power_factor: float
-    voltage_pct: float  # of the meter's nominal voltage
-    limit_pct: float
-    settle_s: float
+    power_factor: float = 1.0
+    leading: bool = False
+    voltage_pct: float = 100.0  # of nominal
+    frequency_pct: float = 100.0  # of nominal
+    power_w: float | None = None  # a total power (payload check) ...
+    current_fraction: float | None = None  # ... or a fraction of TA or Imax per element
+    current_of: str = "TA"
+    weights: tuple[float, ...] | None = None  # per-element current (unbalance, one element alone)
+    harmonics: HarmonicProfile | None = None
+
+    def stimulus(self, mt: MeterType) -> Stimulus:
+        voltage = mt.nominal_voltage_v * self.voltage_pct / 100.0
+        frequency = mt.frequency_hz * self.frequency_pct / 100.0
+        if self.power_w is not None:
+            return Stimulus.at_power(self.power_w, voltage, self.power_factor, frequency, mt.elements, self.leading)
+        base = mt.test_amperes if self.current_of == "TA" else mt.max_current_a
+        angle = math.degrees(math.acos(self.power_factor)) * (-1 if self.leading else 1)
+        return Stimulus(voltage, base * (self.current_fraction or 0.0), angle, frequency, mt.elements,
+                        self.weights, self.harmonics)
+
+
+@dataclass(frozen=True)
+class DwellRules:
+    settle_s: float  # after each stimulus change, before anything counts
     min_pulses: int
     min_dwell_s: float
-    target_u_pct: float
+    target_u_pct: float  # expanded (k=2) uncertainty the planner aims for
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    """A point whose registration error is measured by gating and judged against a limit."""
+
+    id: str
+    name: str
+    family: str
+    load: Load
+    limit_pct: float
+    dwell: DwellRules
     rule: Rule
-    leading: bool = False
+    conditions: ReferenceConditions
+    shift_from: str | None = None  # judge the shift of error from this point, not the error
+    register_counts: bool = False  # the energy register's error is part of the verdict
 
     def stimulus(self, bench: Bench) -> Stimulus:
-        mt = bench.profile.meter_type
-        return Stimulus.at_power(self.power_w, mt.nominal_voltage_v * self.voltage_pct / 100.0,
-                                 self.power_factor, mt.frequency_hz, mt.elements, self.leading)
+        return self.load.stimulus(bench.profile.meter_type)
 
 
 @dataclass(frozen=True)
@@ -53,25 +85,41 @@ class _Snapshot:
     skew_s: dict[int, float]  # half-width of the uncertainty in when each pair was read
 
 
-def measure_point(bench: Bench, point: TestPoint, progress: Progress | None = None,
+def settle_at_conditions(bench: Bench, stimulus: Stimulus, conditions: ReferenceConditions,
+                         settle_s: float, tries: int = 3) -> tuple[Readings, list[str]]:
+    """Apply, settle, and read until the board is at the point's conditions (or give up)."""
+    bench.apply(stimulus)
+    for _ in range(tries):
+        bench.clock.sleep(settle_s)
+        readings = bench.readings()
+        deviations = conditions.deviations(stimulus, readings)
+        if not deviations:
+            break
+    return readings, deviations
+
+
+def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None = None,
                   poll_s: float = 5.0) -> dict[int, PositionResult]:
     """Energise, settle, gate every position, and evaluate; any failure ends in safe state."""
     stimulus = point.stimulus(bench)
     try:
-        bench.apply(stimulus)
-        bench.clock.sleep(point.settle_s)
-        conditions = bench.reference.readings()
+        readings, deviations = settle_at_conditions(bench, stimulus, point.conditions, point.dwell.settle_s)
+        if deviations:
+            note = "not at reference conditions: " + "; ".join(deviations)
+            return {pos.number: PositionResult(point.id, point.name, pos, stimulus, readings, point.limit_pct, point.rule,
+                                               note=note, counted=False) for pos in bench.profile.positions}
         # Plan the dwell for the fastest meter that can still pass, so every passing meter's gate
         # lasts at least the minimum dwell.
-        plan = plan_dwell(bench.spec, conditions.power_w * (1 + point.limit_pct / 100.0),
-                          bench.profile.meter_type.kh_wh, target_u_pct=point.target_u_pct,
-                          min_pulses=point.min_pulses, min_dwell_s=point.min_dwell_s)
+        rules = point.dwell
+        plan = plan_dwell(bench.spec, readings.power_w * (1 + point.limit_pct / 100.0),
+                          bench.profile.meter_type.kh_wh, power_factor=stimulus.power_factor,
+                          target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses, min_dwell_s=rules.min_dwell_s)
         start = _snapshot(bench)
         for pos in bench.profile.positions:
             bench.counter.arm(pos.number, plan.mut_pulses)
-        states = _wait_for_gates(bench, point.name, plan, conditions.power_w, progress, poll_s)
+        states = _wait_for_gates(bench, point.name, plan, readings.power_w, progress, poll_s)
         end = _snapshot(bench)
-        return {pos.number: _position_result(bench, point, stimulus, conditions, plan, states[pos.number - 1],
+        return {pos.number: _position_result(bench, point, stimulus, readings, plan, states[pos.number - 1],
                                              pos, start, end)
                 for pos in bench.profile.positions}
     except BaseException:
@@ -111,11 +159,9 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
     while True:
         elapsed = bench.clock.now() - started
         remaining = expected - elapsed
-        bench.clock.sleep(min(poll_s, remaining) if remaining > period / 4 else period / 2)
+        bench.wait(min(poll_s, remaining) if remaining > period / 4 else period / 2, name)
         elapsed = bench.clock.now() - started
         states = bench.counter.states()
-        if bench.profile.interlock == "counter" and not bench.counter.interlock_closed():
-            raise SafetyError(f"interlock opened during '{name}' (counter @ {bench.counter.address})")
         if progress:
             progress(name, states, elapsed, expected)
         if all(s.state == "DONE" for s in states[: len(bench.profile.positions)]) or elapsed >= timeout:
@@ -124,18 +170,18 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
             return states
 
 
-def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditions: Readings, plan: DwellPlan,
+def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, conditions: Readings, plan: DwellPlan,
                      state: GateState, pos: Position, start: _Snapshot, end: _Snapshot) -> PositionResult:
     kh = bench.profile.meter_type.kh_wh
     gate, pulses, note = None, None, ""
     if state.state == "DONE":
         gate = bench.counter.result(pos.number)
         error = gated_error_pct(gate.mut_pulses, kh, gate.ref_pulses, bench.spec.reference_constant_wh)
-        budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s)
+        budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s, stimulus.power_factor)
         verdict = decide(error, budget.expanded_pct, point.limit_pct, point.rule)
-        if gate.gate_time_s < point.min_dwell_s and verdict is Verdict.PASS:
+        if gate.gate_time_s < point.dwell.min_dwell_s and verdict is Verdict.PASS:
             verdict = Verdict.INDETERMINATE
-            note = f"gate lasted {gate.gate_time_s:.1f} s, less than the plan's {point.min_dwell_s:g} s"
+            note = f"gate lasted {gate.gate_time_s:.1f} s, less than the plan's {point.dwell.min_dwell_s:g} s"
         pulses = Measured(error, budget, verdict)
     else:
         note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
@@ -143,16 +189,16 @@ def _position_result(bench: Bench, point: TestPoint, stimulus: Stimulus, conditi
     n = pos.number
     evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
                                 math.hypot(start.skew_s[n], end.skew_s[n]))
-    register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w)
-    return PositionResult(point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
-                          evidence, register_check, note)
+    register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w, stimulus.power_factor)
+    return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
+                          evidence, register_check, point.register_counts, note)
 
 
-def _register_check(bench: Bench, point: TestPoint, evidence: RegisterEvidence, end_wh: float,
-                    power_w: float) -> Measured:
+def _register_check(bench: Bench, point: AccuracyPoint, evidence: RegisterEvidence, end_wh: float,
+                    power_w: float, power_factor: float) -> Measured:
     resolution_wh = bench.profile.meter_type.registers["energy_wh"].resolution(end_wh)
     error = energy_error_pct(evidence.meter_wh, evidence.reference_wh)
-    budget = Budget(tuple(fixed_components(bench.spec)) + (
+    budget = Budget(tuple(fixed_components(bench.spec, power_factor)) + (
         Component("register resolution", 100.0 * resolution_wh / math.sqrt(6) / evidence.reference_wh,
                   f"two readings of a {resolution_wh:g} Wh register, rectangular"),
         Component("read timing", 100.0 * power_w * evidence.skew_s / 3600.0 / math.sqrt(3) / evidence.reference_wh,

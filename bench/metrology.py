@@ -13,6 +13,10 @@ from enum import Enum
 COVERAGE_K = 2.0
 
 
+class PlanError(ValueError):
+    """The requested uncertainty cannot be reached on this bench."""
+
+
 def gated_error_pct(mut_pulses: int, kh_wh: float, ref_pulses: int, ref_constant_wh: float) -> float:
     """Percent error = (E_mut - E_ref) / E_ref x 100 with E_mut = N Kh and E_ref = n_ref Kh_ref."""
     if mut_pulses <= 0 or ref_pulses <= 0:
@@ -51,21 +55,45 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class CertifiedUncertainty:
+    """A calibration certificate's expanded (k=2) uncertainty of active energy by power factor,
+    as (PF, U %) rows with PF descending; a single row with PF 0 covers every PF."""
+
+    by_pf: tuple[tuple[float, float], ...]
+
+    def at(self, power_factor: float) -> float:
+        """U at the nearest certified PF at or below this one: U grows as PF falls, so this never
+        understates it. A PF below every certified one is refused."""
+        pf = abs(power_factor)
+        for certified, value in self.by_pf:
+            if certified <= pf + 1e-9:
+                return value
+        raise PlanError(f"the reference standard's certificate does not cover PF {pf:.3g} "
+                        f"(lowest certified PF {self.by_pf[-1][0]:g})")
+
+    def describe(self) -> str:
+        if len(self.by_pf) == 1 and self.by_pf[0][0] == 0.0:
+            return f"U = {self.by_pf[0][1]:g} % (k=2)"
+        return ", ".join(f"U = {u:g} % at PF {pf:g}" for pf, u in self.by_pf) + " (k=2)"
+
+
+@dataclass(frozen=True)
 class BenchSpec:
     """What the instruments' certificates and datasheets say, as the budget needs it."""
 
-    reference_u_k2_pct: float  # reference standard calibration certificate, k=2
+    reference_u: CertifiedUncertainty  # reference standard calibration certificate
     reference_constant_wh: float  # Wh per reference output pulse
     counter_timing_s: float  # counter timebase / input-capture uncertainty per edge (standard)
     mut_jitter_s: float  # meter test-output edge jitter (standard)
     source_stability_pct: float  # source output stability over a dwell, rectangular half-width
 
 
-def fixed_components(spec: BenchSpec) -> list[Component]:
+def fixed_components(spec: BenchSpec, power_factor: float) -> list[Component]:
     """Terms that do not shrink with a longer dwell."""
+    reference_u = spec.reference_u.at(power_factor)
     return [
-        Component("reference standard", spec.reference_u_k2_pct / COVERAGE_K,
-                  f"calibration certificate U={spec.reference_u_k2_pct:g} % (k=2)"),
+        Component("reference standard", reference_u / COVERAGE_K,
+                  f"calibration certificate U={reference_u:g} % (k=2) at PF {abs(power_factor):.3g}"),
         # Gating makes MUT and reference see the same power; drift reaches the result only through
         # the meter's load dependence. Sensitivity 1 is a deliberately conservative bound.
         Component("source stability", spec.source_stability_pct / math.sqrt(3),
@@ -87,12 +115,8 @@ def dwell_components(spec: BenchSpec, ref_pulses: float, gate_time_s: float) -> 
     ]
 
 
-def gated_budget(spec: BenchSpec, ref_pulses: int, gate_time_s: float) -> Budget:
-    return Budget(tuple(fixed_components(spec) + dwell_components(spec, ref_pulses, gate_time_s)))
-
-
-class PlanError(ValueError):
-    """The requested uncertainty cannot be reached on this bench."""
+def gated_budget(spec: BenchSpec, ref_pulses: float, gate_time_s: float, power_factor: float) -> Budget:
+    return Budget(tuple(fixed_components(spec, power_factor) + dwell_components(spec, ref_pulses, gate_time_s)))
 
 
 @dataclass(frozen=True)
@@ -103,7 +127,7 @@ class DwellPlan:
     reason: str
 
 
-def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, target_u_pct: float,
+def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, power_factor: float, target_u_pct: float,
                min_pulses: int, min_dwell_s: float) -> DwellPlan:
     """Fewest MUT pulses meeting the target expanded uncertainty, the minimum count and dwell."""
     if power_w <= 0:
@@ -112,9 +136,9 @@ def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, target_u_pct: f
 
     def expanded(pulses: int) -> float:
         ref_pulses = pulses * kh_wh / spec.reference_constant_wh
-        return Budget(tuple(fixed_components(spec) + dwell_components(spec, ref_pulses, pulses * period_s))).expanded_pct
+        return gated_budget(spec, ref_pulses, pulses * period_s, power_factor).expanded_pct
 
-    floor_u = Budget(tuple(fixed_components(spec))).expanded_pct
+    floor_u = Budget(tuple(fixed_components(spec, power_factor))).expanded_pct
     if floor_u >= target_u_pct:
         raise PlanError(f"target U {target_u_pct:g} % is below what the reference standard and source "
                         f"alone allow ({floor_u:.4g} %)")

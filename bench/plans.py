@@ -1,10 +1,11 @@
-"""Test plans as data: load a point and its provenance from bench/standards/."""
+"""The installation audit's payload point as data, from bench/standards/payload_accuracy.toml."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.conditions import default_reference_conditions
 from bench.config import load_toml
-from bench.gating import TestPoint
+from bench.gating import AccuracyPoint, DwellRules, Load
 from bench.metrology import Rule
 
 STANDARDS = Path(__file__).parent / "standards"
@@ -12,28 +13,24 @@ _POINT_KEYS = {"name", "power_w", "power_factor", "voltage_pct", "limit_pct", "s
                "min_dwell_s", "target_u_pct", "decision_rule", "leading"}
 
 
-def load_point(path: Path) -> TestPoint:
-    """One test point; every numeric key must state its provenance."""
+def load_point(path: Path) -> AccuracyPoint:
+    """One power-defined point whose energy register counts too; every value states its provenance."""
     doc = load_toml(path)
     point, provenance = doc.table("point"), doc.table("provenance")
     point.unknown(_POINT_KEYS)
     for key in point.data:
         if key not in ("name", "leading") and key not in provenance:
             raise provenance.error(key, "missing: every value of a plan states where it comes from")
-    return TestPoint(
-        name=point.text("name"),
-        power_w=point.number("power_w", positive=True),
-        power_factor=point.number("power_factor", low=0.01, high=1.0),
-        voltage_pct=point.number("voltage_pct", positive=True),
-        limit_pct=point.number("limit_pct", positive=True),
-        settle_s=point.number("settle_s", low=0),
-        min_pulses=point.integer("min_pulses", low=1),
-        min_dwell_s=point.number("min_dwell_s", low=0),
-        target_u_pct=point.number("target_u_pct", positive=True),
-        rule=Rule(point.text("decision_rule", choices=tuple(r.value for r in Rule))),
-        leading=bool(point.data.get("leading", False)),
-    )
+    load = Load(power_w=point.number("power_w", positive=True),
+                power_factor=point.number("power_factor", low=0.01, high=1.0),
+                voltage_pct=point.number("voltage_pct", positive=True),
+                leading=bool(point.data.get("leading", False)))
+    dwell = DwellRules(point.number("settle_s", low=0), point.integer("min_pulses", low=1),
+                       point.number("min_dwell_s", low=0), point.number("target_u_pct", positive=True))
+    return AccuracyPoint("PAYLOAD", point.text("name"), "payload", load, point.number("limit_pct", positive=True), dwell,
+                         Rule(point.text("decision_rule", choices=tuple(r.value for r in Rule))),
+                         default_reference_conditions(), register_counts=True)
 
 
-def payload_accuracy_point() -> TestPoint:
+def payload_accuracy_point() -> AccuracyPoint:
     return load_point(STANDARDS / "payload_accuracy.toml")

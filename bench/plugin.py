@@ -1,6 +1,8 @@
-"""The pytest plugin: bench options, the bench and position fixtures, and report columns.
+"""The pytest plugin: bench options, the bench / position / point fixtures, and report columns.
 
 Without ``--bench`` it starts the built-in simulated bench in this process and uses its profile.
+A plan module names its family (``FAMILY = "load_performance"``) and gets one item per test
+point of that family and board position; each point is measured once for the whole board.
 """
 from __future__ import annotations
 
@@ -11,14 +13,17 @@ from typing import Any, Callable
 import pytest
 
 from bench.bench import Bench, SafetyError
+from bench.certification import Certification, Point, Result
 from bench.config import ConfigError
-from bench.profile import Profile, load_profile
-from bench.results import PositionResult
+from bench.forms import forms
+from bench.limits import LimitTable, load_table
+from bench.metrology import RULE_TEXT, Rule
+from bench.profile import Position, Profile, load_profile
+from bench.results import COLUMNS
 from instruments.errors import InstrumentError
 
-RESULT_KEY = pytest.StashKey[PositionResult]()
+RESULT_KEY = pytest.StashKey[Result]()
 SESSION_KEY = pytest.StashKey["BenchSession"]()
-COLUMNS = ("Stimulus", "Error %", "U (k=2) %", "Register error %", "Limit %", "Verdict")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,25 +33,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="simulated board: a name from bench/sim/boards or a path (default: default)")
     group.addoption("--sim-scale", metavar="FACTOR", type=float, default=None,
                     help="run the simulated clock at FACTOR x wall time instead of stepping it")
+    group.addoption("--limits", metavar="TABLE", help="test points and limits (TOML); default: bench/standards/c12_20.toml")
+    group.addoption("--decision-rule", choices=[r.value for r in Rule], default=None,
+                    help="simple acceptance or guard-banded; default: the limits table's rule")
 
 
 class BenchSession:
-    """The profile, and the simulator behind it when there is no real bench. Data files are read
-    at start (a broken one stops pytest with one line); the simulator starts on first use, so
-    runs that never touch the bench (the framework's own tests) never start one."""
+    """The profile, limits and the simulator behind them when there is no real bench. Data files
+    are read at start (a broken one stops pytest with one line); the simulator starts on first
+    use, so runs that never touch the bench (the framework's own tests) never start one."""
 
     def __init__(self, config: pytest.Config) -> None:
         from bench.sim import SimulatedBench
 
         self.bench: Bench | None = None
         self.sim: SimulatedBench | None = None
+        self.certification: Certification | None = None
         self._profile: Profile | None = None
-        path = config.getoption("--bench")
+        rule = config.getoption("--decision-rule")
+        self.rule = Rule(rule) if rule else None
+        path, limits = config.getoption("--bench"), config.getoption("--limits")
         try:
+            self.table: LimitTable = load_table(Path(limits)) if limits else load_table()
             if path:
                 self._profile = load_profile(Path(path))
+                meter_type = self._profile.meter_type
             else:
                 self.sim = SimulatedBench(config.getoption("--sim-scenario"), scale=config.getoption("--sim-scale"))
+                meter_type = self.sim.meter_type()
+            self.points: list[Point] = self.table.points(meter_type, self.rule)
         except ConfigError as error:
             raise pytest.UsageError(str(error)) from None
 
@@ -64,6 +79,7 @@ class BenchSession:
             except (InstrumentError, SafetyError) as error:
                 pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
+            self.certification = Certification(self.bench, {p.id: p for p in self.points})
         return self.bench
 
     def close(self) -> None:
@@ -93,26 +109,65 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    session = metafunc.config.stash[SESSION_KEY]
+    if "point" in metafunc.fixturenames:
+        family = getattr(metafunc.module, "FAMILY", None)
+        form = forms()[session.profile.meter_type.form]
+        if not form.blondel:
+            skip = pytest.mark.skip(reason=f"ANSI C12.20 does not apply to Form {form.name} (not Blondel-compliant)")
+            metafunc.parametrize("point", [pytest.param(None, marks=skip)], ids=["not-applicable"])
+        else:
+            chosen = [p for p in session.points if p.family == family]
+            metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
     if "position" in metafunc.fixturenames:
-        positions = metafunc.config.stash[SESSION_KEY].profile.positions
+        positions = session.profile.positions
         metafunc.parametrize("position", positions, ids=[f"pos{p.number}-{p.serial}" for p in positions])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run points in the table's order (reference points before their shifts, no load first),
+    each point's positions together."""
+    order = {p.id: i for i, p in enumerate(config.stash[SESSION_KEY].points)}
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        params = getattr(item, "callspec", None)
+        point = params.params.get("point") if params else None
+        position = params.params.get("position") if params else None
+        return (order.get(getattr(point, "id", None), len(order)), getattr(position, "number", 0))
+
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> Bench:
-    """The opened bench, in safe state between test points and after the session."""
+    """The opened bench, in safe state between sessions and after any failure."""
     return pytestconfig.stash[SESSION_KEY].open_bench()
 
 
 @pytest.fixture
-def record_result(request: pytest.FixtureRequest) -> Callable[[PositionResult], None]:
+def record_result(request: pytest.FixtureRequest) -> Callable[[Result], None]:
     """Attach a position's result to this test item, for the report."""
 
-    def record(result: PositionResult) -> None:
+    def record(result: Result) -> None:
         request.node.stash[RESULT_KEY] = result
-        request.node.user_properties.extend(_cells(result).items())  # report rows and JUnit XML
+        request.node.user_properties.extend(result.cells().items())  # report rows and JUnit XML
 
     return record
+
+
+@pytest.fixture
+def certify(bench: Bench, pytestconfig: pytest.Config,
+            record_result: Callable[[Result], None]) -> Callable[[Point, Position], None]:
+    """Measure a point (once for the whole board), record this position's result, and pass only
+    on a PASS verdict: FAIL and INDETERMINATE both leave the meter uncertified."""
+    certification = pytestconfig.stash[SESSION_KEY].certification
+
+    def run(point: Point, position: Position) -> None:
+        result = certification.run(point)[position.number]
+        record_result(result)
+        assert result.verdict == "PASS", result.summary()
+
+    return run
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -129,18 +184,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report.extras = [*getattr(report, "extras", []), extras.json(result.to_dict(), name="measurement")]
 
 
-def _cells(result: PositionResult) -> dict[str, str]:
-    measured = result.pulses
-    return {
-        "Stimulus": result.stimulus.describe(),
-        "Error %": f"{measured.error_pct:+.4f}" if measured else "n/a",
-        "U (k=2) %": f"{measured.expanded_pct:.4f}" if measured else "n/a",
-        "Register error %": f"{result.register_check.error_pct:+.4f}",
-        "Limit %": f"±{result.limit_pct:g}",
-        "Verdict": result.verdict.value,
-    }
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
     for offset, name in enumerate(COLUMNS):
@@ -151,20 +194,23 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
     values = dict(p for p in report.user_properties if p[0] in COLUMNS)
     for offset, name in enumerate(COLUMNS):
-        cells.insert(2 + offset, f"<td>{values.get(name, '')}</td>")
+        cells.insert(2 + offset, f"<td>{html.escape(str(values.get(name, '')))}</td>")
 
 
 def traceability(session: BenchSession) -> list[str]:
-    """Which bench, instruments and meters produced these results: for the terminal and the report."""
+    """Which bench, instruments, meters and limits produced these results."""
     p, bench = session.profile, session.bench
     cal = p.reference.calibration
     mt = p.meter_type
+    rule = session.rule or session.table.rule
     return [
         f"bench {p.bench_id}, profile {p.source_file}, sha256 {p.digest[:16]}",
         f"reference standard {bench.reference.idn} (serial {p.reference.serial}), certificate {cal.certificate}, "
-        f"calibrated {cal.date}, due {cal.due}, U = {cal.uncertainty_pct_k2:g} % (k=2)",
+        f"calibrated {cal.date}, due {cal.due}, {cal.uncertainty.describe()}",
         f"{len(p.positions)} positions: {mt.manufacturer} {mt.model}, form {mt.form}, class {mt.accuracy_class:g}, "
         f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh",
+        f"limits: {session.table.name}, version {session.table.version} ({session.table.source}); {session.table.provenance}",
+        f"decision rule: {RULE_TEXT[rule]}",
         f"bench time covered: {bench.clock.now() - session.clock_start:.1f} s",
     ]
 

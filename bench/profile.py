@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Section, load_toml
+from bench.forms import forms
+from bench.metrology import CertifiedUncertainty
 from instruments.register_map import TYPES, Register, RegisterMap
 
 DRIVERS = {
@@ -20,8 +22,8 @@ DRIVERS = {
     "reference": ("scpi-reference-standard",),
     "counter": ("serial-pulse-counter",),
     "meters": ("modbus-tcp",),
+    "environment": ("scpi-thermometer",),
 }
-FORMS = ("1S", "2S", "3S", "4S", "5S", "9S", "12S", "16S")
 CLASSES = (0.1, 0.2, 0.5)
 REQUIRED_REGISTERS = ("energy_wh", "serial", "mac", "firmware")
 
@@ -31,7 +33,7 @@ class Calibration:
     date: dt.date
     due: dt.date
     certificate: str
-    uncertainty_pct_k2: float  # expanded (k=2) uncertainty of active energy, from the certificate
+    uncertainty: CertifiedUncertainty  # of active energy, by power factor
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Profile:
     positions: tuple[Position, ...]
     meter_type: MeterType
     interlock: str | None  # "counter": the counter board's interlock input
+    environment_address: str | None  # a thermometer at the board, if there is one
 
 
 def load_profile(path: Path) -> Profile:
@@ -113,7 +116,7 @@ def load_profile(path: Path) -> Profile:
 
 def parse_profile(doc: Section) -> Profile:
     doc.unknown({"bench", "clock", "source", "load", "reference", "counter", "meters", "positions",
-                 "meter_type", "interlock"})
+                 "meter_type", "interlock", "environment"})
     bench = doc.table("bench")
     clock = doc.table("clock", {"kind": "wall"})
     clock_kind = clock.text("kind", choices=("wall", "sim"))
@@ -135,8 +138,7 @@ def parse_profile(doc: Section) -> Profile:
     if len(set(serials)) != len(serials):
         raise doc.error("positions", "two positions share a meter serial")
     interlock = doc.table("interlock", None)
-    calibration = Calibration(cal.date("date"), cal.date("due"), cal.text("certificate"),
-                              cal.number("uncertainty_pct_k2", positive=True))
+    calibration = Calibration(cal.date("date"), cal.date("due"), cal.text("certificate"), _uncertainty_by_pf(cal))
     if calibration.due <= calibration.date:
         raise cal.error("due", "calibration due date is not after the calibration date")
     return Profile(
@@ -156,11 +158,13 @@ def parse_profile(doc: Section) -> Profile:
         positions=positions,
         meter_type=parse_meter_type(doc.table("meter_type")),
         interlock=_interlock(interlock),
+        environment_address=_environment(doc.table("environment", None)),
     )
 
 
 def parse_meter_type(mt: Section) -> MeterType:
     mt.unknown({f for f in MeterType.__dataclass_fields__})
+    form = mt.text("form", choices=tuple(forms()))
     accuracy_class = mt.number("accuracy_class")
     if accuracy_class not in CLASSES:
         raise mt.error("accuracy_class", f"{accuracy_class:g} is not one of {', '.join(map(str, CLASSES))}")
@@ -168,6 +172,9 @@ def parse_meter_type(mt: Section) -> MeterType:
     max_current = mt.number("max_current_a", positive=True)
     if max_current < test_amperes:
         raise mt.error("max_current_a", f"{max_current:g} A is below test_amperes {test_amperes:g} A")
+    elements = mt.integer("elements", low=1)
+    if elements != forms()[form].elements:
+        raise mt.error("elements", f"form {form} has {forms()[form].elements} elements, not {elements}")
     nominal = mt.number("nominal_voltage_v", positive=True)
     max_voltage = mt.number("max_voltage_v", positive=True)
     if max_voltage < nominal:
@@ -175,14 +182,14 @@ def parse_meter_type(mt: Section) -> MeterType:
     return MeterType(
         manufacturer=mt.text("manufacturer"),
         model=mt.text("model"),
-        form=mt.text("form", choices=FORMS),
+        form=form,
         accuracy_class=accuracy_class,
         test_amperes=test_amperes,
         max_current_a=max_current,
         nominal_voltage_v=nominal,
         max_voltage_v=max_voltage,
         frequency_hz=mt.number("frequency_hz", low=45, high=65),
-        elements=mt.integer("elements", low=1),
+        elements=elements,
         kh_wh=mt.number("kh_wh", positive=True),
         pulse_jitter_s=mt.number("pulse_jitter_s", low=0),
         registers=parse_register_map(mt.table("registers")),
@@ -204,6 +211,32 @@ def parse_register_map(regs: Section) -> RegisterMap:
         if start < end:
             raise regs.error(second, f"overlaps register '{first}'")
     return register_map
+
+
+def _uncertainty_by_pf(cal: Section) -> CertifiedUncertainty:
+    """A single U for every PF, or a table such as ``{ "1.0" = 0.01, "0.5" = 0.015 }``."""
+    value = cal.data.get("uncertainty_pct_k2")
+    if not isinstance(value, dict):
+        return CertifiedUncertainty(((0.0, cal.number("uncertainty_pct_k2", positive=True)),))
+    table = cal.table("uncertainty_pct_k2")
+    rows = []
+    for key in table.data:
+        try:
+            pf = float(key)
+        except ValueError:
+            raise table.error(key, "keys are power factors such as \"1.0\" or \"0.5\"") from None
+        if not 0 < pf <= 1:
+            raise table.error(key, "a power factor is in (0, 1]")
+        rows.append((pf, table.number(key, positive=True)))
+    return CertifiedUncertainty(tuple(sorted(rows, reverse=True)))
+
+
+def _environment(section: Section | None) -> str | None:
+    if section is None:
+        return None
+    section.unknown({"driver", "address"})
+    _driver(section, "environment")
+    return section.text("address")
 
 
 def _interlock(section: Section | None) -> str | None:

@@ -1,4 +1,9 @@
-"""What one test point found on one position: evidence, error, uncertainty, limit, verdict."""
+"""What one test point found on one position: evidence, error or count, uncertainty, limit, verdict.
+
+Three shapes of result share one reporting interface (verdict, summary, cells, to_dict):
+an error measured by gating, the shift of that error from a reference point, and a pulse count
+(creep, starting).
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -10,10 +15,12 @@ from bench.stimulus import Stimulus
 from instruments.pulse_counter import GateResult
 from instruments.reference_standard import Readings
 
+COLUMNS = ("Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict")
+
 
 @dataclass(frozen=True)
 class Measured:
-    """An error with its budget and verdict against a limit."""
+    """A value (an error or a shift, %) with its budget and verdict against a limit."""
 
     error_pct: float
     budget: Budget
@@ -31,43 +38,146 @@ class RegisterEvidence:
     skew_s: float  # half-width of the uncertainty in read timing, bench clock
 
 
+def _worst(verdicts: set[Verdict]) -> Verdict:
+    for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+        if worst in verdicts:
+            return worst
+    return Verdict.PASS
+
+
+def _where(point_name: str, position: Position) -> str:
+    return f"{point_name}, position {position.number} ({position.serial})"
+
+
+def _to_dict(result: Any) -> dict[str, Any]:
+    data = asdict(result)
+    data["verdict"] = result.verdict.value
+    data["cells"] = result.cells()
+    return data
+
+
 @dataclass(frozen=True)
 class PositionResult:
     point: str
+    name: str
     position: Position
     stimulus: Stimulus
-    conditions: Readings  # the reference standard's readings when the point started
+    conditions: Readings  # as the reference standard (and thermometer) read them when the point started
     limit_pct: float
     rule: Rule
-    gate: GateResult | None
-    pulses: Measured | None  # None when the gate did not complete
-    register: RegisterEvidence
-    register_check: Measured
+    gate: GateResult | None = None
+    pulses: Measured | None = None  # None when the gate did not complete, or the point did not count
+    register: RegisterEvidence | None = None
+    register_check: Measured | None = None
+    register_counts: bool = False  # the register's error is part of the verdict (payload checks)
     note: str = ""
+    counted: bool = True  # False: the board was not at reference conditions, nothing was judged
 
     @property
     def verdict(self) -> Verdict:
-        verdicts = {self.register_check.verdict, self.pulses.verdict if self.pulses else Verdict.FAIL}
-        for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
-            if worst in verdicts:
-                return worst
-        return Verdict.PASS
+        if not self.counted:
+            return Verdict.INDETERMINATE
+        verdicts = {self.pulses.verdict if self.pulses else Verdict.FAIL}
+        if self.register_counts and self.register_check:
+            verdicts.add(self.register_check.verdict)
+        return _worst(verdicts)
 
     def summary(self) -> str:
-        where = f"{self.point}, position {self.position.number} ({self.position.serial})"
+        where = _where(self.name, self.position)
         if self.pulses is None:
             return f"{where}: {self.verdict.value}: {self.note}"
+        register = (f", register error {self.register_check.error_pct:+.4f} % ± {self.register_check.expanded_pct:.4f} %"
+                    if self.register_check else "")
         return (f"{where}: {self.verdict.value}: pulse error {self.pulses.error_pct:+.4f} % "
-                f"± {self.pulses.expanded_pct:.4f} % (k=2), register error {self.register_check.error_pct:+.4f} % "
-                f"± {self.register_check.expanded_pct:.4f} %, limit ±{self.limit_pct:g} % ({self.rule.value})"
+                f"± {self.pulses.expanded_pct:.4f} % (k=2){register}, limit ±{self.limit_pct:g} % ({self.rule.value})"
                 + (f"; {self.note}" if self.note else ""))
 
+    def cells(self) -> dict[str, str]:
+        m, r = self.pulses, self.register_check
+        return {
+            "Point": self.name,
+            "Stimulus": self.stimulus.describe(),
+            "Measured": f"{m.error_pct:+.4f} %" if m else "n/a",
+            "U (k=2)": f"{m.expanded_pct:.4f} %" if m else "n/a",
+            "Register": f"{r.error_pct:+.4f} %" if r else "n/a",
+            "Limit": f"±{self.limit_pct:g} %",
+            "Verdict": self.verdict.value,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["verdict"] = self.verdict.value
-        data["stimulus"]["description"] = self.stimulus.describe()
-        for key in ("pulses", "register_check"):
-            if data[key] is not None:
-                measured = getattr(self, key)
-                data[key]["expanded_pct"] = measured.expanded_pct
-        return data
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class ShiftResult:
+    """The shift of a position's error from its error at a reference point (influence tests)."""
+
+    measured: PositionResult
+    reference: PositionResult
+    shift: Measured | None  # None when either error is missing
+
+    @property
+    def position(self) -> Position:
+        return self.measured.position
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.shift is not None:
+            return self.shift.verdict
+        counted = self.measured.counted and self.reference.counted
+        return Verdict.FAIL if counted else Verdict.INDETERMINATE
+
+    def summary(self) -> str:
+        where = _where(self.measured.name, self.position)
+        if self.shift is None:
+            why = self.measured.note or self.reference.note or "an error is missing"
+            return f"{where}: {self.verdict.value}: no shift: {why}"
+        return (f"{where}: {self.verdict.value}: error {self.measured.pulses.error_pct:+.4f} % against "
+                f"{self.reference.pulses.error_pct:+.4f} % at {self.reference.name}: shift {self.shift.error_pct:+.4f} % "
+                f"± {self.shift.expanded_pct:.4f} % (k=2), limit ±{self.measured.limit_pct:g} % ({self.measured.rule.value})")
+
+    def cells(self) -> dict[str, str]:
+        cells = self.measured.cells()
+        cells["Measured"] = f"shift {self.shift.error_pct:+.4f} %" if self.shift else "n/a"
+        cells["U (k=2)"] = f"{self.shift.expanded_pct:.4f} %" if self.shift else "n/a"
+        cells["Limit"] = f"±{self.measured.limit_pct:g} % shift from {self.reference.point}"
+        cells["Verdict"] = self.verdict.value
+        return cells
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """Test-output pulses counted over a period (no-load creep, starting load)."""
+
+    point: str
+    name: str
+    position: Position
+    stimulus: Stimulus
+    conditions: Readings
+    period_s: float
+    pulses: int
+    limit: str  # e.g. "at most 1 pulse"
+    passed: bool
+    note: str = ""
+    counted: bool = True
+
+    @property
+    def verdict(self) -> Verdict:
+        if not self.counted:
+            return Verdict.INDETERMINATE
+        return Verdict.PASS if self.passed else Verdict.FAIL
+
+    def summary(self) -> str:
+        return (f"{_where(self.name, self.position)}: {self.verdict.value}: {self.pulses} pulses in "
+                f"{self.period_s:.0f} s, {self.limit}" + (f"; {self.note}" if self.note else ""))
+
+    def cells(self) -> dict[str, str]:
+        return {"Point": self.name, "Stimulus": self.stimulus.describe(),
+                "Measured": f"{self.pulses} pulses in {self.period_s:.0f} s", "U (k=2)": "",
+                "Register": "", "Limit": self.limit, "Verdict": self.verdict.value}
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)

@@ -79,6 +79,10 @@ class SerialPulseCounter(ScpiInstrument):
             raise ReplyError(self.name, self.address, f"gate {channel} stops before it starts: {reply!r}")
         return GateResult(mut, ref, start, stop, self.timebase_hz)
 
+    def mut_count(self, channel: int) -> int:
+        """MUT edges seen on a channel since power-up (creep and starting tests count these)."""
+        return self.query_as(f"COUN:MUT? {channel}", parse_int)
+
     def interlock_closed(self) -> bool:
         reply = self.query("INT?").strip()
         if reply not in ("OPEN", "CLOSED"):

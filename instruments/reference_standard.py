@@ -1,31 +1,40 @@
 """Reference standard meter (SCPI): true V, I, P, PF, f, an energy register and a pulse output.
 
-Commands: ``MEAS:VOLT?``, ``MEAS:CURR?``, ``MEAS:POW?``, ``MEAS:PFAC?``, ``MEAS:FREQ?``,
-``ENER:RES``, ``ENER?`` (Wh since reset), ``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``.
+Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
+(every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
+``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``ENER:RES``, ``ENER?`` (Wh since reset),
+``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``. Voltages and currents are true RMS.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from instruments.scpi import ScpiInstrument, control
+from instruments.scpi import ScpiInstrument, control, parse_floats
 from instruments.transport import VisaLine
 
 
 @dataclass(frozen=True)
 class Readings:
-    voltage_v: float
-    current_a: float
+    """The board's conditions as the reference standard (and thermometer, if any) saw them."""
+
+    voltages_v: tuple[float, ...]
+    currents_a: tuple[float, ...]
     power_w: float
     power_factor: float
     frequency_hz: float
+    thd_voltage_pct: float
+    thd_current_pct: float
+    temperature_c: float | None = None
 
 
 class ScpiReferenceStandard(ScpiInstrument):
-    voltage = control("MEAS:VOLT?", None, "RMS voltage", unit="V")
-    current = control("MEAS:CURR?", None, "RMS current", unit="A")
+    voltages = control("MEAS:VOLT:LIST?", None, "True RMS voltage of each element", parse=parse_floats, unit="V")
+    currents = control("MEAS:CURR:LIST?", None, "True RMS current of each element", parse=parse_floats, unit="A")
     power = control("MEAS:POW?", None, "Active power", unit="W")
     power_factor = control("MEAS:PFAC?", None, "Power factor")
     frequency = control("MEAS:FREQ?", None, "Frequency", unit="Hz")
+    thd_voltage = control("MEAS:THD:VOLT?", None, "Voltage THD, element 1", unit="%")
+    thd_current = control("MEAS:THD:CURR?", None, "Current THD, element 1", unit="%")
     energy = control("ENER?", None, "Active energy since ENER:RES", unit="Wh")
     pulse_constant = control("PULS:CONS?", None, "Energy per output pulse", unit="Wh")
 
@@ -33,4 +42,5 @@ class ScpiReferenceStandard(ScpiInstrument):
         super().__init__(name, lambda: VisaLine(address, timeout_s), address)
 
     def readings(self) -> Readings:
-        return Readings(self.voltage, self.current, self.power, self.power_factor, self.frequency)
+        return Readings(tuple(self.voltages), tuple(self.currents), self.power, self.power_factor, self.frequency,
+                        self.thd_voltage, self.thd_current)

@@ -23,6 +23,11 @@ def parse_float(reply: str) -> float:
     return float(reply)
 
 
+def parse_floats(reply: str) -> list[float]:
+    """A comma-separated list of numbers, every one strict."""
+    return [parse_float(field) for field in reply.split(",")]
+
+
 def parse_int(reply: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", reply.strip()):
         raise ValueError("not a whole number")

@@ -6,24 +6,10 @@ error is within ±0.2 %, measured two ways: by gating its test pulses against th
 standard, and by its Modbus energy register against the reference's energy register.
 The point's values and their provenance: bench/standards/payload_accuracy.toml.
 """
-import pytest
-
-from bench.gating import measure_point
 from bench.plans import payload_accuracy_point
 
 POINT = payload_accuracy_point()
 
 
-@pytest.fixture(scope="module")
-def payload(bench):
-    """One stimulus for all positions; outputs off again when the point is done."""
-    try:
-        return measure_point(bench, POINT)
-    finally:
-        bench.safe_state()
-
-
-def test_payload_accuracy(position, payload, record_result):
-    result = payload[position.number]
-    record_result(result)
-    assert result.verdict == "PASS", result.summary()
+def test_payload_accuracy(position, certify):
+    certify(POINT, position)

@@ -3,6 +3,7 @@ import socket
 
 import pytest
 
+from bench.harmonics import Harmonic
 from instruments.ac_load import ScpiPhantomLoad
 from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError, ReplyError
@@ -82,8 +83,8 @@ def test_silent_instrument_times_out_with_its_name(sim, control, source):
 
 def test_counter_gates_over_a_pty(sim, counter, control):
     assert counter.channels == len(sim.world.meters) and counter.timebase_hz == 10_000_000
-    sim.world.source.voltage_v, sim.world.source.output = 240.0, True
-    sim.world.load.current_a, sim.world.load.output = 1000.0 / 240.0, True
+    sim.world.source.voltage_v, sim.world.source.output = 120.0, True
+    sim.world.load.currents_a, sim.world.load.output = [1000.0 / 360.0] * 3, True
     counter.arm(1, 10)
     assert counter.states()[0].state == "ARMED"
     control.advance(60.0)
@@ -136,13 +137,13 @@ def test_register_codec_round_trip(register, value):
 
 def test_a_late_reply_is_never_taken_for_the_next_answer(sim):
     reference = ScpiReferenceStandard(sim.scpi["reference"].resource, timeout_s=0.3).open()
-    sim.world.source.voltage_v, sim.world.source.output = 240.0, True
-    sim.world.load.current_a, sim.world.load.output = 4.0, True
+    sim.world.source.voltage_v, sim.world.source.output = 120.0, True
+    sim.world.load.currents_a, sim.world.load.output = [4.0] * 3, True
     with sim.world.lock:  # the instrument is busy past the timeout; its reply comes late
         with pytest.raises(InstrumentError, match="no reply before the timeout"):
             reference.power
     reference.reopen()
-    assert reference.voltage == pytest.approx(240.0 * (1 + sim.world.source.gain_error))
+    assert reference.frequency == pytest.approx(60.0)  # not the late power reading
     reference.close()
 
 
@@ -168,3 +169,37 @@ def test_a_full_error_queue_reports_overflow(sim, source):
     errors = [source.query("SYST:ERR?") for _ in range(17)]
     assert errors[:15] == ['-113,"Undefined header;BOGUS"'] * 15
     assert errors[15:] == ['-350,"Queue overflow"', '0,"No error"']
+
+
+def test_harmonics_and_unbalanced_currents_reach_the_world_and_the_reference_measures_them(sim):
+    """Program the 5th-harmonic profile and unbalanced currents through the drivers; the
+    reference standard, sampling the waveforms, must find the THD and the power the data imply."""
+    from bench.limits import HARMONICS_FILE
+    from bench.harmonics import load_profiles
+
+    profile = load_profiles(HARMONICS_FILE)["fifth_in_phase"]
+    source = ScpiAcSource(sim.scpi["source"].resource).open()
+    load = ScpiPhantomLoad(sim.scpi["load"].resource).open()
+    reference = ScpiReferenceStandard(sim.scpi["reference"].resource).open()
+    source.voltage, source.output = 120.0, True
+    source.set_harmonics(profile.voltage)
+    load.set_harmonics(profile.current)
+    load.set_currents([10.0, 5.0, 0.0])
+    load.output = True
+    v, i = 120.0 * 1.0004, 0.9997
+    truth = v * (10.0 + 5.0) * i * (1 + profile.harmonic_power_ratio())  # 0.1 x 0.4 = 4 % more
+    assert sim.world.true_power_w() == pytest.approx(truth, rel=1e-12)
+    assert reference.power == pytest.approx(truth * (1 + sim.world.reference.error_pct / 100), rel=1e-9)
+    assert reference.thd_voltage == pytest.approx(profile.thd_voltage_pct, rel=1e-6)
+    assert reference.thd_current == pytest.approx(profile.thd_current_pct, rel=1e-6)
+    assert reference.currents == pytest.approx([10 * i * profile.rms_factor("current"), 5 * i * profile.rms_factor("current"), 0.0])
+    assert load.current == pytest.approx(10.0)
+    load.safe_state()
+    assert sim.world.load.currents_a == [0.0, 0.0, 0.0] and not sim.world.load.output
+    for driver in (source, load, reference):
+        driver.close()
+
+
+def test_harmonic_outside_the_instruments_range_is_rejected(sim, source):
+    with pytest.raises(InstrumentError, match=r"rejected 'VOLT:HARM 1,10.0000,0.000': -222"):
+        source.set_harmonics([Harmonic(1, 10.0, 0.0)])  # order 1 is the fundamental, not a harmonic

@@ -13,14 +13,16 @@ from bench.plans import payload_accuracy_point
 from bench.sim import SimulatedBench
 from tests.conftest import REPO
 
-EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0}
+EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0, "frequency_pct_per_pct": 0.0,
+         "harmonic_gain_pct": 0.0, "dc_pct_per_10pct": 0.0, "element_offsets_pct": [0.0, 0.0, 0.0]}
+PAYLOAD_PLAN = "test_plans/test_payload_accuracy.py"
 
 
-def run_plans(tmp_path, *args):
+def run_plans(tmp_path, *args, plans=PAYLOAD_PLAN):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", f"--junitxml={junit}", f"--html={html}",
+    run = subprocess.run([sys.executable, "-m", "pytest", plans, f"--junitxml={junit}", f"--html={html}",
                           "--self-contained-html", "-p", "no:cacheprovider", *args],
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
     return run, cases, html.read_text()
 
@@ -37,23 +39,23 @@ def test_default_board_certifies_every_position(tmp_path):
     for name, case in cases.items():
         props = properties(case)
         assert props["Verdict"] == "PASS"
-        assert abs(float(props["Error %"])) < 0.2
-        assert props["Stimulus"] == "240.00 V, 4.167 A, PF 1.000, 60 Hz = 1000.0 W"
-    for column in ("Stimulus", "Error %", "U (k=2) %", "Limit %", "Verdict"):
+        assert abs(float(props["Measured"].rstrip(" %"))) < 0.2
+        assert props["Stimulus"] == "120.00 V, 2.778 A, PF 1.000, 60 Hz = 1000.0 W"  # 3 elements of the 16S board
+    for column in ("Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict"):
         assert f"<th>{column}</th>" in html
     covered = float(re.search(r"bench time covered: ([\d.]+) s", run.stdout).group(1))
     assert covered >= 10 + 300  # settling, then at least the procedure's five minutes
 
 
 def test_a_meter_at_half_a_percent_fails_and_one_at_five_hundredths_passes(tmp_path, make_board):
-    board = make_board(positions=[{"offset_pct": 0.5, **EXACT}, {"offset_pct": 0.05, **EXACT}])
+    board = make_board(positions=[{"offset_pct": 0.5, **EXACT}, {"offset_pct": 0.05, **EXACT}], board={"name": "two"})
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board))
     assert run.returncode == 1
     bad, good = (cases[n] for n in sorted(cases))
     assert bad.find("failure") is not None and good.find("failure") is None
     # Measured = true error less the reference standard's own +0.004 %.
-    assert float(properties(bad)["Error %"]) == pytest.approx(0.496, abs=0.002)
-    assert float(properties(good)["Error %"]) == pytest.approx(0.046, abs=0.002)
+    assert float(properties(bad)["Measured"].rstrip(" %")) == pytest.approx(0.496, abs=0.002)
+    assert float(properties(good)["Measured"].rstrip(" %")) == pytest.approx(0.046, abs=0.002)
     assert "FAIL: pulse error +0.49" in bad.find("failure").get("message")
 
 
@@ -64,7 +66,7 @@ def test_measured_error_agrees_with_ground_truth_within_u(sim_bench, control):
         truth = control.true_error_pct(number)
         assert abs(result.pulses.error_pct - truth) <= result.pulses.expanded_pct
         assert abs(result.register_check.error_pct - truth) <= result.register_check.expanded_pct
-        assert result.gate.gate_time_s >= point.min_dwell_s  # timed by the counter's timebase
+        assert result.gate.gate_time_s >= point.dwell.min_dwell_s  # timed by the counter's timebase
 
 
 def test_measured_error_is_the_truth_seen_through_the_reference_standard(sim, sim_bench, control):
@@ -84,10 +86,10 @@ def test_plan_duration_comes_from_the_counter_timebase(sim_bench):
     assert gate.gate_time_s == pytest.approx(gate.mut_pulses * 3.6, rel=0.002)
 
 
-def test_three_phase_board_measures_against_truth():
-    with SimulatedBench("three_phase") as sim, Bench(sim.profile()) as bench:
+def test_single_phase_board_measures_against_truth():
+    with SimulatedBench("residential_2s") as sim, Bench(sim.profile()) as bench:
         point = payload_accuracy_point()
-        assert point.stimulus(bench).current_a == pytest.approx(1000.0 / (3 * 120.0))
+        assert point.stimulus(bench).current_a == pytest.approx(1000.0 / 240.0)
         results = measure_point(bench, point)
         control = bench.sim_control
         assert sim.world.true_power_w() == pytest.approx(1000.0, rel=1e-3)  # within the source's setpoint errors
@@ -102,7 +104,7 @@ def test_a_meter_that_never_pulses_fails_with_a_diagnosis_and_the_others_still_p
         results = measure_point(bench, payload_accuracy_point())
     dead, alive = results[1], results[2]
     assert dead.verdict == "FAIL" and dead.pulses is None
-    assert dead.note.startswith("gate incomplete: 0 of 84 MUT pulses")
+    assert dead.note.startswith("gate incomplete: 0 of 84 MUT pulses")  # 1.002 kW x 300 s / 1 Wh, rounded up
     assert dead.register_check.error_pct == pytest.approx(-100.0)
     assert alive.verdict == "PASS"
 

@@ -10,6 +10,8 @@ import tomli_w
 
 from bench.bench import Bench, SafetyError
 from bench.gating import measure_point
+from bench.harmonics import load_profiles
+from bench.limits import HARMONICS_FILE
 from bench.plans import payload_accuracy_point
 from bench.profile import profile_from_data
 from bench.sim import SimulatedBench
@@ -29,24 +31,33 @@ def refused_without_sending(sim, bench, stimulus, match):
 
 
 def test_voltage_above_the_meter_rating_is_refused_before_sending(sim, sim_bench):
-    sent = refused_without_sending(sim, sim_bench, Stimulus(300.0, 1.0, 0.0, 60.0, 1),
-                                   r"300 V exceeds the meter rating meter_type.max_voltage_v = 288 V")
+    sent = refused_without_sending(sim, sim_bench, Stimulus(150.0, 1.0, 0.0, 60.0, 3),
+                                   r"150 V RMS exceeds the meter rating meter_type.max_voltage_v = 144 V")
     assert sent == []
     assert sim.world.source.voltage_v == 0.0 and not sim.world.source.output
 
 
 def test_current_above_imax_is_refused_before_sending(sim, sim_bench):
-    sent = refused_without_sending(sim, sim_bench, Stimulus(240.0, 250.0, 0.0, 60.0, 1),
-                                   r"250 A exceeds the meter rating meter_type.max_current_a = 200 A")
+    sent = refused_without_sending(sim, sim_bench, Stimulus(120.0, 250.0, 0.0, 60.0, 3),
+                                   r"250 A RMS exceeds the meter rating meter_type.max_current_a = 200 A")
     assert sent == [] and not sim.world.load.output
+
+
+def test_harmonics_count_towards_the_current_rating(sim, sim_bench):
+    """150 A of fundamental is within Imax, but the half-wave profile's DC and even harmonics
+    make it 212 A RMS: refused."""
+    half_wave = load_profiles(HARMONICS_FILE)["half_wave"]
+    sent = refused_without_sending(sim, sim_bench, Stimulus(120.0, 150.0, 0.0, 60.0, 3, harmonics=half_wave),
+                                   r"212.\d+ A RMS exceeds the meter rating meter_type.max_current_a = 200 A")
+    assert sent == []
 
 
 def test_setpoint_outside_the_instrument_range_is_refused(sim):
     data = sim.profile_data()
-    data["source"]["max_voltage_v"] = 250.0  # this lab's source is smaller than the meter's rating
+    data["source"]["max_voltage_v"] = 100.0  # this lab's source is smaller than the meter's rating
     with Bench(profile_from_data(data, "lab.toml")) as bench:
-        sent = refused_without_sending(sim, bench, Stimulus(260.0, 1.0, 0.0, 60.0, 1),
-                                       r"source @ .*: voltage 260 V is outside the instrument range 0..250 V")
+        sent = refused_without_sending(sim, bench, Stimulus(110.0, 1.0, 0.0, 60.0, 3),
+                                       r"source @ .*: voltage 110 V is outside the instrument range 0..100 V")
     assert sent == [] and sim.world.source.voltage_v == 0.0
 
 
@@ -55,16 +66,15 @@ def test_a_profile_cannot_widen_the_instruments_own_range(sim):
     data["source"]["max_voltage_v"] = 500.0  # the driver's specification stops at 300 V
     data["meter_type"]["max_voltage_v"] = 480.0
     with Bench(profile_from_data(data, "lab.toml")) as bench:
-        sent = refused_without_sending(sim, bench, Stimulus(450.0, 1.0, 0.0, 60.0, 1),
+        sent = refused_without_sending(sim, bench, Stimulus(450.0, 1.0, 0.0, 60.0, 3),
                                        r"voltage 450 V is outside the instrument range 0..300 V")
     assert sent == []
 
 
-def test_a_single_phase_source_cannot_feed_a_three_element_meter(make_board):
-    board = make_board(source={"phases": 1})
-    with SimulatedBench(board) as sim:
+def test_a_single_phase_source_cannot_feed_a_three_element_meter():
+    with SimulatedBench("residential_2s") as sim:
         data = sim.profile_data()
-        data["meter_type"]["elements"] = 3
+        data["meter_type"].update(form="16S", elements=3)  # the profile claims a polyphase meter
         with pytest.raises(SafetyError, match=r"has 1 phase\(s\); meter_type.elements = 3 needs as many"):
             Bench(profile_from_data(data, "lab.toml")).__enter__()
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a failed open leaves no handler behind
@@ -150,15 +160,15 @@ def test_unconfirmable_safe_state_is_reported_loudly(sim_bench, control):
 
 def test_opening_the_bench_makes_leftover_outputs_safe(sim):
     sim.world.source.voltage_v, sim.world.source.output = 240.0, True
-    sim.world.load.current_a, sim.world.load.output = 10.0, True
+    sim.world.load.currents_a, sim.world.load.output = [10.0] * 3, True
     with Bench(sim.profile()):
-        assert not sim.world.source.output and not sim.world.load.output and sim.world.load.current_a == 0.0
+        assert not sim.world.source.output and not sim.world.load.output and sim.world.load.currents_a == [0.0] * 3
 
 
 def test_meter_on_the_wrong_position_is_refused(sim):
     data = sim.profile_data()
     data["positions"][0]["serial"], data["positions"][1]["serial"] = data["positions"][1]["serial"], data["positions"][0]["serial"]
-    with pytest.raises(SafetyError, match=r"positions\[1\].serial: profile says SIM24A00002, the meter on that position reports SIM24A00001"):
+    with pytest.raises(SafetyError, match=r"positions\[1\].serial: profile says SIM16A00002, the meter on that position reports SIM16A00001"):
         Bench(profile_from_data(data, "lab.toml")).open()
 
 

@@ -9,17 +9,18 @@ from bench.sim.meter_model import Conditions, ErrorCurve
 from bench.sim.simbench import board_path
 
 
-def energise(world, volts=240.0, amps=1000.0 / 240.0, phase=0.0):
+def energise(world, volts=120.0, amps=1000.0 / 360.0, phase=0.0):
+    """The default board: three elements at 120 V; 1 kW in all by default."""
     world.source.voltage_v, world.source.output = volts, True
-    world.load.current_a, world.load.phase_deg, world.load.output = amps, phase, True
+    world.load.currents_a, world.load.phase_deg, world.load.output = [amps] * 3, phase, True
 
 
 def test_true_power_is_v_i_cos_phi_of_what_the_instruments_really_output():
     world = load_board(board_path("default")).world
-    energise(world, 240.0, 5.0, 60.0)
-    v = 240.0 * (1 + world.source.gain_error)
+    energise(world, 120.0, 5.0, 60.0)
+    v = 120.0 * (1 + world.source.gain_error)
     i = 5.0 * (1 + world.load.gain_error)
-    assert world.true_power_w() == pytest.approx(v * i * 0.5, rel=1e-12)
+    assert world.true_power_w() == pytest.approx(3 * v * i * 0.5, rel=1e-12)
 
 
 def test_energy_and_pulses_follow_registered_power():
@@ -28,7 +29,8 @@ def test_energy_and_pulses_follow_registered_power():
     meter = world.meters[0]
     c = world.conditions()
     world.advance(300.0)
-    expected_wh = c.active_power_w * (1 + meter.true_error_pct(c) / 100) * 300.0 / 3600.0
+    expected_wh = meter.registered_power_w(c) * 300.0 / 3600.0
+    assert meter.registered_power_w(c) == pytest.approx(c.active_power_w * (1 + meter.true_error_pct(c) / 100))
     assert meter.energy_wh == pytest.approx(expected_wh, rel=1e-12)
     assert meter.pulses == math.floor(expected_wh / meter.kh_wh)
     assert world.reference.accumulator_wh == pytest.approx(world.reference_power_w() * 300.0 / 3600.0)
@@ -74,10 +76,9 @@ def test_no_registration_below_starting_current():
 
 def test_phase_error_shows_as_delta_tan_phi():
     curve = ErrorCurve(phase_error_mrad=1.0)
-    at_unity = Conditions.balanced(240, 30, 0.0, 60, 1)
-    at_half = Conditions.balanced(240, 30, 60.0, 60, 1)
-    assert curve.error_pct(at_unity, 30, 240) == pytest.approx(100 * (math.cos(-1e-3) - 1))
-    assert curve.error_pct(at_half, 30, 240) == pytest.approx(100 * 1e-3 * math.tan(math.radians(60)), rel=1e-3)
+    nominal = dict(dc_pct=0.0, test_amperes=30, nominal_voltage=240, nominal_frequency=60)
+    assert curve.element_error_pct(240, 30, 0.0, 60, **nominal) == pytest.approx(100 * (math.cos(-1e-3) - 1))
+    assert curve.element_error_pct(240, 30, 60.0, 60, **nominal) == pytest.approx(100 * 1e-3 * math.tan(math.radians(60)), rel=1e-3)
 
 
 def test_scaled_world_refuses_to_be_stepped():
@@ -86,8 +87,11 @@ def test_scaled_world_refuses_to_be_stepped():
         world.advance(1.0)
 
 
+WYE = (0.0, -120.0, 120.0)
+
+
 def test_three_phase_phasors_are_symmetrical_and_sum_their_powers():
-    c = Conditions.balanced(120.0, 10.0, 30.0, 60.0, 3)
+    c = Conditions.balanced(120.0, 10.0, 30.0, 60.0, WYE)
     assert abs(c.voltages.sum()) == pytest.approx(0.0, abs=1e-9)  # a balanced set sums to zero
     assert np.degrees(np.angle(c.voltages[1] / c.voltages[0])) == pytest.approx(-120.0)
     assert c.active_power_w == pytest.approx(3 * 120 * 10 * math.cos(math.radians(30)))
@@ -96,5 +100,42 @@ def test_three_phase_phasors_are_symmetrical_and_sum_their_powers():
 
 
 def test_leading_current_gives_negative_reactive_power():
-    c = Conditions.balanced(240.0, 5.0, -36.87, 60.0, 1)
+    c = Conditions.balanced(240.0, 5.0, -36.87, 60.0, (0.0,))
     assert c.reactive_power_var < 0 and c.power_factor == pytest.approx(0.8, abs=1e-4)
+
+
+def test_harmonic_power_adds_to_the_fundamental_on_every_element():
+    from bench.harmonics import Harmonic
+    c = Conditions.balanced(120.0, 10.0, 0.0, 60.0, WYE, voltage_harmonics=(Harmonic(5, 10.0, 0.0),),
+                            current_harmonics=(Harmonic(5, 40.0, 0.0), Harmonic(0, 20.0, 0.0)))
+    # 5th: 12 V x 4 A in phase on each element; DC current meets no DC voltage and adds nothing
+    assert c.active_power_w == pytest.approx(3 * (120 * 10 + 12 * 4))
+
+
+def test_element_alone_and_unbalanced_currents():
+    world = load_board(board_path("default")).world
+    energise(world, 120.0, 10.0)
+    world.load.currents_a = [10.0, 0.0, 5.0]
+    c = world.conditions()
+    assert np.abs(c.currents) / (1 + world.load.gain_error) == pytest.approx([10.0, 0.0, 5.0])
+    assert c.active_power_w == pytest.approx(120 * 1.0004 * 15 * 0.9997)
+
+
+def test_a_meter_with_one_element_off_registers_through_each_elements_error():
+    world = load_board(board_path("default")).world
+    meter = world.meters[0]
+    meter.element_offsets_pct = (0.5, 0.0, 0.0)
+    energise(world, 120.0, 10.0)
+    world.load.currents_a = [10.0, 0.0, 0.0]
+    alone = meter.true_error_pct(world.conditions())
+    world.load.currents_a = [0.0, 10.0, 0.0]
+    assert alone - meter.true_error_pct(world.conditions()) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_creeping_meter_registers_with_voltage_and_no_current():
+    world = load_board(board_path("default")).world
+    meter = world.meters[0]
+    meter.creep_w = 36.0
+    energise(world, 138.0, 0.0)
+    world.advance(500.0)
+    assert meter.energy_wh == pytest.approx(36.0 * 500 / 3600) and meter.pulses == 5

@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Section, load_toml
+from bench.forms import forms
 from bench.profile import parse_register_map
-from bench.sim.meter_model import PHASE_ANGLES_DEG, ErrorCurve, MeterModel
+from bench.sim.meter_model import ErrorCurve, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from instruments.register_map import RegisterMap
 
-_CURVE_KEYS = ("offset_pct", "light_load_pct", "phase_error_mrad", "voltage_pct_per_10pct")
+_CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)
+_POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s",
+                  "element_offsets_pct", "creep_w", "fault", "fails", *_CURVE_KEYS}
 
 
 @dataclass
@@ -23,50 +26,63 @@ class Board:
     meter_type: dict[str, Any]  # as the profile states it
     reference: Section
     counter: Section
+    ambient_c: float | None  # a thermometer is on the board when set
+    expected_failures: dict[int, tuple[str, ...]]  # position -> test points its fault should fail
 
 
 def load_board(path: Path, scale: float | None = None) -> Board:
     doc = load_toml(path)
-    seed = doc.table("board").integer("seed", 0)
+    board = doc.table("board")
+    seed = board.integer("seed", 0)
     mt = doc.table("meter_type")
     register_map = parse_register_map(mt.table("registers"))
-    ta, vn = mt.number("test_amperes", positive=True), mt.number("nominal_voltage_v", positive=True)
-    meters = []
+    unknown = set(register_map) - set(QUANTITIES)
+    if unknown:
+        raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
+    form_name = mt.text("form", choices=tuple(forms()))
+    form = forms()[form_name]
+    if mt.integer("elements", low=1) != form.elements:
+        raise mt.error("elements", f"form {form_name} has {form.elements} elements")
+    src, load, ref = doc.table("source"), doc.table("load"), doc.table("reference")
+    phases = src.integer("phases", low=1)
+    if phases < form.elements:
+        raise src.error("phases", f"a {form.elements}-element meter needs at least {form.elements} source phases")
+    meters, expected = [], {}
     for index, pos in enumerate(doc.tables("position"), start=1):
-        pos.unknown({"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s", *_CURVE_KEYS})
+        pos.unknown(_POSITION_KEYS)
+        offsets = tuple(float(x) for x in pos.data.get("element_offsets_pct", ()))
+        if offsets and len(offsets) != form.elements:
+            raise pos.error("element_offsets_pct", f"needs {form.elements} values, one per element")
         meters.append(MeterModel(
             position=index,
             serial=pos.text("serial"),
             mac=pos.text("mac"),
             firmware=pos.text("firmware"),
             kh_wh=mt.number("kh_wh", positive=True),
-            test_amperes=ta,
-            nominal_voltage=vn,
+            test_amperes=mt.number("test_amperes", positive=True),
+            nominal_voltage=mt.number("nominal_voltage_v", positive=True),
+            nominal_frequency=mt.number("frequency_hz", positive=True),
             curve=ErrorCurve(**{k: pos.number(k, 0.0) for k in _CURVE_KEYS}),
             starting_current_a=pos.number("starting_current_a", mt.number("starting_current_a", positive=True)),
             pulse_jitter_s=pos.number("pulse_jitter_s", mt.number("pulse_jitter_s", low=0)),
+            element_offsets_pct=offsets,
+            creep_w=pos.number("creep_w", 0.0, low=0),
             alarm_code=pos.data.get("alarm_code", ""),
             seed=seed,
         ))
-    unknown = set(register_map) - set(QUANTITIES)
-    if unknown:
-        raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
-    src, load, ref = doc.table("source"), doc.table("load"), doc.table("reference")
-    elements = mt.integer("elements", low=1)
-    if elements not in PHASE_ANGLES_DEG:
-        raise mt.error("elements", f"the simulator models {sorted(PHASE_ANGLES_DEG)} elements, not {elements}")
-    if src.integer("phases", low=1) < elements:
-        raise src.error("phases", f"a {elements}-element meter needs at least {elements} source phases")
+        if "fails" in pos:
+            expected[index] = tuple(pos.data["fails"])
     world = World(
-        source=SourceState(phases=src.integer("phases", low=1), max_voltage_v=src.number("max_voltage_v", positive=True),
+        source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True),
                            frequency_hz=mt.number("frequency_hz", positive=True), gain_error=src.number("gain_error", 0.0)),
-        load=LoadState(max_current_a=load.number("max_current_a", positive=True), gain_error=load.number("gain_error", 0.0)),
+        load=LoadState(phases=phases, max_current_a=load.number("max_current_a", positive=True),
+                       gain_error=load.number("gain_error", 0.0)),
         reference=ReferenceState(error_pct=ref.number("error_pct", 0.0),
                                  pulse_constant_wh=ref.number("pulse_constant_wh", positive=True)),
         meters=meters,
-        elements=elements,
+        angles_deg=form.voltage_angles_deg,
         scale=scale,
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating
-    return Board(doc.table("board").text("name"), world, register_map, meter_type, ref, doc.table("counter"))
-
+    ambient = board.number("ambient_c", None) if "ambient_c" in board else None
+    return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), ambient, expected)

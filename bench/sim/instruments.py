@@ -6,12 +6,32 @@ exactly these.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
+from bench.harmonics import Harmonic, active_power, analyse, synthesize, thd_pct
 from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, parse_whole, scpi
 from bench.sim.world import World
 
 
 def _fmt(value: float) -> str:
     return format(value, ".10g")
+
+
+def parse_harmonic(arg: str | None, lowest_order: int) -> Harmonic:
+    """``order,pct,phase_deg``; DC (order 0) only where ``lowest_order`` allows it."""
+    fields = (arg or "").split(",")
+    if len(fields) != 3:
+        raise ScpiError(-109, "Missing parameter;order,pct,phase expected")
+    order, pct, phase = parse_whole(fields[0]), parse_number(fields[1]), parse_number(fields[2])
+    if order == 1 or not lowest_order <= order <= 50 or not 0 <= pct <= 200 or not -360 <= phase <= 360:
+        raise out_of_range(arg)
+    return Harmonic(order, pct, phase)
+
+
+def format_harmonics(harmonics: dict[int, Harmonic]) -> str:
+    return ",".join(f"{h.order},{_fmt(h.pct)},{_fmt(h.phase_deg)}" for h in sorted(harmonics.values(), key=lambda h: h.order)) or "NONE"
 
 
 class WorldDevice(ScpiDevice):
@@ -59,20 +79,57 @@ class SimSource(WorldDevice):
     def get_phases(self, _: str | None) -> str:
         return str(self.world.source.phases)
 
+    @scpi("[SOURce:]VOLTage:HARMonic")
+    def set_harmonic(self, arg: str | None) -> None:
+        harmonic = parse_harmonic(arg, lowest_order=2)
+        self.world.source.harmonics[harmonic.order] = harmonic
+
+    @scpi("[SOURce:]VOLTage:HARMonic:CLEar")
+    def clear_harmonics(self, _: str | None) -> None:
+        self.world.source.harmonics.clear()
+
+    @scpi("[SOURce:]VOLTage:HARMonic?")
+    def get_harmonics(self, _: str | None) -> str:
+        return format_harmonics(self.world.source.harmonics)
+
 
 class SimLoad(WorldDevice):
     idn = "MeterBench,SIM-PHL-3,PHL0001,1.0"
 
-    @scpi("[SOURce:]CURRent[:LEVel]")
-    def set_current(self, arg: str | None) -> None:
+    def _check_current(self, arg: str) -> float:
         value = parse_number(arg)
         if not 0 <= value <= self.world.load.max_current_a:
             raise out_of_range(arg)
-        self.world.load.current_a = value
+        return value
 
-    @scpi("[SOURce:]CURRent[:LEVel]?")
-    def get_current(self, _: str | None) -> str:
-        return _fmt(self.world.load.current_a)
+    @scpi("[SOURce:]CURRent[:LEVel]")
+    def set_current(self, arg: str | None) -> None:
+        value = self._check_current(arg or "")
+        self.world.load.currents_a = [value] * self.world.load.phases
+
+    @scpi("[SOURce:]CURRent:LIST")
+    def set_currents(self, arg: str | None) -> None:
+        values = [self._check_current(a) for a in (arg or "").split(",")]
+        if len(values) != self.world.load.phases:
+            raise ScpiError(-109, f"Missing parameter;{self.world.load.phases} currents expected")
+        self.world.load.currents_a = values
+
+    @scpi("[SOURce:]CURRent:LIST?")
+    def get_currents(self, _: str | None) -> str:
+        return ",".join(_fmt(i) for i in self.world.load.currents_a)
+
+    @scpi("[SOURce:]CURRent:HARMonic")
+    def set_harmonic(self, arg: str | None) -> None:
+        harmonic = parse_harmonic(arg, lowest_order=0)
+        self.world.load.harmonics[harmonic.order] = harmonic
+
+    @scpi("[SOURce:]CURRent:HARMonic:CLEar")
+    def clear_harmonics(self, _: str | None) -> None:
+        self.world.load.harmonics.clear()
+
+    @scpi("[SOURce:]CURRent:HARMonic?")
+    def get_harmonics(self, _: str | None) -> str:
+        return format_harmonics(self.world.load.harmonics)
 
     @scpi("[SOURce:]PHASe")
     def set_phase(self, arg: str | None) -> None:
@@ -95,21 +152,41 @@ class SimLoad(WorldDevice):
 
 
 class SimReference(WorldDevice):
-    """Reads the true world through its own error; HF pulse output wired to the counter."""
+    """Samples the true world through its own error, as a sampling wattmeter does; its HF pulse
+    output is wired to the counter."""
 
     idn = "MeterBench,SIM-RS-3,RS0001,1.0"
 
+    def _waves(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        c = self.world.conditions()
+        return [(synthesize(abs(v), math.degrees(np.angle(v)), c.voltage_harmonics),
+                 synthesize(abs(i), math.degrees(np.angle(i)), c.current_harmonics))
+                for v, i in zip(c.voltages, c.currents)]
+
+    @staticmethod
+    def _rms(wave: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(wave ** 2)))
+
     @scpi("MEASure:VOLTage?")
     def voltage(self, _: str | None) -> str:
-        return _fmt(self.world.conditions().voltage_v)
+        return _fmt(self._rms(self._waves()[0][0]))
 
     @scpi("MEASure:CURRent?")
     def current(self, _: str | None) -> str:
-        return _fmt(self.world.conditions().current_a)
+        return _fmt(self._rms(self._waves()[0][1]))
+
+    @scpi("MEASure:VOLTage:LIST?")
+    def voltages(self, _: str | None) -> str:
+        return ",".join(_fmt(self._rms(v)) for v, _ in self._waves())
+
+    @scpi("MEASure:CURRent:LIST?")
+    def currents(self, _: str | None) -> str:
+        return ",".join(_fmt(self._rms(i)) for _, i in self._waves())
 
     @scpi("MEASure:POWer[:ACTive]?")
     def power(self, _: str | None) -> str:
-        return _fmt(self.world.reference_power_w())
+        true_power = sum(active_power(v, i) for v, i in self._waves())
+        return _fmt(true_power * (1.0 + self.world.reference.error_pct / 100.0))
 
     @scpi("MEASure:PFACtor?")
     def power_factor(self, _: str | None) -> str:
@@ -118,6 +195,20 @@ class SimReference(WorldDevice):
     @scpi("MEASure:FREQuency?")
     def frequency(self, _: str | None) -> str:
         return _fmt(self.world.conditions().frequency_hz)
+
+    @scpi("MEASure:THD:VOLTage?")
+    def thd_voltage(self, _: str | None) -> str:
+        return _fmt(self._thd(0))
+
+    @scpi("MEASure:THD:CURRent?")
+    def thd_current(self, _: str | None) -> str:
+        return _fmt(self._thd(1))
+
+    def _thd(self, which: int) -> float:
+        wave = self._waves()[0][which]
+        if not np.any(wave):
+            return 0.0
+        return thd_pct(analyse(wave)[1])
 
     @scpi("ENERgy:RESet")
     def reset_energy(self, _: str | None) -> None:
@@ -198,6 +289,20 @@ class SimCounter(WorldDevice):
         return "CLOSED" if self.world.interlock_closed else "OPEN"
 
 
+class SimThermometer(WorldDevice):
+    """Ambient temperature at the board, for the reference-conditions check."""
+
+    idn = "MeterBench,SIM-TH-1,TH0001,1.0"
+
+    def __init__(self, world: World, ambient_c: float) -> None:
+        super().__init__(world)
+        self.ambient_c = ambient_c
+
+    @scpi("MEASure:TEMPerature?")
+    def temperature(self, _: str | None) -> str:
+        return _fmt(self.ambient_c)
+
+
 class SimControl(WorldDevice):
     """The simulator's own channel: its clock, ground truth and fault injection."""
 
@@ -215,7 +320,7 @@ class SimControl(WorldDevice):
 
     @scpi("SIMulation:TIME?")
     def time(self, _: str | None) -> str:
-        return repr(self.world.time_s)
+        return repr(float(self.world.time_s))
 
     @scpi("SIMulation:ADVance")
     def advance(self, arg: str | None) -> None:
@@ -232,11 +337,11 @@ class SimControl(WorldDevice):
 
     @scpi("SIMulation:TRUTh:ERRor?")
     def true_error(self, arg: str | None) -> str:
-        return repr(self._meter(arg).true_error_pct(self.world.conditions()))
+        return repr(float(self._meter(arg).true_error_pct(self.world.conditions())))
 
     @scpi("SIMulation:TRUTh:POWer?")
     def true_power(self, _: str | None) -> str:
-        return repr(self.world.true_power_w())
+        return repr(float(self.world.true_power_w()))
 
     @scpi("SIMulation:TRUTh:OUTPut?")
     def outputs(self, _: str | None) -> str:
@@ -248,6 +353,11 @@ class SimControl(WorldDevice):
         if target not in self.devices or kind not in ("NONE", "GARBLE", "SILENT", "DROP"):
             raise ScpiError(-224, f"Illegal parameter value;{arg}")
         self.devices[target].fault = kind
+
+    @scpi("SIMulation:REFerence:ERRor")
+    def reference_error(self, arg: str | None) -> None:
+        """The reference standard's true error: tests draw it from its certificate's distribution."""
+        self.world.reference.error_pct = parse_number(arg)
 
     @scpi("SIMulation:INTerlock")
     def interlock(self, arg: str | None) -> None:

@@ -1,4 +1,4 @@
-"""A simulated meter: its error characteristic, starting threshold and Kh pulse output."""
+"""A simulated meter: its error characteristic, starting threshold, creep and Kh pulse output."""
 from __future__ import annotations
 
 import math
@@ -6,36 +6,57 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-PHASE_ANGLES_DEG = {1: (0.0,), 3: (0.0, -120.0, 120.0)}  # single phase; wye in positive (ABC) sequence
+from bench.harmonics import Harmonic
 
 
 @dataclass(frozen=True)
 class Conditions:
     """What every meter on the board sees, one phasor pair per measuring element: voltage
-    circuits in parallel, current circuits in series. Phasors are complex RMS values."""
+    circuits in parallel, current circuits in series. Phasors are complex RMS values of the
+    fundamental; harmonics (same shape on every element) are relative to the fundamental."""
 
     voltages: np.ndarray
     currents: np.ndarray
     frequency_hz: float
+    voltage_harmonics: tuple[Harmonic, ...] = ()
+    current_harmonics: tuple[Harmonic, ...] = ()
 
     @classmethod
     def balanced(cls, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
-                 elements: int) -> "Conditions":
-        """A symmetrical set: equal magnitudes, phases 120° apart, current lagging by ``phase_deg``."""
-        angles = np.radians(PHASE_ANGLES_DEG[elements])
+                 angles_deg: tuple[float, ...], weights: tuple[float, ...] | None = None,
+                 voltage_harmonics: tuple[Harmonic, ...] = (), current_harmonics: tuple[Harmonic, ...] = ()
+                 ) -> "Conditions":
+        """Voltages of equal magnitude at the form's angles; each current lags its voltage by
+        ``phase_deg`` and is ``current_a`` times its element's weight (unbalance, element alone)."""
+        angles = np.radians(angles_deg)
+        scale = np.ones(len(angles)) if weights is None else np.asarray(weights, dtype=float)
         voltages = voltage_v * np.exp(1j * angles)
-        currents = current_a * np.exp(1j * (angles - math.radians(phase_deg)))
-        return cls(voltages, currents, frequency_hz)
+        currents = current_a * scale * np.exp(1j * (angles - math.radians(phase_deg)))
+        return cls(voltages, currents, frequency_hz, voltage_harmonics, current_harmonics)
 
     @property
     def elements(self) -> int:
         return len(self.voltages)
 
+    def element_fundamental_power_w(self) -> np.ndarray:
+        return (self.voltages * np.conj(self.currents)).real
+
+    def element_harmonic_power_w(self) -> np.ndarray:
+        """Per element: sum over orders in both waves of V_h I_h cos(h phi + psi_v - psi_i), where
+        phi is the element's fundamental angle (harmonic phases ride on the fundamental)."""
+        currents = {h.order: h for h in self.current_harmonics}
+        phi = np.angle(self.voltages) - np.angle(self.currents)
+        power = np.zeros(self.elements)
+        for v in self.voltage_harmonics:
+            if v.order in currents:
+                i = currents[v.order]
+                power += (v.pct / 100 * i.pct / 100) * np.cos(v.order * phi + np.radians(v.phase_deg - i.phase_deg))
+        return np.abs(self.voltages) * np.abs(self.currents) * power
+
     @property
     def active_power_w(self) -> float:
-        """P = sum over elements of Re(V I*)."""
-        return float(np.sum(self.voltages * np.conj(self.currents)).real)
+        """P = sum over elements and orders of V_h I_h cos(phi_h)."""
+        return float(np.sum(self.element_fundamental_power_w() + self.element_harmonic_power_w()))
 
     @property
     def reactive_power_var(self) -> float:
@@ -43,22 +64,29 @@ class Conditions:
 
     @property
     def voltage_v(self) -> float:
+        """Mean fundamental voltage magnitude over the elements."""
         return float(np.mean(np.abs(self.voltages)))
 
     @property
     def current_a(self) -> float:
-        return float(np.mean(np.abs(self.currents)))
+        """Largest fundamental current on any element."""
+        return float(np.max(np.abs(self.currents)))
 
     @property
     def phase_deg(self) -> float:
-        """Angle by which current lags voltage (negative when leading), from total P and Q."""
-        if not np.any(self.currents) or not np.any(self.voltages):
+        """Angle by which the fundamental current lags voltage, from total fundamental P and Q."""
+        p = float(np.sum(self.element_fundamental_power_w()))
+        if p == 0 and self.reactive_power_var == 0:
             return 0.0
-        return math.degrees(math.atan2(self.reactive_power_var, self.active_power_w))
+        return math.degrees(math.atan2(self.reactive_power_var, p))
 
     @property
     def power_factor(self) -> float:
         return math.cos(math.radians(self.phase_deg))
+
+    @property
+    def dc_pct(self) -> float:
+        return next((h.pct for h in self.current_harmonics if h.order == 0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -71,19 +99,28 @@ class ErrorCurve:
     - ``phase_error_mrad``: current-sensor phase displacement; it shows up as
       100 x delta x tan(phi), so it vanishes at unity PF and grows at low PF.
     - ``voltage_pct_per_10pct``: shift per +10 % of nominal voltage.
+    - ``frequency_pct_per_pct``: shift per +1 % of nominal frequency.
+    - ``harmonic_gain_pct``: error on harmonic power only (a meter that under-registers it: < 0).
+    - ``dc_pct_per_10pct``: shift per 10 % of DC in the current (current-transformer saturation).
     """
 
     offset_pct: float = 0.0
     light_load_pct: float = 0.0
     phase_error_mrad: float = 0.0
     voltage_pct_per_10pct: float = 0.0
+    frequency_pct_per_pct: float = 0.0
+    harmonic_gain_pct: float = 0.0
+    dc_pct_per_10pct: float = 0.0
 
-    def error_pct(self, c: Conditions, test_amperes: float, nominal_voltage: float) -> float:
-        light = self.light_load_pct * (0.1 * test_amperes / c.current_a) if c.current_a > 0 else 0.0
-        phi = math.radians(c.phase_deg)
+    def element_error_pct(self, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
+                          dc_pct: float, test_amperes: float, nominal_voltage: float, nominal_frequency: float) -> float:
+        light = self.light_load_pct * (0.1 * test_amperes / current_a) if current_a > 0 else 0.0
+        phi = math.radians(phase_deg)
         phase = 100.0 * (math.cos(phi - self.phase_error_mrad / 1000.0) / math.cos(phi) - 1.0)
-        voltage = self.voltage_pct_per_10pct * (c.voltage_v / nominal_voltage - 1.0) / 0.1
-        return self.offset_pct + light + phase + voltage
+        voltage = self.voltage_pct_per_10pct * (voltage_v / nominal_voltage - 1.0) / 0.1
+        frequency = self.frequency_pct_per_pct * (frequency_hz / nominal_frequency - 1.0) * 100.0
+        dc = self.dc_pct_per_10pct * dc_pct / 10.0
+        return self.offset_pct + light + phase + voltage + frequency + dc
 
 
 @dataclass
@@ -97,9 +134,12 @@ class MeterModel:
     kh_wh: float
     test_amperes: float
     nominal_voltage: float
+    nominal_frequency: float
     curve: ErrorCurve
     starting_current_a: float
     pulse_jitter_s: float
+    element_offsets_pct: tuple[float, ...] = ()
+    creep_w: float = 0.0  # what it registers with voltage on and no load (0 for a sound meter)
     alarm_code: str = ""
     seed: int = 0
     energy_wh: float = 0.0  # the meter's own register: what it believes it measured
@@ -109,15 +149,31 @@ class MeterModel:
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
 
-    def true_error_pct(self, c: Conditions) -> float:
-        """Ground truth: the error this meter has under these conditions."""
-        return self.curve.error_pct(c, self.test_amperes, self.nominal_voltage)
-
     def registered_power_w(self, c: Conditions) -> float:
-        """Power the meter's metrology integrates; nothing below the starting current."""
-        if c.current_a < self.starting_current_a or c.active_power_w <= 0:
+        """Power the meter's metrology integrates. Below the starting current it registers only
+        its creep; above it each element's power through that element's error."""
+        if not np.any(c.voltages):
             return 0.0
-        return c.active_power_w * (1.0 + self.true_error_pct(c) / 100.0)
+        if c.current_a < self.starting_current_a:
+            return self.creep_w
+        fundamental, harmonic = c.element_fundamental_power_w(), c.element_harmonic_power_w()
+        total = 0.0
+        for k in range(c.elements):
+            current = abs(c.currents[k])
+            if current == 0:
+                continue
+            error = self.curve.element_error_pct(
+                abs(c.voltages[k]), current, math.degrees(np.angle(c.voltages[k] / c.currents[k])), c.frequency_hz,
+                c.dc_pct, self.test_amperes, self.nominal_voltage, self.nominal_frequency)
+            error += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
+            gain = 1.0 + error / 100.0
+            total += fundamental[k] * gain + harmonic[k] * gain * (1.0 + self.curve.harmonic_gain_pct / 100.0)
+        return max(total, 0.0)
+
+    def true_error_pct(self, c: Conditions) -> float:
+        """Ground truth: registered over true power, minus one, in percent (0 with no power)."""
+        true_power = c.active_power_w
+        return (self.registered_power_w(c) / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
 
     def advance(self, t0: float, dt: float, c: Conditions) -> list[float]:
         """Integrate ``dt`` seconds from time ``t0``; return the times of the pulse edges emitted.

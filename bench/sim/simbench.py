@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.profile import Profile, profile_from_data
+from bench.config import Section
+from bench.profile import MeterType, Profile, parse_meter_type, profile_from_data
 from bench.sim.board import Board, load_board
-from bench.sim.instruments import SimControl, SimCounter, SimLoad, SimReference, SimSource
+from bench.sim.instruments import SimControl, SimCounter, SimLoad, SimReference, SimSource, SimThermometer
 from bench.sim.modbus_meters import ModbusMeters
 from bench.sim.scpi import ScpiServer
 from bench.sim.serial_line import PtySerialServer
@@ -37,6 +38,9 @@ class SimulatedBench:
         try:
             self.scpi = {name.lower(): ScpiServer(device).start() for name, device in devices.items() if name != "COUNTER"}
             self._servers.extend(self.scpi.values())
+            if self.board.ambient_c is not None:
+                self.scpi["environment"] = ScpiServer(SimThermometer(world, self.board.ambient_c)).start()
+                self._servers.append(self.scpi["environment"])
             self.control = ScpiServer(SimControl(world, devices)).start()
             self._servers.append(self.control)
             self.counter_line = PtySerialServer(self.counter).start()
@@ -61,7 +65,7 @@ class SimulatedBench:
     def profile_data(self) -> dict[str, Any]:
         """The profile a lab would write for this bench, with the addresses just assigned."""
         ref, cnt = self.board.reference, self.board.counter
-        return {
+        data = {
             "bench": {"id": f"SIM-{self.board.name}"},
             "clock": {"kind": "sim", "address": self.control.resource},
             "source": {"driver": "scpi-ac-source", "address": self.scpi["source"].resource,
@@ -73,7 +77,7 @@ class SimulatedBench:
                 "serial": ref.text("serial"),
                 "calibration": {"date": ref.date("calibration_date"), "due": ref.date("calibration_due"),
                                 "certificate": ref.text("certificate"),
-                                "uncertainty_pct_k2": ref.number("uncertainty_pct_k2", positive=True)},
+                                "uncertainty_pct_k2": ref.data["uncertainty_pct_k2"]},
             },
             "counter": {"driver": "serial-pulse-counter", "address": self.counter_line.port, "baudrate": 115200,
                         "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0)},
@@ -83,6 +87,13 @@ class SimulatedBench:
             "meter_type": self.board.meter_type,
             "interlock": {"via": "counter"},
         }
+        if "environment" in self.scpi:
+            data["environment"] = {"driver": "scpi-thermometer", "address": self.scpi["environment"].resource}
+        return data
+
+    def meter_type(self) -> MeterType:
+        """The meter type the board holds, known before any server starts."""
+        return parse_meter_type(Section(self.board.meter_type, str(self.board_file), "meter_type"))
 
     def profile(self) -> Profile:
         return profile_from_data(self.profile_data(), f"<simulated bench '{self.board_file.name}'>")

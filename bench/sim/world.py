@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from bench.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
 
 
@@ -24,6 +25,7 @@ class SourceState:
     frequency_hz: float = 60.0
     output: bool = False
     gain_error: float = 0.0
+    harmonics: dict[int, Harmonic] = field(default_factory=dict)
 
     @property
     def output_voltage_v(self) -> float:
@@ -32,17 +34,22 @@ class SourceState:
 
 @dataclass
 class LoadState:
-    """Phantom-load current source: current and its phase angle to the voltage."""
+    """Phantom-load current source: a current per phase, one phase angle, harmonics."""
 
+    phases: int
     max_current_a: float
-    current_a: float = 0.0
+    currents_a: list[float] = field(default_factory=list)
     phase_deg: float = 0.0
     output: bool = False
     gain_error: float = 0.0
+    harmonics: dict[int, Harmonic] = field(default_factory=dict)
 
-    @property
-    def output_current_a(self) -> float:
-        return self.current_a * (1.0 + self.gain_error) if self.output else 0.0
+    def __post_init__(self) -> None:
+        if not self.currents_a:
+            self.currents_a = [0.0] * self.phases
+
+    def output_currents_a(self) -> list[float]:
+        return [i * (1.0 + self.gain_error) if self.output else 0.0 for i in self.currents_a]
 
 
 @dataclass
@@ -93,7 +100,7 @@ class World:
     load: LoadState
     reference: ReferenceState
     meters: list[MeterModel]
-    elements: int
+    angles_deg: tuple[float, ...]  # the voltage each element sees, from the meter's form
     scale: float | None = None  # None: stepped; else simulated seconds per wall second
     time_s: float = 0.0
     interlock_closed: bool = True
@@ -105,10 +112,19 @@ class World:
         if not self.gates:
             self.gates = [Gate() for _ in self.meters]
 
+    @property
+    def elements(self) -> int:
+        return len(self.angles_deg)
+
     def conditions(self) -> Conditions:
         """The phasors the meters' elements see now (zero where an output is off)."""
-        return Conditions.balanced(self.source.output_voltage_v, self.load.output_current_a,
-                                   self.load.phase_deg, self.source.frequency_hz, self.elements)
+        currents = self.load.output_currents_a()[: self.elements]
+        peak = max(currents)
+        weights = tuple(i / peak for i in currents) if peak else None
+        return Conditions.balanced(self.source.output_voltage_v, peak, self.load.phase_deg, self.source.frequency_hz,
+                                   self.angles_deg, weights,
+                                   tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order)) if self.source.output else (),
+                                   tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order)) if self.load.output else ())
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w

@@ -1,0 +1,83 @@
+"""Points judged by counting test-output pulses over a period: no-load creep and starting load."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.bench import Bench
+from bench.conditions import ReferenceConditions
+from bench.gating import Load, settle_at_conditions
+from bench.profile import MeterType
+from bench.results import CountResult
+from bench.stimulus import Stimulus
+
+
+@dataclass(frozen=True)
+class CreepPoint:
+    """Voltage above nominal, no current: at most ``max_pulses`` in the period."""
+
+    id: str
+    name: str
+    family: str
+    voltage_pct: float
+    max_pulses: int
+    period_constant: float  # C in: period >= C / (k m Un Imax) minutes, k in imp/kWh, m elements
+    settle_s: float
+    conditions: ReferenceConditions
+
+    def period_s(self, mt: MeterType) -> float:
+        impulses_per_kwh = 1000.0 / mt.kh_wh
+        minutes = self.period_constant / (impulses_per_kwh * mt.elements * mt.nominal_voltage_v * mt.max_current_a)
+        return minutes * 60.0
+
+    def stimulus(self, mt: MeterType) -> Stimulus:
+        return Stimulus(mt.nominal_voltage_v * self.voltage_pct / 100.0, 0.0, 0.0, mt.frequency_hz, mt.elements)
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """The starting current: the meter must start and keep registering, ``min_pulses`` within
+    ``time_factor`` times the time those pulses take at the starting power."""
+
+    id: str
+    name: str
+    family: str
+    load: Load
+    min_pulses: int
+    time_factor: float
+    settle_s: float
+    conditions: ReferenceConditions
+
+    def stimulus(self, mt: MeterType) -> Stimulus:
+        return self.load.stimulus(mt)
+
+    def period_s(self, mt: MeterType) -> float:
+        return self.time_factor * self.min_pulses * mt.kh_wh * 3600.0 / self.stimulus(mt).power_w
+
+
+def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, poll_s: float = 5.0) -> dict[int, CountResult]:
+    """Apply, settle at reference conditions, count every position's MUT edges over the period."""
+    mt = bench.profile.meter_type
+    stimulus, period = point.stimulus(mt), point.period_s(mt)
+    if isinstance(point, CreepPoint):
+        limit, judge = f"at most {point.max_pulses} pulse(s)", lambda n: n <= point.max_pulses
+    else:
+        limit, judge = f"at least {point.min_pulses} pulses", lambda n: n >= point.min_pulses
+    positions = bench.profile.positions
+    try:
+        readings, deviations = settle_at_conditions(bench, stimulus, point.conditions, point.settle_s)
+        if deviations:
+            note = "not at reference conditions: " + "; ".join(deviations)
+            return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note, counted=False)
+                    for p in positions}
+        before = {p.number: bench.counter.mut_count(p.number) for p in positions}
+        waited = 0.0
+        while waited < period:
+            step = min(poll_s, period - waited)
+            bench.wait(step, point.name)
+            waited += step
+        counts = {p.number: bench.counter.mut_count(p.number) - before[p.number] for p in positions}
+    except BaseException:
+        bench.safe_state()
+        raise
+    return {p.number: CountResult(point.id, point.name, p, stimulus, readings, period, counts[p.number], limit,
+                                  judge(counts[p.number])) for p in positions}

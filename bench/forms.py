@@ -1,0 +1,35 @@
+"""Meter forms as data (bench/standards/forms.toml): elements, board voltage angles, Blondel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from bench.config import load_toml
+
+FORMS_FILE = Path(__file__).parent / "standards" / "forms.toml"
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    description: str
+    elements: int
+    voltage_angles_deg: tuple[float, ...]
+    blondel: bool  # C12.20 covers Blondel-compliant meters only
+
+
+@lru_cache(maxsize=None)
+def forms() -> dict[str, Form]:
+    doc = load_toml(FORMS_FILE)
+    found = {}
+    for name in doc.data:
+        table = doc.table(name)
+        table.unknown({"description", "elements", "voltage_angles_deg", "blondel", "provenance"})
+        table.text("provenance")
+        angles = tuple(float(a) for a in table.data.get("voltage_angles_deg", []))
+        elements = table.integer("elements", low=1)
+        if len(angles) != elements:
+            raise table.error("voltage_angles_deg", f"needs {elements} angles, one per element")
+        found[name] = Form(name, table.text("description"), elements, angles, bool(table.data.get("blondel")))
+    return found

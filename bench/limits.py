@@ -1,0 +1,184 @@
+"""Test points and limits as data (bench/standards/c12_20.toml, or a lab's own with --limits).
+
+A table is validated whole when it is loaded (a bad row is one line naming the file and row),
+then resolved into concrete points for the meter type on the bench: its class picks each row's
+tolerance, its element count expands "each element" rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.conditions import ReferenceConditions, default_reference_conditions, parse_reference_conditions
+from bench.config import Section, load_toml
+from bench.counting import CreepPoint, StartingPoint
+from bench.certification import Point
+from bench.gating import AccuracyPoint, DwellRules, Load
+from bench.harmonics import HarmonicProfile, load_profiles
+from bench.metrology import Rule
+from bench.profile import CLASSES, MeterType
+
+STANDARDS = Path(__file__).parent / "standards"
+DEFAULT_TABLE = STANDARDS / "c12_20.toml"
+HARMONICS_FILE = STANDARDS / "harmonics.toml"
+_ROW_KEYS = {"id", "family", "name", "current", "of", "pf", "lead", "voltage_pct", "frequency_pct", "harmonics",
+             "elements", "shift_from", "tolerance", "max_pulses", "period_constant", "min_pulses", "time_factor",
+             "provenance"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One validated row, before a meter class is chosen."""
+
+    id: str
+    family: str
+    name: str
+    load: Load
+    elements: str | tuple[float, ...] | None  # "each", per-element weights, or all elements
+    by_class: dict[str, float]  # tolerance, or for creep the period constant
+    section: Section  # where the row stands, for errors found when it is resolved
+    shift_from: str | None = None
+    max_pulses: int = 0
+    min_pulses: int = 0
+    time_factor: float = 0.0
+
+
+@dataclass(frozen=True)
+class LimitTable:
+    source: str
+    name: str
+    version: str
+    provenance: str
+    rule: Rule
+    dwell: Section
+    conditions: ReferenceConditions
+    rows: tuple[Row, ...]
+
+    def points(self, mt: MeterType, rule: Rule | None = None) -> list[Point]:
+        """Every point of the table for this meter type, in table order."""
+        settle = self.dwell.number("settle_s", low=0)
+        found: list[Point] = []
+        for row in self.rows:
+            if row.family == "creep":
+                found.append(CreepPoint(row.id, row.name, row.family, row.load.voltage_pct, row.max_pulses,
+                                        _for_class(row, mt.accuracy_class), settle, self.conditions))
+            elif row.family == "starting":
+                found.append(StartingPoint(row.id, row.name, row.family, row.load, row.min_pulses, row.time_factor,
+                                           settle, self.conditions))
+            else:
+                value = _for_class(row, mt.accuracy_class)
+                dwell = DwellRules(settle, self.dwell.integer("min_pulses", low=1), self.dwell.number("min_dwell_s", low=0),
+                                   value * self.dwell.number("target_u_fraction", positive=True))
+                for suffix, label, weights in _expand(row.elements, mt.elements):
+                    load = Load(**{**row.load.__dict__, "weights": weights})
+                    found.append(AccuracyPoint(row.id + suffix, row.name + label, row.family, load, value, dwell,
+                                               rule or self.rule, self.conditions, row.shift_from))
+        return found
+
+
+def _for_class(row: Row, accuracy_class: float) -> float:
+    key = f"{accuracy_class:g}"
+    if key not in row.by_class:
+        what = "period_constant" if row.family == "creep" else "tolerance"
+        raise row.section.error(what, f"no value for class {key}")
+    return row.by_class[key]
+
+
+def _expand(elements: str | tuple[float, ...] | None, count: int) -> list[tuple[str, str, tuple[float, ...] | None]]:
+    """(id suffix, name suffix, weights) for each point a row becomes on a meter of ``count`` elements.
+    Element-alone and unbalanced rows mean nothing on a one-element meter and yield no point."""
+    if elements is None:
+        return [("", "", None)]
+    if count == 1:
+        return []
+    if elements == "each":
+        return [(f"-E{k}", f": element {k}", tuple(1.0 if j == k else 0.0 for j in range(1, count + 1)))
+                for k in range(1, count + 1)]
+    return [("", "", tuple(elements[:count]))]
+
+
+def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
+    doc = load_toml(path)
+    doc.unknown({"table", "dwell", "reference_conditions", "point"})
+    table, dwell = doc.table("table"), doc.table("dwell")
+    table.unknown({"name", "version", "decision_rule", "provenance"})
+    dwell.unknown({"settle_s", "min_pulses", "min_dwell_s", "target_u_fraction", "provenance"})
+    for key in ("settle_s", "min_dwell_s"):
+        dwell.number(key, low=0)
+    dwell.integer("min_pulses", low=1)
+    dwell.number("target_u_fraction", positive=True)
+    dwell.text("provenance")
+    conditions = (parse_reference_conditions(doc.table("reference_conditions")) if "reference_conditions" in doc
+                  else default_reference_conditions())
+    profiles = load_profiles(HARMONICS_FILE)
+    rows = _rows(doc, profiles)
+    return LimitTable(doc.source, table.text("name"), table.text("version"), table.text("provenance"),
+                      Rule(table.text("decision_rule", choices=tuple(r.value for r in Rule))), dwell, conditions, rows)
+
+
+def _rows(doc: Section, profiles: dict[str, HarmonicProfile]) -> tuple[Row, ...]:
+    raw = doc.data.get("point")
+    if not isinstance(raw, list) or not raw:
+        raise doc.error("point", "expected one or more [[point]] rows")
+    rows: list[Row] = []
+    for i, data in enumerate(raw, start=1):
+        label = data.get("id", "") if isinstance(data, dict) else ""
+        row = Section(data if isinstance(data, dict) else {}, doc.source, f"point[{i}] {label}".rstrip())
+        rows.append(_row(row, profiles))
+    ids = [r.id for r in rows]
+    for r in rows:
+        if ids.count(r.id) > 1:
+            raise r.section.error("id", f"'{r.id}' is used by more than one row")
+        if r.shift_from is not None:
+            target = next((t for t in rows if t.id == r.shift_from), None)
+            if target is None or target.shift_from is not None or target.family in ("creep", "starting"):
+                raise r.section.error("shift_from", f"'{r.shift_from}' is not an accuracy row without a shift of its own")
+    return tuple(rows)
+
+
+def _row(row: Section, profiles: dict[str, HarmonicProfile]) -> Row:
+    row.unknown(_ROW_KEYS)
+    row.text("provenance")
+    family = row.text("family")
+    name = row.text("name", row.text("id"))
+    harmonics = None
+    if "harmonics" in row:
+        harmonics = profiles.get(row.text("harmonics"))
+        if harmonics is None:
+            raise row.error("harmonics", f"no profile '{row.data['harmonics']}' in {HARMONICS_FILE.name} "
+                                         f"(have {', '.join(sorted(profiles))})")
+    if family == "creep":
+        load = Load(voltage_pct=row.number("voltage_pct", positive=True))
+        return Row(row.text("id"), family, name, load, None, _by_class(row, "period_constant"), row,
+                   max_pulses=row.integer("max_pulses", low=0))
+    load = Load(power_factor=row.number("pf", low=0.01, high=1.0), leading=bool(row.data.get("lead", False)),
+                voltage_pct=row.number("voltage_pct", 100.0, positive=True),
+                frequency_pct=row.number("frequency_pct", 100.0, positive=True),
+                current_fraction=row.number("current", positive=True),
+                current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics)
+    if family == "starting":
+        return Row(row.text("id"), family, name, load, None, {}, row, min_pulses=row.integer("min_pulses", low=1),
+                   time_factor=row.number("time_factor", low=1.0))
+    return Row(row.text("id"), family, name, load, _elements(row), _by_class(row, "tolerance"), row,
+               shift_from=row.text("shift_from") if "shift_from" in row else None)
+
+
+def _by_class(row: Section, key: str) -> dict[str, float]:
+    table = row.table(key)
+    for name in table.data:
+        if name not in {f"{c:g}" for c in CLASSES}:
+            raise table.error(name, f"not an accuracy class (expected {', '.join(f'{c:g}' for c in CLASSES)})")
+        table.number(name, positive=True)
+    return {name: float(value) for name, value in table.data.items()}
+
+
+def _elements(row: Section) -> str | tuple[float, ...] | None:
+    value = row.data.get("elements")
+    if value is None or value == "each":
+        return value
+    if (isinstance(value, list) and value and all(isinstance(w, (int, float)) and 0 <= w <= 1 for w in value)
+            and max(value) == 1):
+        return tuple(float(w) for w in value)
+    raise row.error("elements", f"expected \"each\" or per-element weights in [0, 1] with the largest 1, got {value!r}")
+
+
