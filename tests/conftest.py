@@ -47,16 +47,23 @@ def make_board(tmp_path: Path) -> Callable[..., Path]:
     """Write a variant of the default board: ``make_board(positions=[{...}, ...], **top_level)``."""
 
     def make(positions: list[dict] | None = None, **tables: dict) -> Path:
-        data = tomllib.loads(board_path("default").read_text())
-        if positions is not None:
-            data["position"] = [{**data["position"][i % len(data["position"])], **p} for i, p in enumerate(positions)]
-        for name, values in tables.items():
-            data[name] = {**data.get(name, {}), **values}
-        path = tmp_path / "board.toml"
-        path.write_text(tomli_w.dumps(data))
-        return path
+        def edit(data: dict) -> None:
+            if positions is not None:
+                data["position"] = [{**data["position"][i % len(data["position"])], **p} for i, p in enumerate(positions)]
+            for name, values in tables.items():
+                data[name] = {**data.get(name, {}), **values}
+
+        return edited_toml(board_path("default"), edit, tmp_path / "board.toml")
 
     return make
+
+
+def edited_toml(source: Path, edit: Callable[[dict], object], target: Path) -> Path:
+    """Write a copy of a TOML file with ``edit`` applied to its data: a lab's variant of ours."""
+    data = tomllib.loads(source.read_text())
+    edit(data)
+    target.write_text(tomli_w.dumps(data))
+    return target
 
 
 def require_tool(name: str) -> str:

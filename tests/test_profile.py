@@ -4,17 +4,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomli_w
 
 from bench.config import ConfigError
 from bench.profile import load_profile
+from tests.conftest import edited_toml
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "bench" / "profiles" / "example_lab.toml"
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def test_example_profile_loads():
@@ -26,11 +21,7 @@ def test_example_profile_loads():
 
 
 def broken(tmp_path, edit):
-    data = tomllib.loads(EXAMPLE.read_text())
-    edit(data)
-    path = tmp_path / "lab.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
+    return edited_toml(EXAMPLE, edit, tmp_path / "lab.toml")
 
 
 @pytest.mark.parametrize("edit, key, says", [

@@ -24,6 +24,10 @@ class SimControlClient(ScpiInstrument):
     def true_error_pct(self, position: int) -> float:
         return self.query_as(f"SIM:TRUT:ERR? {position}", parse_float)
 
+    def set_reference_error(self, pct: float) -> None:
+        """The reference standard's true error (tests draw it from its certificate's distribution)."""
+        self.set(f"SIM:REF:ERR {float(pct)!r}")
+
     def outputs_on(self) -> tuple[bool, bool]:
         """(source output, load output) as the simulated instruments really are."""
         source, _, load = self.query("SIM:TRUT:OUTP?").partition(",")

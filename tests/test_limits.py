@@ -1,0 +1,102 @@
+"""The limits table: what it resolves to for a meter type, and one-line errors naming the row."""
+import dataclasses
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.config import ConfigError
+from bench.counting import CreepPoint, StartingPoint
+from bench.gating import AccuracyPoint
+from bench.limits import DEFAULT_TABLE, load_table
+from bench.metrology import Rule
+from bench.sim import SimulatedBench
+from tests.conftest import REPO, edited_toml
+
+METER_16S = SimulatedBench("default").meter_type()  # 3 elements, class 0.2, 120 V, Imax 200 A, Kh 1 Wh
+
+
+def test_the_default_table_for_a_16s_class_02_meter():
+    points = load_table().points(METER_16S)
+    by_id = {p.id: p for p in points}
+    families = [p.family for p in points]
+    assert families.count("load_performance") == 9 and families.count("harmonics") == 4
+    assert [p.id for p in points if p.family == "polyphase"] == [
+        "EL-PF1-E1", "EL-PF1-E2", "EL-PF1-E3", "EL-PF05-E1", "EL-PF05-E2", "EL-PF05-E3", "UNBAL"]
+    assert by_id["EL-PF05-E2"].load.weights == (0.0, 1.0, 0.0)
+    assert by_id["LL-PF05"].limit_pct == 0.3 and by_id["H5"].limit_pct == 0.4
+    assert by_id["H5"].shift_from == "H-REF" and by_id["V90"].shift_from == "FL-PF1"
+    assert by_id["LL-PF1"].dwell.target_u_pct == pytest.approx(0.2 * 0.25)
+    assert all(p.rule is Rule.SIMPLE for p in points if isinstance(p, AccuracyPoint))
+
+
+def test_creep_and_starting_periods_follow_from_the_meter_constant():
+    by_id = {p.id: p for p in load_table().points(METER_16S)}
+    creep, start = by_id["CREEP"], by_id["START"]
+    assert isinstance(creep, CreepPoint) and isinstance(start, StartingPoint)
+    # 600e6 / (k m Un Imax) minutes, k = 1000 imp/kWh, m = 3, Un = 120 V, Imax = 200 A
+    assert creep.period_s(METER_16S) == pytest.approx(600e6 / (1000 * 3 * 120 * 200) * 60)
+    # 1.5 x the time of 2 pulses of 1 Wh at 3 x 120 V x 0.03 A
+    assert start.period_s(METER_16S) == pytest.approx(1.5 * 2 * 3600 / (3 * 120 * 0.03))
+
+
+def test_class_picks_each_rows_values_and_single_element_meters_skip_element_rows():
+    meter = dataclasses.replace(METER_16S, accuracy_class=0.5, form="1S", elements=1)
+    by_id = {p.id: p for p in load_table().points(meter, Rule.GUARDED)}
+    assert by_id["LL-PF05"].limit_pct == 0.6 and by_id["FL-PF1"].rule is Rule.GUARDED
+    assert by_id["CREEP"].period_constant == 900e6
+    assert not any(p.family == "polyphase" for p in by_id.values())
+
+
+def write_table(tmp_path, edit):
+    return edited_toml(DEFAULT_TABLE, edit, tmp_path / "lab_limits.toml")
+
+
+def row(data, point_id):
+    return next(r for r in data["point"] if r["id"] == point_id)
+
+
+@pytest.mark.parametrize("edit, where, says", [
+    (lambda d: row(d, "FL-PF1").update(pf=1.5), r"point\[4\] FL-PF1.pf", "outside"),
+    (lambda d: row(d, "V90").update(shift_from="FL-PF2"), r"point\[12\] V90.shift_from", "not an accuracy row"),
+    (lambda d: row(d, "H5").update(harmonics="seventh"), r"point\[17\] H5.harmonics", "no profile 'seventh'"),
+    (lambda d: row(d, "LL-PF1").update(tolerance={"0.3": 0.2}), r"point\[3\] LL-PF1.tolerance.0.3", "not an accuracy class"),
+    (lambda d: row(d, "UNBAL").update(elements=[0.5, 0.25]), r"point\[22\] UNBAL.elements", "largest 1"),
+    (lambda d: row(d, "MAX-PF1").update(id="FL-PF1"), r"point\[4\] FL-PF1.id", "more than one row"),
+    (lambda d: row(d, "F98").update(tolerence={"0.2": 0.1}), r"point\[14\] F98.tolerence", "unknown key"),
+    (lambda d: row(d, "START").pop("provenance"), r"point\[2\] START.provenance", "missing"),
+    (lambda d: d["dwell"].update(min_pulses=0), r"dwell.min_pulses", "whole number >= 1"),
+])
+def test_a_broken_table_is_one_line_naming_file_and_row(tmp_path, edit, where, says):
+    path = write_table(tmp_path, edit)
+    with pytest.raises(ConfigError) as raised:
+        load_table(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert says in message
+    assert re.search(where, message), message
+
+
+def test_a_row_without_the_meters_class_is_named_when_the_table_is_resolved(tmp_path):
+    path = write_table(tmp_path, lambda d: row(d, "FL-PF05").update(tolerance={"0.5": 0.6}))
+    with pytest.raises(ConfigError, match=r"point\[7\] FL-PF05.tolerance: no value for class 0.2"):
+        load_table(path).points(METER_16S)
+
+
+def test_pytest_with_a_broken_table_stops_at_start(tmp_path):
+    path = write_table(tmp_path, lambda d: row(d, "H5").update(harmonics="seventh"))
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", "--limits", str(path), "-q", "-p", "no:cacheprovider"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 4 and f"{path}: point[17] H5.harmonics: no profile 'seventh'" in run.stderr
+
+
+def test_a_labs_own_table_runs_only_its_points(tmp_path):
+    def only_full_load(data):
+        data["point"] = [row(data, "FL-PF1")]
+        data["table"]["name"] = "Lab 7 acceptance table"
+    path = write_table(tmp_path, only_full_load)
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/c12_20/", "--limits", str(path), "-q",
+                          "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "8 passed" in run.stdout and "limits: Lab 7 acceptance table" in run.stdout

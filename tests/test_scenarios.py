@@ -1,0 +1,87 @@
+"""The whole plan on simulated boards: compliant meters pass, each faulty meter fails exactly
+where its fault shows, and points the board cannot count are shown as such."""
+import re
+
+import pytest
+
+from bench.certification import shift_result
+from bench.metrology import Budget, Component, Rule, Verdict
+from bench.results import Measured, PositionResult
+from bench.sim.board import load_board
+from bench.sim.simbench import board_path
+from tests.test_payload_plan import EXACT, properties, run_plans
+
+ITEM = re.compile(r"\[(?:(?P<point>[A-Z0-9-]+?)-)?pos(?P<position>\d+)-")
+
+
+def failed_points(cases):
+    """{(point id, position)} of the failed items; the payload item's point is PAYLOAD."""
+    found = set()
+    for name, case in cases.items():
+        if case.find("failure") is not None:
+            match = ITEM.search(name)
+            found.add((match.group("point") or "PAYLOAD", int(match.group("position"))))
+    return found
+
+
+def test_default_board_passes_the_whole_plan(tmp_path):
+    run, cases, _ = run_plans(tmp_path, plans="test_plans/")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(cases) == 27 * 8  # 26 C12.20 points for a 3-element meter, and the payload check
+    assert re.search(r"bench time covered: \d+\.\d s", run.stdout)
+
+
+def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(tmp_path):
+    board = load_board(board_path("mixed"))
+    expected = {(point, position) for position, points in board.expected_failures.items() for point in points}
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", "mixed", plans="test_plans/")
+    assert run.returncode == 1
+    assert failed_points(cases) == expected
+    healthy = [p for p, points in board.expected_failures.items() if not points]
+    assert healthy and not any(position in healthy for _, position in failed_points(cases))
+
+
+def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_board):
+    board = make_board(board={"ambient_c": 30.0})
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), plans="test_plans/c12_20/test_load_performance.py")
+    assert run.returncode == 1 and len(cases) == 9 * 8
+    for case in cases.values():
+        assert properties(case)["Verdict"] == "INDETERMINATE"
+        assert "not at reference conditions: temperature 30.0 °C is outside 21..25 °C" in case.find("failure").get("message")
+
+
+def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_board):
+    board = make_board(positions=[{"offset_pct": 0.195, **EXACT}, {"offset_pct": 0.0, **EXACT}], board={"name": "margin"})
+    plan = "test_plans/c12_20/test_load_performance.py"
+    simple, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), "-k", "FL-PF1", plans=plan)
+    assert simple.returncode == 0 and [properties(c)["Verdict"] for c in cases.values()] == ["PASS", "PASS"]
+    guarded, cases, html = run_plans(tmp_path, "--sim-scenario", str(board), "-k", "FL-PF1",
+                                     "--decision-rule", "guarded", plans=plan)
+    verdicts = {name: properties(c)["Verdict"] for name, c in cases.items()}
+    assert guarded.returncode == 1
+    assert verdicts == {"test_load_performance[FL-PF1-pos1-SIM16A00001]": "INDETERMINATE",
+                        "test_load_performance[FL-PF1-pos2-SIM16A00002]": "PASS"}
+    assert "decision rule: guard-banded: pass when |error| + U &lt;= limit" in html
+
+
+def test_c12_20_does_not_apply_to_form_2s(tmp_path):
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", "residential_2s", plans="test_plans/")
+    skipped = [c.find("skipped").get("message") for c in cases.values() if c.find("skipped") is not None]
+    assert run.returncode == 0 and len(skipped) == 7 * 8  # each family, on each position
+    assert all("ANSI C12.20 does not apply to Form 2S" in message for message in skipped)
+    assert len(cases) - len(skipped) == 8  # the payload check still runs on every position
+
+
+def _measured(error, components, point="X"):
+    budget = Budget(tuple(Component(name, u, "") for name, u in components))
+    return PositionResult(point, point, None, None, None, 0.1, Rule.SIMPLE,
+                          pulses=Measured(error, budget, Verdict.PASS))
+
+
+def test_a_shift_counts_the_reference_standard_once_and_both_dwells():
+    here = _measured(0.13, [("reference standard", 0.005), ("edge timing", 0.003)], "V90")
+    there = _measured(0.05, [("reference standard", 0.005), ("edge timing", 0.004)], "FL-PF1")
+    shift = shift_result(here, there).shift
+    assert shift.error_pct == pytest.approx(0.08)
+    assert shift.expanded_pct == pytest.approx(2 * (0.005 ** 2 + 0.003 ** 2 + 0.004 ** 2) ** 0.5)
+    assert shift.verdict is Verdict.PASS  # 0.08 within ±0.1
