@@ -2,14 +2,15 @@
 
 Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
 (every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
-``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``ENER:RES``, ``ENER?`` (Wh since reset),
+``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
 ``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``. Voltages and currents are true RMS.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from instruments.scpi import ScpiInstrument, control, parse_floats
+from instruments.errors import ReplyError
+from instruments.scpi import ScpiInstrument, control, parse_float, parse_floats, parse_int
 from instruments.transport import VisaLine
 
 
@@ -24,6 +25,7 @@ class Readings:
     frequency_hz: float
     thd_voltage_pct: float
     thd_current_pct: float
+    harmonic_power_w: tuple[tuple[int, float], ...]  # (order, W) for every order carrying power
     temperature_c: float | None = None
 
 
@@ -41,6 +43,19 @@ class ScpiReferenceStandard(ScpiInstrument):
     def __init__(self, address: str, *, name: str = "reference", timeout_s: float = 2.0) -> None:
         super().__init__(name, lambda: VisaLine(address, timeout_s), address)
 
+    def harmonic_powers(self) -> tuple[tuple[int, float], ...]:
+        """Active power by harmonic order, every element together."""
+        reply = self.query("MEAS:HARM:POW?")
+        if reply.strip() == "NONE":
+            return ()
+        fields = reply.split(",")
+        try:
+            if len(fields) % 2:
+                raise ValueError("odd number of fields")
+            return tuple((parse_int(fields[k]), parse_float(fields[k + 1])) for k in range(0, len(fields), 2))
+        except ValueError as error:
+            raise ReplyError(self.name, self.address, f"garbled reply to 'MEAS:HARM:POW?': {reply!r} ({error})") from None
+
     def readings(self) -> Readings:
         return Readings(tuple(self.voltages), tuple(self.currents), self.power, self.power_factor, self.frequency,
-                        self.thd_voltage, self.thd_current)
+                        self.thd_voltage, self.thd_current, self.harmonic_powers())

@@ -194,6 +194,8 @@ def test_harmonics_and_unbalanced_currents_reach_the_world_and_the_reference_mea
     assert reference.thd_current == pytest.approx(profile.thd_current_pct, rel=1e-6)
     assert reference.currents == pytest.approx([10 * i * profile.rms_factor("current"), 5 * i * profile.rms_factor("current"), 0.0])
     assert load.current == pytest.approx(10.0)
+    by_order = dict(reference.harmonic_powers())
+    assert by_order[5] / by_order[1] == pytest.approx(profile.harmonic_power_ratio(), rel=1e-6)
     load.safe_state()
     assert sim.world.load.currents_a == [0.0, 0.0, 0.0] and not sim.world.load.output
     for driver in (source, load, reference):

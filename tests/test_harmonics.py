@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from bench.config import ConfigError
-from bench.harmonics import (SAMPLES_PER_CYCLE, Harmonic, active_power, analyse, load_profiles, synthesize, thd_pct)
+from bench.harmonics import (SAMPLES_PER_CYCLE, Harmonic, active_power, analyse, load_profiles, power_by_order, synthesize,
+                             thd_pct)
 from bench.limits import HARMONICS_FILE
 
 PROFILES = load_profiles(HARMONICS_FILE)
@@ -57,6 +58,10 @@ def test_sampled_power_is_every_harmonics_power():
     i = synthesize(10.0, -30.0, profile.current)
     expected = 120 * 10 * math.cos(math.radians(30)) + 12 * 4 * math.cos(math.radians(5 * 30))
     assert active_power(v, i) == pytest.approx(expected, rel=1e-9)
+    by_order = power_by_order(v, i)
+    assert set(by_order) == {1, 5}
+    assert by_order[5] == pytest.approx(12 * 4 * math.cos(math.radians(150)))
+    assert sum(by_order.values()) == pytest.approx(active_power(v, i), rel=1e-9)
 
 
 def test_a_broken_profile_names_the_key(tmp_path):

@@ -4,9 +4,13 @@ import re
 
 import pytest
 
+from bench.bench import Bench
 from bench.certification import shift_result
+from bench.gating import measure_point
+from bench.limits import load_table
 from bench.metrology import Budget, Component, Rule, Verdict
 from bench.results import Measured, PositionResult
+from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
 from tests.test_payload_plan import EXACT, properties, run_plans
@@ -85,3 +89,21 @@ def test_a_shift_counts_the_reference_standard_once_and_both_dwells():
     assert shift.error_pct == pytest.approx(0.08)
     assert shift.expanded_pct == pytest.approx(2 * (0.005 ** 2 + 0.003 ** 2 + 0.004 ** 2) ** 0.5)
     assert shift.verdict is Verdict.PASS  # 0.08 within ±0.1
+
+
+@pytest.mark.parametrize("form, elements, ta, imax", [("1S", 1, 30.0, 200.0), ("12S", 2, 30.0, 200.0),
+                                                      ("9S", 3, 2.5, 20.0)])
+def test_each_form_is_measured_against_truth(make_board, form, elements, ta, imax):
+    """A board of each form at full load and PF 0.5: every element's voltage at the form's
+    angle, and the measured error within U of the truth."""
+    board = make_board(positions=[{**EXACT, "offset_pct": 0.1, "phase_error_mrad": 1.0,
+                                   "element_offsets_pct": [0.05 * k for k in range(elements)]}] * 2,
+                       meter_type={"form": form, "elements": elements, "test_amperes": ta, "max_current_a": imax},
+                       source={"phases": max(elements, 1)})
+    with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
+        point = {p.id: p for p in load_table().points(sim.meter_type())}["FL-PF05"]
+        results = measure_point(bench, point)
+        assert len(sim.world.conditions().voltages) == elements
+        assert sim.world.true_power_w() == pytest.approx(elements * 120 * ta * 0.5, rel=2e-3)
+        for number, result in results.items():
+            assert abs(result.pulses.error_pct - bench.sim_control.true_error_pct(number)) <= result.pulses.expanded_pct

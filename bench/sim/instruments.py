@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from bench.harmonics import Harmonic, active_power, analyse, synthesize, thd_pct
+from bench.harmonics import Harmonic, active_power, analyse, power_by_order, synthesize, thd_pct
 from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, parse_whole, scpi
 from bench.sim.world import World
 
@@ -195,6 +195,16 @@ class SimReference(WorldDevice):
     @scpi("MEASure:FREQuency?")
     def frequency(self, _: str | None) -> str:
         return _fmt(self.world.conditions().frequency_hz)
+
+    @scpi("MEASure:HARMonic:POWer?")
+    def harmonic_power(self, _: str | None) -> str:
+        """Total active power of each order (all elements), as order,W pairs."""
+        totals: dict[int, float] = {}
+        for v, i in self._waves():
+            for order, watts in power_by_order(v, i).items():
+                totals[order] = totals.get(order, 0.0) + watts
+        gain = 1.0 + self.world.reference.error_pct / 100.0
+        return ",".join(f"{order},{_fmt(watts * gain)}" for order, watts in sorted(totals.items())) or "NONE"
 
     @scpi("MEASure:THD:VOLTage?")
     def thd_voltage(self, _: str | None) -> str:
