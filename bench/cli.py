@@ -1,7 +1,9 @@
-"""The ``bench`` command: run the simulated bench standalone, or check a profile."""
+"""The ``bench`` command: the simulated bench standalone, profile checks, and the records
+(re-publish a run, a meter's history, verify a certificate)."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import tomli_w
 
+from bench.certificate import verify, write_certificates
 from bench.config import ConfigError
 from bench.profile import load_profile
+from bench.store import RecordsError, connect, history, load_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,20 +28,83 @@ def main(argv: list[str] | None = None) -> int:
                      help="where to write the bench profile for these addresses")
     check = commands.add_parser("check", help="validate a bench profile")
     check.add_argument("profile", type=Path)
+    report = commands.add_parser("report", help="(re)publish a run's certificates and JSON record from the records")
+    report.add_argument("run_id", help="run id, or a unique prefix of it")
+    report.add_argument("--out", type=Path, default=Path("reports"), help="directory for the files (default: reports)")
+    history = commands.add_parser("history", help="list a meter's runs, oldest ('as found') first")
+    history.add_argument("serial")
+    verify = commands.add_parser("verify", help="check that a certificate is genuine and untouched")
+    verify.add_argument("certificate", type=Path)
+    for sub in (report, history, verify):
+        sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
+                         help="records database URL (default: reports/records.sqlite)")
     args = parser.parse_args(argv)
+    commands_by_name = {"sim": run_sim, "check": lambda a: check_profile(a.profile), "report": publish_report,
+                        "history": show_history, "verify": verify_certificate}
     try:
-        return run_sim(args) if args.command == "sim" else check_profile(args.profile)
-    except ConfigError as error:
+        return commands_by_name[args.command](args)
+    except (ConfigError, RecordsError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
 
 
 def check_profile(path: Path) -> int:
+    """Validate a profile and summarise it."""
     profile = load_profile(path)
     mt = profile.meter_type
     print(f"{path}: OK: bench {profile.bench_id}, {len(profile.positions)} positions of {mt.model} "
           f"(form {mt.form}, class {mt.accuracy_class:g}), sha256 {profile.digest[:16]}")
     return 0
+
+
+def _records(url: str):
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise RecordsError(f"no records database at {url.removeprefix('sqlite:///')} (run the plans first, or give --records)")
+    return connect(url)
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A plain text table for the terminal."""
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def publish_report(args: argparse.Namespace) -> int:
+    record = load_run(_records(args.records), args.run_id)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"run-{record['run_id']}.json").write_text(json.dumps(record, indent=1, default=str))
+    written = write_certificates(record, args.out / "certificates") if record["status"] == "complete" else []
+    print(f"run {record['run_id']} ({record['status']}), {record['started_at']}, bench {record['bench']['id']}, "
+          f"{record['plan']['name']} {record['plan']['version']}, rule {record['decision_rule']['rule']}")
+    print(table(["pos", "serial", "firmware", "verdict", "certified", "certificate"],
+                [[m["position"], m["serial"], m["firmware"], m["verdict"], "yes" if m["certified"] else "no",
+                  next((str(p) for p in written if p.name.startswith(m["serial"] + "-")), "-")] for m in record["meters"]]))
+    if record["status"] != "complete":
+        print("the run is incomplete: no certificates")
+    return 0
+
+
+def show_history(args: argparse.Namespace) -> int:
+    rows = history(_records(args.records), args.serial)
+    if not rows:
+        print(f"no runs for meter {args.serial}")
+        return 1
+    labels = ["as found"] + [""] * (len(rows) - 2) + ["as left"] if len(rows) > 1 else ["only run"]
+    print(table(["", "run", "started", "status", "bench", "pos", "firmware", "verdict", "certified"],
+                [[label, r["run_id"][:8], r["started_at"], r["status"], r["bench_id"], r["position"], r["firmware"],
+                  r["verdict"], "yes" if r["certified"] else "no"] for label, r in zip(labels, rows)]))
+    return 0
+
+
+def verify_certificate(args: argparse.Namespace) -> int:
+    url = args.records
+    engine = connect(url) if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists() else None
+    genuine, message = verify(args.certificate, engine)
+    print(message if engine else f"{message} (no records database to compare with)")
+    return 0 if genuine else 1
 
 
 def run_sim(args: argparse.Namespace) -> int:

@@ -6,19 +6,28 @@ point of that family and board position; each point is measured once for the who
 """
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import html
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
+from bench import store
 from bench.bench import Bench, SafetyError
+from bench.certificate import write_certificates
 from bench.certification import Certification, Point, Result
 from bench.config import ConfigError
 from bench.forms import forms
 from bench.limits import LimitTable, load_table
 from bench.metrology import RULE_TEXT, Rule
 from bench.profile import Position, Profile, load_profile
+from bench.plots import result_svg
+from bench.record import RunRecorder, fingerprint
 from bench.results import COLUMNS
 from instruments.errors import InstrumentError
 
@@ -36,6 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--limits", metavar="TABLE", help="test points and limits (TOML); default: bench/standards/c12_20.toml")
     group.addoption("--decision-rule", choices=[r.value for r in Rule], default=None,
                     help="simple acceptance or guard-banded; default: the limits table's rule")
+    group.addoption("--records", metavar="URL", help="records database (SQLAlchemy URL); default: the profile's, "
+                    "else sqlite under --reports-dir")
+    group.addoption("--reports-dir", metavar="DIR", default="reports", help="where certificates and JSON records go")
+    group.addoption("--operator", metavar="NAME", default=os.environ.get("USER", "unknown"), help="who runs the bench")
+    group.addoption("--allow-expired-reference", metavar="REASON",
+                    help="certify although the reference standard is past its calibration due date (recorded)")
 
 
 class BenchSession:
@@ -46,6 +61,7 @@ class BenchSession:
     def __init__(self, config: pytest.Config) -> None:
         from bench.sim import SimulatedBench
 
+        self.config = config
         self.bench: Bench | None = None
         self.sim: SimulatedBench | None = None
         self.certification: Certification | None = None
@@ -72,15 +88,42 @@ class BenchSession:
         return self._profile
 
     def open_bench(self) -> Bench:
-        """Open every instrument; one that cannot be opened ends the session with one line."""
+        """Open every instrument and the records; anything that stops a run ends it with one line."""
         if self.bench is None:
+            self._check_calibration()
             try:
+                self.reports_dir.mkdir(parents=True, exist_ok=True)
+                self.records = store.connect(self.records_url())
                 self.bench = Bench(self.profile).__enter__()
-            except (InstrumentError, SafetyError) as error:
+            except (InstrumentError, SafetyError, store.RecordsError) as error:
                 pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
-            self.certification = Certification(self.bench, {p.id: p for p in self.points})
+            self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
+            self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
+                                        self.config.getoption("--operator"), self.config.getoption("--allow-expired-reference"))
+            self.publish(complete=False)  # until it ends normally, the run is incomplete
         return self.bench
+
+    def _check_calibration(self) -> None:
+        cal = self.profile.reference.calibration
+        if dt.date.today() > cal.due and not self.config.getoption("--allow-expired-reference"):
+            pytest.exit(f"bench cannot start: reference standard {self.profile.reference.serial} calibration "
+                        f"{cal.certificate} was due {cal.due}: certification is blocked "
+                        f"(--allow-expired-reference REASON overrides it, and the reason is recorded)",
+                        returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def records_url(self) -> str:
+        return (self.config.getoption("--records") or self.profile.records_url
+                or f"sqlite:///{self.reports_dir / 'records.sqlite'}")
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.config.getoption("--reports-dir")).resolve()
+
+    def publish(self, complete: bool) -> dict[str, Any]:
+        record = self.recorder.record(self.bench, self.certification, self.points, complete)
+        store.publish(self.records, record, fingerprint(record))
+        return record
 
     def close(self) -> None:
         try:
@@ -101,11 +144,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[SESSION_KEY].close()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Also reached after Ctrl-C or SIGTERM: outputs off before anything else happens."""
-    bench = session.config.stash[SESSION_KEY].bench
-    if bench is not None:
-        bench.safe_state()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Also reached after Ctrl-C or SIGTERM: outputs off before anything else happens; then the
+    run's record (complete only if the session ended normally), certificates and JSON record."""
+    bench_session = session.config.stash[SESSION_KEY]
+    if bench_session.bench is None:
+        return
+    bench_session.bench.safe_state()
+    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    record = bench_session.publish(complete)
+    directory = bench_session.reports_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"run-{record['run_id']}.json").write_text(json.dumps(record, indent=1, default=str))
+    if complete:
+        write_certificates(record, directory / "certificates")
+    bench_session.last_record = record
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -176,13 +229,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
     result = item.stash.get(RESULT_KEY, None)
-    if result is None or report.when != "call":
+    if result is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
         return
-    try:
-        from pytest_html import extras
-    except ImportError:  # pragma: no cover - pytest-html is a dependency
-        return
+    from pytest_html import extras
+
+    plot = result_svg(result)
     report.extras = [*getattr(report, "extras", []), extras.json(result.to_dict(), name="measurement")]
+    if plot:
+        report.extras.append(extras.svg(base64.b64encode(plot.encode()).decode(), name="plot"))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -198,6 +252,24 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
         cells.insert(2 + offset, f"<td>{html.escape(str(values.get(name, '')))}</td>")
 
 
+class ProgressLine:
+    """Long points show what they are doing: at most one line every few seconds of wall time, so
+    a stepped simulation stays quiet and a real five-minute dwell does not."""
+
+    def __init__(self, config: pytest.Config, every_s: float = 3.0) -> None:
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def __call__(self, name: str, states: list[Any], elapsed: float, expected: float) -> None:
+        if self.reporter is None or time.monotonic() - self.last < self.every_s:
+            return
+        self.last = time.monotonic()
+        slowest = min(s.mut_pulses for s in states)
+        self.reporter.write_line(f"  {name}: slowest position {slowest} pulses gated, "
+                                 f"{max(expected - elapsed, 0):.0f} s of {expected:.0f} s left")
+
+
 def traceability(session: BenchSession) -> list[str]:
     """Which bench, instruments, meters and limits produced these results."""
     p, bench = session.profile, session.bench
@@ -205,6 +277,7 @@ def traceability(session: BenchSession) -> list[str]:
     mt = p.meter_type
     rule = session.rule or session.table.rule
     return [
+        f"run {session.recorder.run_id} by {session.recorder.operator}, records in {store.safe_url(session.records_url())}",
         f"bench {p.bench_id}, profile {p.source_file}, sha256 {p.digest[:16]}",
         f"reference standard {bench.reference.idn} (serial {p.reference.serial}), certificate {cal.certificate}, "
         f"calibrated {cal.date}, due {cal.due}, {cal.uncertainty.describe()}",
@@ -223,6 +296,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("meter bench")
     for line in traceability(session):
         terminalreporter.write_line(line)
+    record = getattr(session, "last_record", None)
+    if record:
+        for meter in record["meters"]:
+            state = "CERTIFIED" if meter["certified"] else f"not certified ({meter['verdict']})"
+            terminalreporter.write_line(f"  position {meter['position']} {meter['serial']}: {state}")
+        terminalreporter.write_line(f"run {record['status']}; certificates and JSON record in {session.reports_dir}")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -108,6 +108,7 @@ class Profile:
     meter_type: MeterType
     interlock: str | None  # "counter": the counter board's interlock input
     environment_address: str | None  # a thermometer at the board, if there is one
+    records_url: str | None  # SQLAlchemy URL of the records database, if the lab has one
 
 
 def load_profile(path: Path) -> Profile:
@@ -116,7 +117,7 @@ def load_profile(path: Path) -> Profile:
 
 def parse_profile(doc: Section) -> Profile:
     doc.unknown({"bench", "clock", "source", "load", "reference", "counter", "meters", "positions",
-                 "meter_type", "interlock", "environment"})
+                 "meter_type", "interlock", "environment", "records"})
     bench = doc.table("bench")
     clock = doc.table("clock", {"kind": "wall"})
     clock_kind = clock.text("kind", choices=("wall", "sim"))
@@ -159,6 +160,7 @@ def parse_profile(doc: Section) -> Profile:
         meter_type=parse_meter_type(doc.table("meter_type")),
         interlock=_interlock(interlock),
         environment_address=_environment(doc.table("environment", None)),
+        records_url=_records(doc.table("records", None)),
     )
 
 
@@ -229,6 +231,13 @@ def _uncertainty_by_pf(cal: Section) -> CertifiedUncertainty:
             raise table.error(key, "a power factor is in (0, 1]")
         rows.append((pf, table.number(key, positive=True)))
     return CertifiedUncertainty(tuple(sorted(rows, reverse=True)))
+
+
+def _records(section: Section | None) -> str | None:
+    if section is None:
+        return None
+    section.unknown({"url"})
+    return section.text("url")
 
 
 def _environment(section: Section | None) -> str | None:

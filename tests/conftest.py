@@ -66,6 +66,12 @@ def edited_toml(source: Path, edit: Callable[[dict], object], target: Path) -> P
     return target
 
 
+def plan_command(reports: Path, *args: str) -> list[str]:
+    """A pytest run of the plans as a lab engineer would start it, writing its reports and
+    records under ``reports`` (never into the repository's reports/)."""
+    return [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "--reports-dir", str(reports)]
+
+
 def require_tool(name: str) -> str:
     """A real tool the test talks to; missing is a skip on a developer machine, a failure in CI."""
     path = shutil.which(name)

@@ -8,7 +8,6 @@ would cover far less; one inflated several times would cover everything by a wid
 the mean |error| / U check catches.
 """
 import numpy as np
-import pytest
 
 from bench.bench import Bench
 from bench.gating import measure_point

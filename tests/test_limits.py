@@ -2,7 +2,6 @@
 import dataclasses
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +11,7 @@ from bench.gating import AccuracyPoint
 from bench.limits import DEFAULT_TABLE, load_table
 from bench.metrology import Rule
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, edited_toml
+from tests.conftest import REPO, edited_toml, plan_command
 
 METER_16S = SimulatedBench("default").meter_type()  # 3 elements, class 0.2, 120 V, Imax 200 A, Kh 1 Wh
 
@@ -86,7 +85,7 @@ def test_a_row_without_the_meters_class_is_named_when_the_table_is_resolved(tmp_
 
 def test_pytest_with_a_broken_table_stops_at_start(tmp_path):
     path = write_table(tmp_path, lambda d: row(d, "H5").update(harmonics="seventh"))
-    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", "--limits", str(path), "-q", "-p", "no:cacheprovider"],
+    run = subprocess.run(plan_command(tmp_path, "test_plans/", "--limits", str(path), "-q"),
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 4 and f"{path}: point[17] H5.harmonics: no profile 'seventh'" in run.stderr
 
@@ -96,7 +95,7 @@ def test_a_labs_own_table_runs_only_its_points(tmp_path):
         data["point"] = [row(data, "FL-PF1")]
         data["table"]["name"] = "Lab 7 acceptance table"
     path = write_table(tmp_path, only_full_load)
-    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/c12_20/", "--limits", str(path), "-q",
-                          "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--limits", str(path), "-q"),
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
     assert "8 passed" in run.stdout and "limits: Lab 7 acceptance table" in run.stdout

@@ -1,7 +1,6 @@
 """The payload accuracy plan end to end on the simulated bench, and its agreement with truth."""
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -11,7 +10,7 @@ from bench.bench import Bench
 from bench.gating import measure_point
 from bench.plans import payload_accuracy_point
 from bench.sim import SimulatedBench
-from tests.conftest import REPO
+from tests.conftest import REPO, plan_command
 
 EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0, "frequency_pct_per_pct": 0.0,
          "harmonic_gain_pct": 0.0, "dc_pct_per_10pct": 0.0, "element_offsets_pct": [0.0, 0.0, 0.0]}
@@ -20,8 +19,8 @@ PAYLOAD_PLAN = "test_plans/test_payload_accuracy.py"
 
 def run_plans(tmp_path, *args, plans=PAYLOAD_PLAN):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    run = subprocess.run([sys.executable, "-m", "pytest", plans, f"--junitxml={junit}", f"--html={html}",
-                          "--self-contained-html", "-p", "no:cacheprovider", *args],
+    run = subprocess.run(plan_command(tmp_path / "reports", plans, f"--junitxml={junit}", f"--html={html}",
+                                        "--self-contained-html", *args),
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
     return run, cases, html.read_text()
@@ -114,8 +113,8 @@ def test_unreachable_instrument_stops_the_session_with_one_line(tmp_path):
         data = sim.profile_data()
     profile = tmp_path / "lab.toml"  # the simulator is gone: every address is now dead
     profile.write_text(tomli_w.dumps(data))
-    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", "--bench", str(profile), "-q",
-                          "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    run = subprocess.run(plan_command(tmp_path, "test_plans/", "--bench", str(profile), "-q"),
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 3
     assert re.search(r"bench cannot start: sim-control @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: '\*IDN\?': write failed "
                      r"\(ConnectionRefusedError", run.stdout + run.stderr)

@@ -7,7 +7,7 @@ import pytest
 
 from bench.config import ConfigError
 from bench.profile import load_profile
-from tests.conftest import edited_toml
+from tests.conftest import edited_toml, plan_command
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "bench" / "profiles" / "example_lab.toml"
 
@@ -67,7 +67,7 @@ def test_bench_check_command(tmp_path):
 
 def test_pytest_with_a_broken_profile_stops_at_start(tmp_path):
     path = broken(tmp_path, lambda d: d["meter_type"].update(elements=0))
-    run = subprocess.run([sys.executable, "-m", "pytest", "test_plans/", "--bench", str(path), "-q", "-p", "no:cacheprovider"],
+    run = subprocess.run(plan_command(tmp_path, "test_plans/", "--bench", str(path), "-q"),
                          capture_output=True, text=True, cwd=EXAMPLE.parent.parent.parent)
     assert run.returncode == 4  # pytest's usage error: nothing ran, nothing energised
     assert f"{path}: meter_type.elements: expected a whole number >= 1, got 0" in run.stderr

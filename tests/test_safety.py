@@ -2,7 +2,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from bench.profile import profile_from_data
 from bench.sim import SimulatedBench
 from bench.stimulus import Stimulus
 from instruments.errors import InstrumentError
-from tests.conftest import REPO
+from tests.conftest import REPO, plan_command
 
 POINT = payload_accuracy_point()
 
@@ -177,8 +176,8 @@ def test_sigterm_mid_dwell_leaves_outputs_off(tmp_path):
     with SimulatedBench(scale=20.0) as sim:  # the five-minute dwell takes ~16 s of wall time
         profile = tmp_path / "sim.toml"
         profile.write_text(tomli_w.dumps(sim.profile_data()))
-        run = subprocess.Popen([sys.executable, "-m", "pytest", "test_plans/", "--bench", str(profile),
-                                "-p", "no:cacheprovider", "-q"], cwd=REPO, stdout=subprocess.PIPE,
+        run = subprocess.Popen(plan_command(tmp_path, "test_plans/", "--bench", str(profile), "-q"), cwd=REPO,
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + 30

@@ -3,7 +3,6 @@ serial client, and mbpoll (libmodbus), none of which share code with the bench's
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import pyvisa

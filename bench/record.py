@@ -1,0 +1,115 @@
+"""A run as a record: who, where, with what, against which limits, and every point's evidence.
+
+The record is plain JSON-able data. Its canonical text's SHA-256 fingerprints it for idempotent
+publishing, and each meter's slice of it is what that meter's certificate is made from.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+from bench.bench import Bench
+from bench.certification import Certification, Point
+from bench.forms import forms
+from bench.limits import LimitTable
+from bench.metrology import RULE_TEXT, Rule
+from bench.profile import Profile
+from bench.results import CountResult, PositionResult, ShiftResult
+from bench.store import canonical_json
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+class RunRecorder:
+    """Collects a session into a record; ``record()`` may be called at any time (a run that is
+    published before it finishes says so: status "incomplete")."""
+
+    def __init__(self, profile: Profile, table: LimitTable, rule: Rule, operator: str,
+                 reference_override: str | None) -> None:
+        self.profile, self.table, self.rule = profile, table, rule
+        self.operator, self.reference_override = operator, reference_override
+        self.run_id = str(uuid.uuid4())
+        self.started_at = now_iso()
+
+    def record(self, bench: Bench, certification: Certification | None, plan_points: list[Point],
+               complete: bool) -> dict[str, Any]:
+        p = self.profile
+        table_ids = [pt.id for pt in plan_points]
+        measured = certification.results if certification else {}
+        families = {pt.id: pt.family for pt in (certification.points.values() if certification else [])}
+        families.setdefault("PAYLOAD", "payload")
+        blondel = forms()[p.meter_type.form].blondel
+        meters = []
+        for pos in p.positions:
+            identity = bench.identities[pos.number]
+            entries = [_entry(point_id, families.get(point_id, ""), by_position[pos.number])
+                       for point_id, by_position in measured.items()]
+            verdicts = {e["verdict"] for e in entries}
+            verdict = ("NO RESULTS" if not entries else "FAIL" if "FAIL" in verdicts
+                       else "INDETERMINATE" if "INDETERMINATE" in verdicts else "PASS")
+            covered = {e["point"] for e in entries if e["verdict"] == "PASS"}
+            meters.append({
+                "position": pos.number, "serial": identity.serial, "mac": identity.mac, "firmware": identity.firmware,
+                "verdict": verdict,
+                "certified": bool(complete and blondel and table_ids and set(table_ids) <= covered),
+                "results": entries,
+            })
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "ended_at": now_iso() if complete else None,
+            "status": "complete" if complete else "incomplete",
+            "bench": {"id": p.bench_id, "profile": p.source_file, "profile_sha256": p.digest,
+                      "bench_time_s": round(bench.clock.now(), 3)},
+            "plan": {"name": self.table.name, "version": self.table.version, "source": self.table.source,
+                     "provenance": self.table.provenance, "points": table_ids,
+                     "reference_conditions": self.table.conditions.__dict__},
+            "decision_rule": {"rule": self.rule.value, "text": RULE_TEXT[self.rule]},
+            "operator": self.operator,
+            "reference_override": self.reference_override,
+            "instruments": _instruments(bench),
+            "meter_type": {k: v for k, v in p.meter_type.__dict__.items() if k != "registers"},
+            "meters": meters,
+        }
+
+
+def _entry(point_id: str, family: str, result: PositionResult | ShiftResult | CountResult) -> dict[str, Any]:
+    value = u = None
+    if isinstance(result, PositionResult) and result.pulses:
+        value, u = result.pulses.error_pct, result.pulses.expanded_pct
+    elif isinstance(result, ShiftResult) and result.shift:
+        value, u = result.shift.error_pct, result.shift.expanded_pct
+    cells = result.cells()
+    return {"point": point_id, "family": family, "name": cells["Point"], "verdict": result.verdict.value,
+            "value_pct": value, "u_pct": u, "cells": cells, "evidence": result.to_dict()}
+
+
+def _instruments(bench: Bench) -> list[dict[str, Any]]:
+    p = bench.profile
+    cal = p.reference.calibration
+    found = []
+    for role, instrument in (("source", bench.source), ("load", bench.load), ("reference", bench.reference),
+                             ("counter", bench.counter), ("environment", bench.thermometer)):
+        if instrument is None:
+            continue
+        idn = instrument.idn.split(",")
+        entry = {"role": role, "idn": instrument.idn, "address": instrument.address, "serial": idn[2] if len(idn) == 4 else ""}
+        if role == "reference":
+            entry.update(serial=p.reference.serial, certificate=cal.certificate, calibration_date=str(cal.date),
+                         calibration_due=str(cal.due), uncertainty=cal.uncertainty.describe())
+        found.append(entry)
+    return found
+
+
+def meter_slice(record: dict[str, Any], serial: str) -> dict[str, Any]:
+    """What one meter's certificate is made from: the run's context and that meter's results."""
+    meter = next(m for m in record["meters"] if m["serial"] == serial)
+    return {**{k: v for k, v in record.items() if k != "meters"}, "meter": meter}

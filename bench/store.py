@@ -1,0 +1,174 @@
+"""Run records in a real database through SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+The schema is versioned and migrated forward on connect (never assumed). Publishing is idempotent:
+a run is keyed by its id and fingerprinted by the SHA-256 of its canonical record, so publishing
+the same run twice stores it once, and a run published again with more results replaces itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import (Boolean, Column, Connection, Float, ForeignKey, Integer, MetaData, String, Table, Text,
+                        create_engine, delete, inspect, select, text)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("started_at", String(40), nullable=False),
+    Column("ended_at", String(40)),
+    Column("status", String(16), nullable=False),  # incomplete | complete
+    Column("bench_id", String(100), nullable=False),
+    Column("profile_sha256", String(64), nullable=False),
+    Column("plan", String(300), nullable=False),
+    Column("decision_rule", String(16), nullable=False),
+    Column("operator", String(100), nullable=False),
+    Column("record_sha256", String(64), nullable=False),
+    Column("record", Text, nullable=False),
+)
+meter_runs = Table(
+    "meter_runs", metadata,
+    Column("run_id", String(36), ForeignKey("runs.run_id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("serial", String(64), nullable=False, index=True),
+    Column("firmware", String(64), nullable=False),
+    Column("mac", String(32), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("certified", Boolean, nullable=False, default=False),  # added by migration 2
+)
+results = Table(
+    "results", metadata,
+    Column("run_id", String(36), ForeignKey("runs.run_id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("point_id", String(40), primary_key=True),
+    Column("family", String(40), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("value_pct", Float),  # error, or shift of error; NULL for pulse counts
+    Column("u_pct", Float),
+    Column("evidence", Text, nullable=False),  # the result's JSON
+)
+
+
+def _v1(conn: Connection) -> None:
+    for table in (runs, meter_runs):
+        columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, index=c.index)
+                   for c in table.columns if c.name != "certified"]
+        Table(table.name, MetaData(), *columns).create(conn)
+
+
+def _v2(conn: Connection) -> None:
+    """Per-point results get their own table; meters learn whether a run certified them."""
+    conn.execute(text("ALTER TABLE meter_runs ADD COLUMN certified BOOLEAN NOT NULL DEFAULT FALSE"))
+    results.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class RecordsError(RuntimeError):
+    """The records database cannot be used (unreachable, or a schema newer than this code)."""
+
+
+def connect(url: str) -> Engine:
+    """Open the database and migrate its schema to this code's version."""
+    try:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            migrate(conn)
+    except RecordsError:
+        raise
+    except Exception as error:  # noqa: BLE001 - drivers raise their own types; one line for the user
+        raise RecordsError(f"records database {safe_url(url)}: {str(error).splitlines()[0]}") from None
+    return engine
+
+
+def migrate(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        schema_version.create(conn)
+        conn.execute(schema_version.insert().values(version=0))
+    current = conn.execute(select(schema_version.c.version)).scalar_one()
+    if current > SCHEMA_VERSION:
+        raise RecordsError(f"records database schema is version {current}; this bench knows up to {SCHEMA_VERSION}")
+    for version in range(current, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+        conn.execute(schema_version.update().values(version=version + 1))
+    return SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Published:
+    run_id: str
+    changed: bool  # False when the very same record was already stored
+
+
+def publish(engine: Engine, record: dict[str, Any], fingerprint: str) -> Published:
+    """Store a run record (and its meters and results) once; replace it only if it changed."""
+    run_id = record["run_id"]
+    with engine.begin() as conn:
+        stored = conn.execute(select(runs.c.record_sha256).where(runs.c.run_id == run_id)).scalar_one_or_none()
+        if stored == fingerprint:
+            return Published(run_id, False)
+        conn.execute(delete(results).where(results.c.run_id == run_id))
+        conn.execute(delete(meter_runs).where(meter_runs.c.run_id == run_id))
+        row = {
+            "started_at": record["started_at"], "ended_at": record["ended_at"], "status": record["status"],
+            "bench_id": record["bench"]["id"], "profile_sha256": record["bench"]["profile_sha256"],
+            "plan": f"{record['plan']['name']} {record['plan']['version']}"[:300],
+            "decision_rule": record["decision_rule"]["rule"], "operator": record["operator"],
+            "record_sha256": fingerprint, "record": canonical_json(record),
+        }
+        if stored is None:
+            conn.execute(runs.insert().values(run_id=run_id, **row))
+        else:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**row))
+        for meter in record["meters"]:
+            conn.execute(meter_runs.insert().values(
+                run_id=run_id, position=meter["position"], serial=meter["serial"], firmware=meter["firmware"],
+                mac=meter["mac"], verdict=meter["verdict"], certified=meter["certified"]))
+            for result in meter["results"]:
+                conn.execute(results.insert().values(
+                    run_id=run_id, position=meter["position"], point_id=result["point"], family=result["family"],
+                    name=result["name"], verdict=result["verdict"], value_pct=result.get("value_pct"),
+                    u_pct=result.get("u_pct"), evidence=canonical_json(result)))
+    return Published(run_id, True)
+
+
+def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
+    """A stored run's record; a unique prefix of the id is enough."""
+    with engine.connect() as conn:
+        found = conn.execute(select(runs.c.record).where(runs.c.run_id.like(f"{run_id}%"))).scalars().all()
+    if len(found) != 1:
+        raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
+    return json.loads(found[0])
+
+
+def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
+    """Every run a meter took part in, oldest first ("as found" first, "as left" last)."""
+    query = (select(runs.c.run_id, runs.c.started_at, runs.c.status, runs.c.bench_id, runs.c.plan,
+                    meter_runs.c.position, meter_runs.c.firmware, meter_runs.c.verdict, meter_runs.c.certified)
+             .join(meter_runs, meter_runs.c.run_id == runs.c.run_id)
+             .where(meter_runs.c.serial == serial).order_by(runs.c.started_at))
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def count_rows(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: conn.execute(select(text("count(*)")).select_from(t)).scalar_one() for t in (runs, meter_runs, results)}
+
+
+def canonical_json(data: Any) -> str:
+    """One text per content: sorted keys, no spaces, dates and enums as strings."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.split(':')[0]}:{head.split(':')[1]}:***@{tail}" if at and head.count(":") >= 2 else url
