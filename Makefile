@@ -17,12 +17,16 @@ certify: $(STAMP)
 	$(VENV)/bin/pytest test_plans/ --html=reports/certification.html --self-contained-html \
 		--junitxml=reports/junit.xml $(ARGS)
 
-# The framework's own tests. Real tools the tests talk to (mbpoll, a Modbus master) come from
-# Debian when the machine allows it; without them those tests skip, except under CI=true.
+# The framework's own tests. Real tools and servers the tests talk to (mbpoll, Chromium,
+# PostgreSQL) come from Debian when the machine allows it (root); without them those tests skip,
+# except under CI=true, where a missing one fails.
 test: $(STAMP) system-packages
-	$(VENV)/bin/pytest tests/ $(ARGS)
+	BENCH_TEST_POSTGRES_URL="$${BENCH_TEST_POSTGRES_URL:-$$(bash .ci/postgres 2>/dev/null)}" $(VENV)/bin/pytest tests/ $(ARGS)
 
 system-packages:
-	@command -v mbpoll >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mbpoll >/dev/null) ; } || \
-		echo "note: mbpoll not installed; the independent Modbus master test will skip"
+	@missing=""; for tool in mbpoll chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "note:$$missing not installed; the tests that use them will skip"; fi; \
+	fi

@@ -29,7 +29,7 @@ class Certification:
 
     def _measure(self, point: Point) -> dict[int, Result]:
         if isinstance(point, (CreepPoint, StartingPoint)):
-            return count_pulses(self.bench, point)
+            return count_pulses(self.bench, point, self.progress)
         if point.shift_from is None:
             return measure_point(self.bench, point, self.progress)
         reference = self.run(self.points[point.shift_from])

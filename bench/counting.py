@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from bench.bench import Bench
 from bench.conditions import ReferenceConditions
-from bench.gating import Load, settle_at_conditions
+from bench.gating import Load, Progress, settle_at_conditions
 from bench.profile import MeterType
 from bench.results import CountResult
 from bench.stimulus import Stimulus
@@ -54,7 +54,8 @@ class StartingPoint:
         return self.time_factor * self.min_pulses * mt.kh_wh * 3600.0 / self.stimulus(mt).power_w
 
 
-def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, poll_s: float = 5.0) -> dict[int, CountResult]:
+def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Progress | None = None,
+                 poll_s: float = 5.0) -> dict[int, CountResult]:
     """Apply, settle at reference conditions, count every position's MUT edges over the period."""
     mt = bench.profile.meter_type
     stimulus, period = point.stimulus(mt), point.period_s(mt)
@@ -75,6 +76,8 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, poll_s: float 
             step = min(poll_s, period - waited)
             bench.wait(step, point.name)
             waited += step
+            if progress:
+                progress(point.name, "counting test-output pulses", waited, period)
         counts = {p.number: bench.counter.mut_count(p.number) - before[p.number] for p in positions}
     except BaseException:
         bench.safe_state()

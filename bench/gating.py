@@ -21,7 +21,7 @@ from bench.stimulus import Stimulus
 from instruments.pulse_counter import GateState
 from instruments.reference_standard import Readings
 
-Progress = Callable[[str, list[GateState], float, float], None]
+Progress = Callable[[str, str, float, float], None]  # (point, what is happening, elapsed s, expected s)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
         elapsed = bench.clock.now() - started
         states = bench.counter.states()
         if progress:
-            progress(name, states, elapsed, expected)
+            gated = min(s.mut_pulses for s in states[: len(bench.profile.positions)])
+            progress(name, f"slowest position {gated} of {plan.mut_pulses} pulses gated", elapsed, expected)
         if all(s.state == "DONE" for s in states[: len(bench.profile.positions)]) or elapsed >= timeout:
             if elapsed >= timeout:
                 bench.counter.abort()

@@ -54,6 +54,9 @@ def error_curve_svg(results: list[dict[str, Any]], test_amperes: float) -> str |
         axes.step(x, [-p[3] for p in points], where="mid", color=color, linestyle="--", linewidth=0.8)
     axes.axhline(0, color="grey", linewidth=0.5)
     axes.set_xscale("log")
+    currents = sorted({round(p[0], 3) for points in series.values() for p in points})
+    axes.set_xticks(currents, [f"{c:g}" for c in currents])
+    axes.minorticks_off()
     axes.set_xlabel("current, % of TA")
     axes.set_ylabel("error, %")
     axes.set_title("Registration error with U (k=2); dashed: limits")
@@ -66,9 +69,10 @@ def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:
     """Programmed current (and voltage) harmonics of each distortion point, % of the fundamental."""
     profiles = {}
     for entry in results:
-        harmonics = entry["evidence"].get("stimulus", {}).get("harmonics") if isinstance(entry["evidence"], dict) else None
-        if entry["family"] == "harmonics" and harmonics:
-            profiles[harmonics["name"]] = harmonics
+        evidence = entry["evidence"]
+        stimulus = evidence.get("stimulus") or evidence.get("measured", {}).get("stimulus") or {}
+        if entry["family"] == "harmonics" and stimulus.get("harmonics"):
+            profiles[stimulus["harmonics"]["name"]] = stimulus["harmonics"]
     if not profiles:
         return None
     figure, axes = plt.subplots(figsize=(6.2, 3.0))

@@ -107,3 +107,11 @@ def test_each_form_is_measured_against_truth(make_board, form, elements, ta, ima
         assert sim.world.true_power_w() == pytest.approx(elements * 120 * ta * 0.5, rel=2e-3)
         for number, result in results.items():
             assert abs(result.pulses.error_pct - bench.sim_control.true_error_pct(number)) <= result.pulses.expanded_pct
+
+
+def test_long_points_show_progress_in_the_terminal(tmp_path):
+    """On a clock that takes real time (here simulated at 100x), a 500 s creep point reports
+    what it is doing every few seconds; a stepped simulation stays quiet."""
+    run, _, _ = run_plans(tmp_path, "-k", "CREEP", "--sim-scale", "100", plans="test_plans/c12_20/test_no_load.py")
+    assert run.returncode == 0
+    assert re.search(r"no load \(creep\), 115 % voltage: counting test-output pulses, \d+ s of 500 s left", run.stdout)

@@ -1,0 +1,156 @@
+"""Run records in a real database: round trips on SQLite and PostgreSQL, idempotent publishing,
+history, incomplete runs, schema migration, and the reference standard's due date."""
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tomli_w
+from sqlalchemy import MetaData, create_engine, select
+
+from bench import store
+from bench.record import fingerprint
+from bench.sim import SimulatedBench
+from tests.conftest import REPO, plan_command
+
+ONE_POINT = ("test_plans/c12_20/test_load_performance.py", "-k", "FL-PF1")
+
+
+def run_plan(reports, *args, check=True):
+    run = subprocess.run(plan_command(reports, *ONE_POINT, "-q", *args), capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    if check:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run
+
+
+def only_json_record(reports):
+    [path] = reports.glob("run-*.json")
+    return json.loads(path.read_text())
+
+
+def test_a_run_round_trips_through_sqlite(tmp_path):
+    run_plan(tmp_path)
+    record = only_json_record(tmp_path)
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    assert store.count_rows(engine) == {"runs": 1, "meter_runs": 8, "results": 8}
+    assert store.load_run(engine, record["run_id"][:8]) == json.loads(store.canonical_json(record))
+    assert record["status"] == "complete" and record["meters"][0]["results"][0]["point"] == "FL-PF1"
+    reference = next(i for i in record["instruments"] if i["role"] == "reference")
+    assert reference["calibration_due"] == "2027-03-02" and reference["idn"].startswith("MeterBench,SIM-RS")
+    # one point of 26 passed: the run is complete, but it certifies nobody
+    assert not any(m["certified"] for m in record["meters"])
+
+
+def test_publishing_twice_stores_once_and_a_retest_adds_a_run(tmp_path):
+    run_plan(tmp_path)
+    record = only_json_record(tmp_path)
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    again = store.publish(engine, record, fingerprint(record))
+    assert not again.changed and store.count_rows(engine)["runs"] == 1
+    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", record["run_id"][:8], "--records", f"sqlite:///{tmp_path / 'records.sqlite'}",
+                             "--out", str(tmp_path / "again")], capture_output=True, text=True, cwd=REPO)
+    assert report.returncode == 0 and store.count_rows(engine)["runs"] == 1
+    run_plan(tmp_path)  # the same meters, tested again
+    rows = store.history(engine, "SIM16A00004")
+    assert [r["status"] for r in rows] == ["complete", "complete"] and rows[0]["started_at"] <= rows[1]["started_at"]
+    history = subprocess.run([sys.executable, "-m", "bench.cli", "history", "SIM16A00004", "--records", f"sqlite:///{tmp_path / 'records.sqlite'}"],
+                             capture_output=True, text=True, cwd=REPO)
+    lines = history.stdout.splitlines()
+    assert history.returncode == 0 and lines[2].startswith("as found") and lines[3].startswith("as left")
+
+
+def test_an_interrupted_run_stays_incomplete_and_certifies_nobody(tmp_path):
+    """SIGTERM mid-run (scaled clock): the record says incomplete, no certificates are written,
+    and re-publishing it from the database still gives none."""
+    with SimulatedBench(scale=50.0) as sim:
+        profile = tmp_path / "sim.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        run = subprocess.Popen(plan_command(tmp_path, "test_plans/", "--bench", str(profile), "-q"), cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while not sim.world.load.output:
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(run.pid, signal.SIGTERM)
+        run.communicate(timeout=30)
+    record = only_json_record(tmp_path)
+    assert record["status"] == "incomplete" and record["ended_at"] is None
+    assert not any(m["certified"] for m in record["meters"])
+    assert not (tmp_path / "certificates").exists()
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    assert {r["status"] for r in store.history(engine, "SIM16A00001")} == {"incomplete"}
+
+
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a database as the first version of the bench left it
+        store.schema_version.create(conn)
+        conn.execute(store.schema_version.insert().values(version=1))
+        store.MIGRATIONS[0](conn)
+        conn.execute(store.runs.insert().values(run_id="old", started_at="2026-01-01", status="complete", bench_id="B",
+                                                profile_sha256="0" * 64, plan="p", decision_rule="simple", operator="o",
+                                                record_sha256="1" * 64, record="{}"))
+        conn.exec_driver_sql("INSERT INTO meter_runs (run_id, position, serial, firmware, mac, verdict) "
+                             "VALUES ('old', 1, 'M1', 'fw', 'mac', 'PASS')")
+    migrated = store.connect(url)
+    with migrated.connect() as conn:
+        assert conn.execute(select(store.schema_version.c.version)).scalar_one() == store.SCHEMA_VERSION
+        assert conn.execute(select(store.meter_runs.c.certified)).scalar_one() is False
+    assert store.count_rows(migrated) == {"runs": 1, "meter_runs": 1, "results": 0}
+    with migrated.begin() as conn:
+        conn.execute(store.schema_version.update().values(version=99))
+    with pytest.raises(store.RecordsError, match="schema is version 99; this bench knows up to 2"):
+        store.connect(url)
+
+
+def test_an_expired_reference_blocks_certification_unless_overridden_and_recorded(tmp_path, make_board):
+    board = make_board(reference={"calibration_date": "2025-01-10", "calibration_due": "2026-01-10"})
+    blocked = run_plan(tmp_path, "--sim-scenario", str(board), check=False)
+    assert blocked.returncode == 4
+    assert "reference standard RS0001 calibration SIM-CAL-2026-0117 was due 2026-01-10: certification is blocked" in blocked.stdout
+    assert not (tmp_path / "records.sqlite").exists()  # nothing ran, nothing recorded
+    run_plan(tmp_path, "--sim-scenario", str(board), "--allow-expired-reference", "recalibration booked, lab ticket 4711")
+    record = only_json_record(tmp_path)
+    assert record["reference_override"] == "recalibration booked, lab ticket 4711"
+    assert dt.date.fromisoformat(next(i for i in record["instruments"] if i["role"] == "reference")["calibration_due"]) < dt.date.today()
+
+
+@pytest.fixture
+def postgres_url():
+    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean slate: this database belongs to the tests
+        reflected = MetaData()
+        reflected.reflect(conn)
+        reflected.drop_all(conn)
+    return url
+
+
+def test_records_round_trip_on_postgresql(tmp_path, postgres_url):
+    run_plan(tmp_path, "--records", postgres_url)
+    record = only_json_record(tmp_path)
+    engine = store.connect(postgres_url)
+    assert engine.dialect.name == "postgresql"
+    assert store.count_rows(engine) == {"runs": 1, "meter_runs": 8, "results": 8}
+    assert store.load_run(engine, record["run_id"]) == json.loads(store.canonical_json(record))
+    assert not store.publish(engine, record, fingerprint(record)).changed
+    assert store.count_rows(engine)["runs"] == 1
+    assert [r["certified"] for r in store.history(engine, "SIM16A00002")] == [False]
+
+
+def test_an_unreachable_records_database_stops_the_run_with_one_line(tmp_path):
+    run = run_plan(tmp_path, "--records", "postgresql+psycopg://bench:secret@127.0.0.1:1/none", check=False)
+    assert run.returncode == 3
+    assert "bench cannot start: records database postgresql+psycopg://bench:***@127.0.0.1:1/none:" in run.stdout
+    assert "secret" not in run.stdout
