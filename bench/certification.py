@@ -20,11 +20,13 @@ class Certification:
         self.points = points  # by id: where shift points find their reference
         self.progress = progress
         self.results: dict[str, dict[int, Result]] = {}
+        self.ran: dict[str, Point] = {}  # every point measured, the table's and any other (payload)
 
     def run(self, point: Point) -> dict[int, Result]:
         """The point's result for every position, measured on first request."""
         if point.id not in self.results:
             self.results[point.id] = self._measure(point)
+            self.ran[point.id] = point
         return self.results[point.id]
 
     def _measure(self, point: Point) -> dict[int, Result]:

@@ -44,13 +44,12 @@ class RunRecorder:
         p = self.profile
         table_ids = [pt.id for pt in plan_points]
         measured = certification.results if certification else {}
-        families = {pt.id: pt.family for pt in (certification.points.values() if certification else [])}
-        families.setdefault("PAYLOAD", "payload")
+        families = {pt.id: pt.family for pt in (certification.ran.values() if certification else [])}
         blondel = forms()[p.meter_type.form].blondel
         meters = []
         for pos in p.positions:
             identity = bench.identities[pos.number]
-            entries = [_entry(point_id, families.get(point_id, ""), by_position[pos.number])
+            entries = [_entry(point_id, families[point_id], by_position[pos.number])
                        for point_id, by_position in measured.items()]
             verdicts = {e["verdict"] for e in entries}
             verdict = ("NO RESULTS" if not entries else "FAIL" if "FAIL" in verdicts
