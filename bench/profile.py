@@ -202,9 +202,10 @@ def parse_register_map(regs: Section) -> RegisterMap:
     register_map = {}
     for name in regs.data:
         entry = regs.table(name)
-        entry.unknown({"address", "type", "scale", "words"})
+        entry.unknown({"address", "type", "scale", "words", "writable"})
         register_map[name] = Register(name, entry.integer("address"), entry.text("type", choices=TYPES),
-                                      entry.number("scale", 1.0, positive=True), entry.integer("words", 1, low=1))
+                                      entry.number("scale", 1.0, positive=True), entry.integer("words", 1, low=1),
+                                      bool(entry.data.get("writable", False)))
     for name in REQUIRED_REGISTERS:
         if name not in register_map:
             raise regs.error(name, "missing (the bench needs it to identify the meter and cross-check energy)")

@@ -57,6 +57,18 @@ class ModbusMeter:
         except ValueError as error:
             raise ReplyError(self.name, self.address, f"garbled '{name}' at {register.address}: {error}") from None
 
+    def write(self, name: str, value: float | int | str) -> None:
+        """Write a writable register (a command or a setting) through the register map."""
+        register = self.register_map.get(name)
+        if register is None or not register.writable:
+            raise InstrumentError(self.name, self.address, f"register map has no writable '{name}'")
+        try:
+            reply = self._client.write_registers(register.address, register.encode(value), device_id=self.device_id)
+        except ModbusException as error:
+            raise InstrumentError(self.name, self.address, f"writing '{name}': {error}") from None
+        if reply.isError():
+            raise ReplyError(self.name, self.address, f"writing '{name}' at {register.address}: exception {reply}")
+
     def energy_wh(self) -> float:
         return float(self.read("energy_wh"))
 

@@ -29,6 +29,7 @@ class Register:
     type: str
     scale: float = 1.0
     words: int = 1  # only strings choose their length
+    writable: bool = False  # a command or setting the bench writes (key, ping, selections)
 
     @property
     def count(self) -> int:

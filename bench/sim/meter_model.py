@@ -1,12 +1,14 @@
 """A simulated meter: its error characteristic, starting threshold, creep and Kh pulse output."""
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bench.harmonics import Harmonic
+from bench.sim.firmware import release_for
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,35 @@ class ErrorCurve:
         return self.offset_pct + light + phase + voltage + frequency + dc
 
 
+INTERVAL_S = 900.0  # 15-minute load-profile intervals
+
+
+@dataclass
+class Functional:
+    """What the meter's firmware and comms do besides metrology: the audit's and the firmware
+    regression's subject. Defaults are a healthy meter."""
+
+    service_running: bool = True  # the provisioning service (False: it died, e.g. a kernel panic)
+    checksum_fault: bool = False  # memory checksum error (E0001)
+    firmware_conflict: bool = False  # the release clashes with what the head end expects (F505)
+    rssi_dbm: float = -72.0
+    snr_db: float = 21.0
+    ping_loss: float = 0.0  # share of mesh pings lost
+    phase_rotation: str = "ABC"  # as the meter's voltage inputs are wired
+    tamper: bool = False
+    rejects_keys: bool = False  # authentication with the key server fails (E004)
+    ct_reversed: bool = False
+    voltage_reading_gain: float = 1.0  # < 1: the meter reads (and alarms) undervoltage
+    key_status: int = 0  # 0 no rotation yet, 1 accepted, 2 rejected
+    key_fingerprint: str = ""
+    ping_received: int = 0
+    intervals_wh: list[float] = field(default_factory=list)  # closed 15-minute records kept
+    intervals_closed: int = 0
+    open_interval_wh: float = 0.0
+    interval_select: int = 0
+    daily_alarms: list[str] = field(default_factory=list)
+
+
 @dataclass
 class MeterModel:
     """One board position: identity, metrology, pulse output and the registers it keeps."""
@@ -141,6 +172,7 @@ class MeterModel:
     element_offsets_pct: tuple[float, ...] = ()
     creep_w: float = 0.0  # what it registers with voltage on and no load (0 for a sound meter)
     alarm_code: str = ""
+    functional: Functional = field(default_factory=Functional)
     seed: int = 0
     energy_wh: float = 0.0  # the meter's own register: what it believes it measured
     pulses: int = 0  # test-output pulses emitted so far
@@ -148,6 +180,7 @@ class MeterModel:
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
+        self.release = release_for(self.firmware)
 
     def registered_power_w(self, c: Conditions) -> float:
         """Power the meter's metrology integrates. Below the starting current it registers only
@@ -157,6 +190,7 @@ class MeterModel:
         if c.current_a < self.starting_current_a:
             return self.creep_w
         fundamental, harmonic = c.element_fundamental_power_w(), c.element_harmonic_power_w()
+        harmonic_gain = 1.0 + (self.curve.harmonic_gain_pct + self.release.harmonic_gain_pct) / 100.0
         total = 0.0
         for k in range(c.elements):
             current = abs(c.currents[k])
@@ -167,13 +201,51 @@ class MeterModel:
                 c.dc_pct, self.test_amperes, self.nominal_voltage, self.nominal_frequency)
             error += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
             gain = 1.0 + error / 100.0
-            total += fundamental[k] * gain + harmonic[k] * gain * (1.0 + self.curve.harmonic_gain_pct / 100.0)
+            total += fundamental[k] * gain + harmonic[k] * gain * harmonic_gain
+        if self.functional.ct_reversed:
+            total = -total  # it sees energy flowing back to the grid and registers none delivered
         return max(total, 0.0)
 
     def true_error_pct(self, c: Conditions) -> float:
         """Ground truth: registered over true power, minus one, in percent (0 with no power)."""
         true_power = c.active_power_w
         return (self.registered_power_w(c) / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
+
+    def _record_intervals(self, t0: float, dt: float, power: float) -> None:
+        """Close a load-profile record at every 15-minute boundary of the meter's clock."""
+        f, t, end = self.functional, t0, t0 + dt
+        while (boundary := (int(t / INTERVAL_S + 1e-9) + 1) * INTERVAL_S) <= end + 1e-9:
+            f.open_interval_wh += power * (boundary - t) / 3600.0
+            f.intervals_closed += 1
+            nth = self.release.drops_every_nth_interval
+            if not (nth and f.intervals_closed % nth == 0):
+                f.intervals_wh.append(f.open_interval_wh)
+            f.open_interval_wh, t = 0.0, boundary
+        f.open_interval_wh += power * (end - t) / 3600.0
+
+    def write(self, name: str, value: object) -> None:
+        """A write over the meter's comms: key rotation, mesh ping, interval selection, tamper clear."""
+        f = self.functional
+        if name == "key":
+            f.key_status = 2 if f.rejects_keys else 1
+            f.key_fingerprint = "" if f.rejects_keys else hashlib.sha256(str(value).encode()).hexdigest()[:16]
+        elif name == "ping_count":
+            f.ping_received = int(value) - round(int(value) * f.ping_loss)
+        elif name == "interval_select":
+            f.interval_select = int(value)
+        elif name == "tamper_clear" and int(value) == 1:
+            f.tamper = False
+
+    def alarm(self) -> str:
+        """The most severe active code, as the meter's alarm register shows it."""
+        f = self.functional
+        for active, code in ((f.checksum_fault, "E0001"), (f.firmware_conflict, "F505"),
+                             (f.rejects_keys and f.key_status == 2, "E004"),
+                             (f.phase_rotation != "ABC", "CAW"), (f.voltage_reading_gain < 0.9, "E101"),
+                             (f.tamper, "TAMPER"), (f.rssi_dbm < -120 or f.snr_db < 10, "W202")):
+            if active:
+                return code
+        return self.alarm_code
 
     def advance(self, t0: float, dt: float, c: Conditions) -> list[float]:
         """Integrate ``dt`` seconds from time ``t0``; return the times of the pulse edges emitted.
@@ -184,6 +256,10 @@ class MeterModel:
         power = self.registered_power_w(c)
         start_energy = self.energy_wh
         self.energy_wh += power * dt / 3600.0
+        self._record_intervals(t0, dt, power)
+        if self.release.buffers_alarms and 0 < c.voltage_v * self.functional.voltage_reading_gain < 0.9 * self.nominal_voltage:
+            if "E101" not in self.functional.daily_alarms:
+                self.functional.daily_alarms.append("E101")  # undervoltage: non-critical, into the daily payload
         edges: list[float] = []
         while (self.pulses + 1) * self.kh_wh <= self.energy_wh:
             self.pulses += 1

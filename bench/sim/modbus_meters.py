@@ -18,25 +18,45 @@ from bench.sim.meter_model import MeterModel
 from bench.sim.world import World
 from instruments.register_map import RegisterMap, span
 
-READ_HOLDING = 3
+READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
 QUANTITIES = ("energy_wh", "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
-              "serial", "mac", "firmware", "alarm_code")
+              "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
+              "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
+              "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear")
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
     """What the meter's own metrology reports: its registered energy and its readings."""
-    c = world.conditions()
+    c, f = world.conditions(), meter.functional
+    pf = (c.power_factor if c.current_a else 1.0) * (-1 if f.ct_reversed else 1)
+    selected = f.intervals_wh[f.interval_select] if 0 <= f.interval_select < len(f.intervals_wh) else 0.0
     return {
         "energy_wh": meter.energy_wh,
-        "voltage_v": c.voltage_v,
+        "voltage_v": c.voltage_v * f.voltage_reading_gain,
         "current_a": c.current_a,
         "power_w": meter.registered_power_w(c),
-        "power_factor": c.power_factor if c.current_a else 1.0,
+        "power_factor": pf,
         "frequency_hz": c.frequency_hz,
         "serial": meter.serial,
         "mac": meter.mac,
         "firmware": meter.firmware,
-        "alarm_code": meter.alarm_code,
+        "alarm_code": meter.alarm(),
+        "service_state": int(f.service_running),
+        "rssi_dbm": round(f.rssi_dbm),
+        "snr_db": round(f.snr_db),
+        "phase_rotation": f.phase_rotation,
+        "tamper": int(f.tamper),
+        "key": "",
+        "key_status": f.key_status,
+        "key_fingerprint": f.key_fingerprint,
+        "ping_count": 0,
+        "ping_size": 0,
+        "ping_received": f.ping_received,
+        "interval_count": len(f.intervals_wh),
+        "interval_select": f.interval_select,
+        "interval_energy_wh": selected,
+        "daily_alarms": ",".join(f.daily_alarms),
+        "tamper_clear": 0,
     }
 
 
@@ -72,8 +92,10 @@ class ModbusMeters:
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
                      count: int, registers: list[int], set_values: object) -> ExcCodes | None:
+        if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):
+            return self._write(meter, address, list(set_values or []))
         if function_code != READ_HOLDING:
-            return ExcCodes.ILLEGAL_FUNCTION  # this meter's map is read-only
+            return ExcCodes.ILLEGAL_FUNCTION
         with self.world.lock:
             self.world.sync()
             values = meter_values(meter, self.world)
@@ -82,6 +104,18 @@ class ModbusMeters:
                 words = register.encode(values[register.name])
                 registers[register.address - start: register.address - start + register.count] = words
         return None
+
+    def _write(self, meter: MeterModel, address: int, words: list[int]) -> ExcCodes | None:
+        """Writes must cover whole writable registers; each one is a command to the meter."""
+        end, covered = address + len(words), 0
+        for register in self.register_map.values():
+            if register.address >= address and register.address + register.count <= end and register.writable:
+                offset = register.address - address
+                with self.world.lock:
+                    self.world.sync()
+                    meter.write(register.name, register.decode(words[offset:offset + register.count]))
+                covered += register.count
+        return None if covered == len(words) else ExcCodes.ILLEGAL_ADDRESS
 
     def stop(self) -> None:
         async def shutdown() -> None:
