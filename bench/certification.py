@@ -2,16 +2,30 @@
 shift point finds its reference point's errors and the report finds every point's evidence."""
 from __future__ import annotations
 
-from typing import Union
+from dataclasses import dataclass
+from typing import Callable, Union
 
 from bench.bench import Bench
 from bench.counting import CreepPoint, StartingPoint, count_pulses
 from bench.gating import AccuracyPoint, Progress, measure_point
 from bench.metrology import Budget, Component, decide
-from bench.results import CountResult, Measured, PositionResult, ShiftResult
+from bench.results import CheckResult, CountResult, Measured, PositionResult, ShiftResult
 
-Point = Union[AccuracyPoint, CreepPoint, StartingPoint]
-Result = Union[PositionResult, ShiftResult, CountResult]
+Result = Union[PositionResult, ShiftResult, CountResult, CheckResult]
+
+
+@dataclass(frozen=True)
+class FunctionalCheck:
+    """A check that is not a metrology point (audit step, firmware behaviour): its procedure
+    is a function that examines the whole board and returns each position's result."""
+
+    id: str
+    name: str
+    family: str
+    measure: Callable[[], dict[int, Result]]
+
+
+Point = Union[AccuracyPoint, CreepPoint, StartingPoint, FunctionalCheck]
 
 
 class Certification:
@@ -30,6 +44,8 @@ class Certification:
         return self.results[point.id]
 
     def _measure(self, point: Point) -> dict[int, Result]:
+        if isinstance(point, FunctionalCheck):
+            return point.measure()
         if isinstance(point, (CreepPoint, StartingPoint)):
             return count_pulses(self.bench, point, self.progress)
         if point.shift_from is None:

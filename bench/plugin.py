@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,11 +21,13 @@ import pytest
 from bench import store
 from bench.bench import Bench, SafetyError
 from bench.certificate import write_certificates
-from bench.certification import Certification, Point, Result
-from bench.config import ConfigError
+from bench.audit import Audit, load_inspection
+from bench.certification import Certification, FunctionalCheck, Point, Result
+from bench.config import ConfigError, Section
 from bench.forms import forms
 from bench.limits import LimitTable, load_table
 from bench.metrology import RULE_TEXT, Rule
+from bench.plans import payload_accuracy_point
 from bench.profile import Position, Profile, load_profile
 from bench.plots import result_svg
 from bench.record import RunRecorder, fingerprint
@@ -51,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--operator", metavar="NAME", default=os.environ.get("USER", "unknown"), help="who runs the bench")
     group.addoption("--allow-expired-reference", metavar="REASON",
                     help="certify although the reference standard is past its calibration due date (recorded)")
+    group.addoption("--inspection", metavar="FILE", help="the technician's physical inspection (TOML, one table per "
+                    "meter serial); without it the bench asks at the terminal, or the check fails")
+    group.addoption("--firmware-baseline", metavar="RELEASE", help="firmware every meter must run (default: the audit limits')")
 
 
 class BenchSession:
@@ -99,10 +105,44 @@ class BenchSession:
                 pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
+            self.audit = Audit(self.bench, self.records, self.reports_dir / "keys", payload_accuracy_point(),
+                               inspection=self.inspection(), firmware_baseline=self.config.getoption("--firmware-baseline"))
             self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
                                         self.config.getoption("--operator"), self.config.getoption("--allow-expired-reference"))
             self.publish(complete=False)  # until it ends normally, the run is incomplete
         return self.bench
+
+    def inspection(self) -> dict[str, Section] | None:
+        """The technician's entries: a file, else the simulated board's technician, else asked at
+        the terminal when there is one. Nothing found means the check fails; it never passes by default."""
+        path = self.config.getoption("--inspection")
+        try:
+            if path:
+                return load_inspection(Path(path))
+        except ConfigError as error:
+            pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        if self.sim is not None:
+            return {serial: Section(entry, f"<simulated technician at {self.sim.board_file.name}>", serial)
+                    for serial, entry in self.sim.board.inspection.items()}
+        if sys.stdin.isatty():
+            return self._ask_inspection()
+        return None
+
+    def _ask_inspection(self) -> dict[str, Section]:
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        found = {}
+        with capture.global_and_fixture_disabled():
+            for pos in self.profile.positions:
+                torque = input(f"position {pos.number} {pos.serial}: terminal torque, in-lb (empty: not inspected): ").strip()
+                if not torque:
+                    continue
+                jaws = input("  jaw tension good? [y/n]: ").strip().lower()
+                try:
+                    found[pos.serial] = Section({"torque_in_lb": float(torque), "jaw_tension_ok": jaws == "y",
+                                                 "technician": self.config.getoption("--operator")}, "<terminal>", pos.serial)
+                except ValueError:
+                    continue  # not a number: no entry, and the check will say so
+        return found
 
     def _check_calibration(self) -> None:
         cal = self.profile.reference.calibration
@@ -178,15 +218,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run points in the table's order (reference points before their shifts, no load first),
-    each point's positions together."""
+    """Functional checks first, in collection order (the audit's steps are numbered files);
+    then the table's points in its order (reference points before their shifts), each point's
+    positions together."""
     order = {p.id: i for i, p in enumerate(config.stash[SESSION_KEY].points)}
+    collected = {id(item): i for i, item in enumerate(items)}
 
-    def key(item: pytest.Item) -> tuple[int, int]:
+    def key(item: pytest.Item) -> tuple[int, int, int]:
         params = getattr(item, "callspec", None)
         point = params.params.get("point") if params else None
-        position = params.params.get("position") if params else None
-        return (order.get(getattr(point, "id", None), len(order)), getattr(position, "number", 0))
+        if getattr(point, "id", None) not in order:
+            return (0, collected[id(item)], 0)
+        return (1, order[point.id], params.params["position"].number)
 
     items.sort(key=key)
 
@@ -206,6 +249,34 @@ def record_result(request: pytest.FixtureRequest) -> Callable[[Result], None]:
         request.node.user_properties.extend(result.cells().items())  # report rows and JUnit XML
 
     return record
+
+
+AUDIT_STEPS = {
+    "inspection": ("INSPECTION", "physical inspection", Audit.inspection_check),
+    "voltage_phase": ("VOLTAGE-PHASE", "voltage and phase", Audit.voltage_phase_check),
+    "logic_layer": ("LOGIC", "logic layer", Audit.logic_check),
+    "network": ("NETWORK", "network", Audit.network_check),
+    "keys_identity": ("KEYS-IDENTITY", "key rotation and identity", Audit.keys_identity_check),
+    "payload": ("PAYLOAD", "payload accuracy at 1.0 kW", Audit.payload_check),
+    "firmware": ("FIRMWARE", "firmware baseline", Audit.firmware_check),
+}
+
+
+@pytest.fixture
+def audit(bench: Bench, pytestconfig: pytest.Config, record_result: Callable[[Result], None]) -> Callable[[str, Position], None]:
+    """Run an audit step (once for the whole board), record this position's result with its
+    troubleshooting entry, and pass only if the step passed."""
+    session = pytestconfig.stash[SESSION_KEY]
+
+    def run(step: str, position: Position) -> None:
+        point_id, name, method = AUDIT_STEPS[step]
+        check = FunctionalCheck(point_id, name, "audit", lambda: method(session.audit))
+        result = session.certification.run(check)[position.number]
+        record_result(result)
+        if result.verdict != "PASS":
+            pytest.fail(result.summary(), pytrace=False)
+
+    return run
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from bench.stimulus import Stimulus
 from instruments.pulse_counter import GateResult
 from instruments.reference_standard import Readings
 
-COLUMNS = ("Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict")
+COLUMNS = ("Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict", "Diagnosis")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class PositionResult:
     register_counts: bool = False  # the register's error is part of the verdict (payload checks)
     note: str = ""
     counted: bool = True  # False: the board was not at reference conditions, nothing was judged
+    diagnosis: str = ""  # the troubleshooting matrix's entry, when the audit found one
 
     @property
     def verdict(self) -> Verdict:
@@ -85,12 +86,12 @@ class PositionResult:
     def summary(self) -> str:
         where = _where(self.name, self.position)
         if self.pulses is None:
-            return f"{where}: {self.verdict.value}: {self.note}"
+            return f"{where}: {self.verdict.value}: {self.note}" + (f"; {self.diagnosis}" if self.diagnosis else "")
         register = (f", register error {self.register_check.error_pct:+.4f} % ± {self.register_check.expanded_pct:.4f} %"
                     if self.register_check else "")
         return (f"{where}: {self.verdict.value}: pulse error {self.pulses.error_pct:+.4f} % "
                 f"± {self.pulses.expanded_pct:.4f} % (k=2){register}, limit ±{self.limit_pct:g} % ({self.rule.value})"
-                + (f"; {self.note}" if self.note else ""))
+                + (f"; {self.note}" if self.note else "") + (f"; {self.diagnosis}" if self.diagnosis else ""))
 
     def cells(self) -> dict[str, str]:
         m, r = self.pulses, self.register_check
@@ -102,6 +103,7 @@ class PositionResult:
             "Register": f"{r.error_pct:+.4f} %" if r else "n/a",
             "Limit": f"±{self.limit_pct:g} %",
             "Verdict": self.verdict.value,
+            "Diagnosis": self.diagnosis,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +179,39 @@ class CountResult:
     def cells(self) -> dict[str, str]:
         return {"Point": self.name, "Stimulus": self.stimulus.describe(),
                 "Measured": f"{self.pulses} pulses in {self.period_s:.0f} s", "U (k=2)": "",
-                "Register": "", "Limit": self.limit, "Verdict": self.verdict.value}
+                "Register": "", "Limit": self.limit, "Verdict": self.verdict.value, "Diagnosis": ""}
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A functional check on one position (commissioning audit, firmware behaviour): what was
+    observed, what was expected, and for a failure the troubleshooting entry for its code."""
+
+    point: str
+    name: str
+    position: Position
+    passed: bool
+    observed: str
+    expected: str
+    code: str = ""
+    diagnosis: str = ""  # "CODE meaning: action", from the troubleshooting matrix
+    note: str = ""  # recorded, not judged (e.g. THD above 3 %)
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.PASS if self.passed else Verdict.FAIL
+
+    def summary(self) -> str:
+        text = f"{_where(self.name, self.position)}: {self.verdict.value}: {self.observed}; expected {self.expected}"
+        return text + (f"; {self.diagnosis}" if self.diagnosis else "") + (f"; {self.note}" if self.note else "")
+
+    def cells(self) -> dict[str, str]:
+        measured = self.observed + (f" ({self.note})" if self.note else "")
+        return {"Point": self.name, "Stimulus": "", "Measured": measured, "U (k=2)": "", "Register": "",
+                "Limit": self.expected, "Verdict": self.verdict.value, "Diagnosis": self.diagnosis}
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import (Boolean, Column, Connection, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-                        create_engine, delete, inspect, select, text)
+                        UniqueConstraint, create_engine, delete, inspect, select, text)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -54,6 +54,35 @@ results = Table(
 )
 
 
+meter_registry = Table(
+    "meter_registry", metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("mac", String(32), nullable=False, unique=True),
+    Column("first_seen", String(40), nullable=False),
+)
+audit_trail = Table(
+    "audit_trail", metadata,
+    Column("entry", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("serial", String(64), nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("operator", String(100), nullable=False),
+    Column("seal", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    UniqueConstraint("serial", "action", "seal"),
+)
+_APPEND_ONLY = {
+    "sqlite": ["CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail "
+               "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+               "CREATE TRIGGER audit_trail_no_delete BEFORE DELETE ON audit_trail "
+               "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"],
+    "postgresql": ["CREATE FUNCTION audit_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$",
+                   "CREATE TRIGGER audit_trail_no_change BEFORE UPDATE OR DELETE ON audit_trail "
+                   "FOR EACH ROW EXECUTE FUNCTION audit_trail_append_only()"],
+}
+
+
 def _v1(conn: Connection) -> None:
     for table in (runs, meter_runs):
         columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, index=c.index)
@@ -67,7 +96,16 @@ def _v2(conn: Connection) -> None:
     results.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+def _v3(conn: Connection) -> None:
+    """The commissioning audit's registry (meter ID to MAC, unique both ways) and its tamper audit
+    trail, which the database itself keeps append-only."""
+    meter_registry.create(conn)
+    audit_trail.create(conn)
+    for statement in _APPEND_ONLY.get(conn.dialect.name, []):
+        conn.exec_driver_sql(statement)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -158,9 +196,42 @@ def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str | None:
+    """Map a meter ID to its MAC once; None when the mapping is (now) unique, else the conflict."""
+    with engine.begin() as conn:
+        by_serial = conn.execute(select(meter_registry.c.mac).where(meter_registry.c.serial == serial)).scalar_one_or_none()
+        by_mac = conn.execute(select(meter_registry.c.serial).where(meter_registry.c.mac == mac)).scalar_one_or_none()
+        if by_serial is not None and by_serial != mac:
+            return f"meter {serial} is registered with MAC {by_serial}, but reports {mac}"
+        if by_mac is not None and by_mac != serial:
+            return f"MAC {mac} is already registered to meter {by_mac}"
+        if by_serial is None:
+            conn.execute(meter_registry.insert().values(serial=serial, mac=mac, first_seen=seen_at))
+    return None
+
+
+def append_audit(engine: Engine, serial: str, action: str, operator: str, seal: str, detail: str, at: str) -> bool:
+    """Add an audit-trail entry; the same action with the same seal is recorded once (False)."""
+    with engine.begin() as conn:
+        known = conn.execute(select(audit_trail.c.entry).where(
+            (audit_trail.c.serial == serial) & (audit_trail.c.action == action) & (audit_trail.c.seal == seal))).first()
+        if known:
+            return False
+        conn.execute(audit_trail.insert().values(at=at, serial=serial, action=action, operator=operator, seal=seal,
+                                                 detail=detail))
+    return True
+
+
+def audit_entries(engine: Engine, serial: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_trail).where(audit_trail.c.serial == serial).order_by(audit_trail.c.entry))
+        return [dict(row._mapping) for row in rows]
+
+
 def count_rows(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t.name: conn.execute(select(text("count(*)")).select_from(t)).scalar_one() for t in (runs, meter_runs, results)}
+        return {t.name: conn.execute(select(text("count(*)")).select_from(t)).scalar_one()
+                for t in (runs, meter_runs, results, meter_registry, audit_trail)}
 
 
 def canonical_json(data: Any) -> str:

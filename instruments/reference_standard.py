@@ -2,7 +2,7 @@
 
 Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
 (every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
-``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
+``MEAS:VOLT:ANGL:LIST?`` (degrees from element 1), ``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
 ``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``. Voltages and currents are true RMS.
 """
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Readings:
 class ScpiReferenceStandard(ScpiInstrument):
     voltages = control("MEAS:VOLT:LIST?", None, "True RMS voltage of each element", parse=parse_floats, unit="V")
     currents = control("MEAS:CURR:LIST?", None, "True RMS current of each element", parse=parse_floats, unit="A")
+    voltage_angles = control("MEAS:VOLT:ANGL:LIST?", None, "Each element's voltage angle from element 1's",
+                             parse=parse_floats, unit="deg")
     power = control("MEAS:POW?", None, "Active power", unit="W")
     power_factor = control("MEAS:PFAC?", None, "Power factor")
     frequency = control("MEAS:FREQ?", None, "Frequency", unit="Hz")

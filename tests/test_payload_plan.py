@@ -14,7 +14,7 @@ from tests.conftest import REPO, plan_command
 
 EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0, "frequency_pct_per_pct": 0.0,
          "harmonic_gain_pct": 0.0, "dc_pct_per_10pct": 0.0, "element_offsets_pct": [0.0, 0.0, 0.0]}
-PAYLOAD_PLAN = "test_plans/test_payload_accuracy.py"
+PAYLOAD_PLAN = "test_plans/audit/test_6_payload_accuracy.py"
 
 
 def run_plans(tmp_path, *args, plans=PAYLOAD_PLAN):

@@ -8,14 +8,18 @@ from typing import Any
 from bench.config import Section, load_toml
 from bench.forms import forms
 from bench.profile import parse_register_map
-from bench.sim.meter_model import ErrorCurve, MeterModel
+from bench.sim.meter_model import ErrorCurve, Functional, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from instruments.register_map import RegisterMap
 
 _CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)
+_FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "rssi_dbm", "snr_db", "ping_loss",
+                    "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain")
+_INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s",
-                  "element_offsets_pct", "creep_w", "fault", "fails", *_CURVE_KEYS}
+                  "element_offsets_pct", "creep_w", "fault", "fails", "diagnosis", *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
+                  *_INSPECTION_KEYS}
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Board:
     counter: Section
     ambient_c: float | None  # a thermometer is on the board when set
     expected_failures: dict[int, tuple[str, ...]]  # position -> test points its fault should fail
+    expected_diagnoses: dict[int, str]  # position -> the troubleshooting code its fault should show
+    inspection: dict[str, dict[str, Any]]  # serial -> the simulated technician's entries
 
 
 def load_board(path: Path, scale: float | None = None) -> Board:
@@ -47,7 +53,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     phases = src.integer("phases", low=1)
     if phases < form.elements:
         raise src.error("phases", f"a {form.elements}-element meter needs at least {form.elements} source phases")
-    meters, expected = [], {}
+    meters, expected, diagnoses, inspection = [], {}, {}, {}
     for index, pos in enumerate(doc.tables("position"), start=1):
         pos.unknown(_POSITION_KEYS)
         offsets = tuple(float(x) for x in pos.data.get("element_offsets_pct", ()))
@@ -69,9 +75,16 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             creep_w=pos.number("creep_w", 0.0, low=0),
             alarm_code=pos.data.get("alarm_code", ""),
             seed=seed,
+            functional=Functional(**{k: pos.data[k] for k in _FUNCTIONAL_KEYS if k in pos.data}),
         ))
         if "fails" in pos:
             expected[index] = tuple(pos.data["fails"])
+        if "diagnosis" in pos:
+            diagnoses[index] = pos.text("diagnosis")
+        if pos.data.get("inspected", True):
+            inspection[pos.text("serial")] = {"torque_in_lb": pos.data.get("torque_in_lb", 50.0),
+                                              "jaw_tension_ok": pos.data.get("jaw_tension_ok", True),
+                                              "technician": "simulated technician"}
     world = World(
         source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True),
                            frequency_hz=mt.number("frequency_hz", positive=True), gain_error=src.number("gain_error", 0.0)),
@@ -85,4 +98,5 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating
     ambient = board.number("ambient_c", None) if "ambient_c" in board else None
-    return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), ambient, expected)
+    return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), ambient, expected,
+                 diagnoses, inspection)

@@ -179,6 +179,14 @@ class SimReference(WorldDevice):
     def voltages(self, _: str | None) -> str:
         return ",".join(_fmt(self._rms(v)) for v, _ in self._waves())
 
+    @scpi("MEASure:VOLTage:ANGLe:LIST?")
+    def voltage_angles(self, _: str | None) -> str:
+        """Angle of each element's voltage fundamental, degrees from element 1's."""
+        voltages = self.world.conditions().voltages
+        if not np.any(voltages):
+            return ",".join("0" for _ in voltages)
+        return ",".join(_fmt(float((math.degrees(np.angle(v / voltages[0])) + 180) % 360 - 180)) for v in voltages)
+
     @scpi("MEASure:CURRent:LIST?")
     def currents(self, _: str | None) -> str:
         return ",".join(_fmt(self._rms(i)) for _, i in self._waves())
