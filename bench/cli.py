@@ -14,7 +14,10 @@ import tomli_w
 from bench.certificate import verify, write_certificates
 from bench.config import ConfigError
 from bench.profile import load_profile
-from bench.store import RecordsError, connect, history, load_run
+from bench.record import now_iso
+from bench.store import RecordsError, append_audit, connect, history, load_run
+from instruments.errors import InstrumentError
+from instruments.meter_modbus import ModbusMeter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,15 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("serial")
     verify = commands.add_parser("verify", help="check that a certificate is genuine and untouched")
     verify.add_argument("certificate", type=Path)
+    tamper = commands.add_parser("tamper-clear", help="clear a meter's tamper alarm after replacing its seal (audited)")
+    tamper.add_argument("serial")
+    tamper.add_argument("--bench", type=Path, required=True, metavar="PROFILE", help="the bench profile the meter is on")
+    tamper.add_argument("--operator", required=True, help="who replaced the seal")
+    tamper.add_argument("--seal", required=True, help="the new seal's number")
+    tamper.add_argument("--records", help="records database URL (default: the profile's, else reports/records.sqlite)")
     for sub in (report, history, verify):
         sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
                          help="records database URL (default: reports/records.sqlite)")
     args = parser.parse_args(argv)
     commands_by_name = {"sim": run_sim, "check": lambda a: check_profile(a.profile), "report": publish_report,
-                        "history": show_history, "verify": verify_certificate}
+                        "history": show_history, "verify": verify_certificate, "tamper-clear": clear_tamper}
     try:
         return commands_by_name[args.command](args)
-    except (ConfigError, RecordsError) as error:
+    except (ConfigError, RecordsError, InstrumentError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
 
@@ -105,6 +114,31 @@ def verify_certificate(args: argparse.Namespace) -> int:
     genuine, message = verify(args.certificate, engine)
     print(message if engine else f"{message} (no records database to compare with)")
     return 0 if genuine else 1
+
+
+def clear_tamper(args: argparse.Namespace) -> int:
+    """Clear the alarm on the meter, confirm it, then write the audit trail (once per seal)."""
+    profile = load_profile(args.bench)
+    position = next((p for p in profile.positions if p.serial == args.serial), None)
+    if position is None:
+        raise ConfigError(f"{args.bench}: positions: no meter {args.serial} on this bench")
+    meter = ModbusMeter(position.address, profile.meter_type.registers, name=f"position {position.number}",
+                        device_id=profile.meters_device_id).open()
+    try:
+        meter.write("tamper_clear", 1)
+        still_set = meter.read("tamper")
+    finally:
+        meter.close()
+    if still_set:
+        print(f"bench: meter {args.serial} still reports its tamper alarm; nothing recorded", file=sys.stderr)
+        return 1
+    url = args.records or profile.records_url or f"sqlite:///{Path('reports/records.sqlite').resolve()}"
+    added = append_audit(connect(url), args.serial, "tamper-clear", args.operator, args.seal,
+                         f"tamper alarm cleared at position {position.number} of {profile.bench_id}; new seal {args.seal}",
+                         now_iso())
+    print(f"meter {args.serial}: tamper alarm cleared, seal {args.seal} by {args.operator} "
+          + ("recorded in the audit trail" if added else "was already in the audit trail"))
+    return 0
 
 
 def run_sim(args: argparse.Namespace) -> int:

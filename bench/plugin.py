@@ -23,6 +23,7 @@ from bench.bench import Bench, SafetyError
 from bench.certificate import write_certificates
 from bench.audit import Audit, load_inspection
 from bench.certification import Certification, FunctionalCheck, Point, Result
+from bench.firmware_checks import Baseline, FirmwareChecks, compare, load_baseline
 from bench.config import ConfigError, Section
 from bench.forms import forms
 from bench.limits import LimitTable, load_table
@@ -30,8 +31,10 @@ from bench.metrology import RULE_TEXT, Rule
 from bench.plans import payload_accuracy_point
 from bench.profile import Position, Profile, load_profile
 from bench.plots import result_svg
-from bench.record import RunRecorder, fingerprint
+from bench.record import RunRecorder, entry, fingerprint
 from bench.results import COLUMNS
+
+REPORT_COLUMNS = (*COLUMNS, "Baseline", "Change")
 from instruments.errors import InstrumentError
 
 RESULT_KEY = pytest.StashKey[Result]()
@@ -57,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--inspection", metavar="FILE", help="the technician's physical inspection (TOML, one table per "
                     "meter serial); without it the bench asks at the terminal, or the check fails")
     group.addoption("--firmware-baseline", metavar="RELEASE", help="firmware every meter must run (default: the audit limits')")
+    group.addoption("--baseline", metavar="RUN_OR_RELEASE", help="compare every point with a stored run (id or prefix) "
+                    "or the latest complete run on a firmware release; a regression fails its item")
+    group.addoption("--regression-margin", metavar="PCT", type=float, default=0.05,
+                    help="how far (in % of reading) an error may move towards its limit before it is a regression")
 
 
 class BenchSession:
@@ -107,10 +114,40 @@ class BenchSession:
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
             self.audit = Audit(self.bench, self.records, self.reports_dir / "keys", payload_accuracy_point(),
                                inspection=self.inspection(), firmware_baseline=self.config.getoption("--firmware-baseline"))
+            self.firmware = FirmwareChecks(self.audit)
+            self.baseline = self._load_baseline()
+            self.regressions: list[dict[str, str]] = []
             self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
                                         self.config.getoption("--operator"), self.config.getoption("--allow-expired-reference"))
             self.publish(complete=False)  # until it ends normally, the run is incomplete
         return self.bench
+
+    def _load_baseline(self) -> Baseline | None:
+        reference = self.config.getoption("--baseline")
+        if not reference:
+            return None
+        try:
+            return load_baseline(self.records, reference)
+        except store.RecordsError as error:
+            pytest.exit(f"bench cannot start: baseline: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def conclude(self, request: pytest.FixtureRequest, result: Result, position: Position, family: str) -> None:
+        """Record an item's result beside its baseline, then pass it only on PASS and no regression."""
+        request.node.stash[RESULT_KEY] = result
+        request.node.user_properties.extend(result.cells().items())
+        regression = ""
+        if self.baseline is not None:
+            now = entry(result.point, family, result)
+            comparison = compare(self.baseline, position.serial, now["point"], now, self.config.getoption("--regression-margin"))
+            if comparison:
+                request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
+                regression = comparison.regression
+                if regression:
+                    self.regressions.append({"serial": position.serial, "point": now["point"], "why": regression})
+        if result.verdict != "PASS":
+            pytest.fail(result.summary() + (f"; regression: {regression}" if regression else ""), pytrace=False)
+        if regression:
+            pytest.fail(f"{result.summary()}; REGRESSION against {self.baseline.reference}: {regression}", pytrace=False)
 
     def inspection(self) -> dict[str, Section] | None:
         """The technician's entries: a file, else the simulated board's technician, else asked at
@@ -162,6 +199,9 @@ class BenchSession:
 
     def publish(self, complete: bool) -> dict[str, Any]:
         record = self.recorder.record(self.bench, self.certification, self.points, complete)
+        if self.baseline is not None:
+            record["baseline"] = {"reference": self.baseline.reference, "run_id": self.baseline.run_id,
+                                  "margin_pct": self.config.getoption("--regression-margin"), "regressions": self.regressions}
         store.publish(self.records, record, fingerprint(record))
         return record
 
@@ -240,17 +280,6 @@ def bench(pytestconfig: pytest.Config) -> Bench:
     return pytestconfig.stash[SESSION_KEY].open_bench()
 
 
-@pytest.fixture
-def record_result(request: pytest.FixtureRequest) -> Callable[[Result], None]:
-    """Attach a position's result to this test item, for the report."""
-
-    def record(result: Result) -> None:
-        request.node.stash[RESULT_KEY] = result
-        request.node.user_properties.extend(result.cells().items())  # report rows and JUnit XML
-
-    return record
-
-
 AUDIT_STEPS = {
     "inspection": ("INSPECTION", "physical inspection", Audit.inspection_check),
     "voltage_phase": ("VOLTAGE-PHASE", "voltage and phase", Audit.voltage_phase_check),
@@ -260,37 +289,47 @@ AUDIT_STEPS = {
     "payload": ("PAYLOAD", "payload accuracy at 1.0 kW", Audit.payload_check),
     "firmware": ("FIRMWARE", "firmware baseline", Audit.firmware_check),
 }
+FIRMWARE_STEPS = {
+    "register_map": ("FW-REGISTERS", "register map and scaling", FirmwareChecks.register_map),
+    "intervals": ("FW-INTERVALS", "15-minute interval records", FirmwareChecks.intervals),
+    "alarm_buffer": ("FW-ALARMS", "non-critical alarms buffered", FirmwareChecks.alarm_buffer),
+    "version": ("FW-VERSION", "firmware version string", FirmwareChecks.version),
+}
 
 
-@pytest.fixture
-def audit(bench: Bench, pytestconfig: pytest.Config, record_result: Callable[[Result], None]) -> Callable[[str, Position], None]:
-    """Run an audit step (once for the whole board), record this position's result with its
-    troubleshooting entry, and pass only if the step passed."""
-    session = pytestconfig.stash[SESSION_KEY]
+def _check_runner(request: pytest.FixtureRequest, family: str, steps: dict[str, tuple[str, str, Callable]],
+                  owner: Callable[[BenchSession], Any]) -> Callable[[str, Position], None]:
+    session = request.config.stash[SESSION_KEY]
 
     def run(step: str, position: Position) -> None:
-        point_id, name, method = AUDIT_STEPS[step]
-        check = FunctionalCheck(point_id, name, "audit", lambda: method(session.audit))
-        result = session.certification.run(check)[position.number]
-        record_result(result)
-        if result.verdict != "PASS":
-            pytest.fail(result.summary(), pytrace=False)
+        point_id, name, method = steps[step]
+        check = FunctionalCheck(point_id, name, family, lambda: method(owner(session)))
+        session.conclude(request, session.certification.run(check)[position.number], position, family)
 
     return run
 
 
 @pytest.fixture
-def certify(bench: Bench, pytestconfig: pytest.Config,
-            record_result: Callable[[Result], None]) -> Callable[[Point, Position], None]:
-    """Measure a point (once for the whole board), record this position's result, and pass only
-    on a PASS verdict: FAIL and INDETERMINATE both leave the meter uncertified."""
-    certification = pytestconfig.stash[SESSION_KEY].certification
+def audit(bench: Bench, request: pytest.FixtureRequest) -> Callable[[str, Position], None]:
+    """Run an audit step (once for the whole board) and judge this position, with its
+    troubleshooting entry on failure."""
+    return _check_runner(request, "audit", AUDIT_STEPS, lambda session: session.audit)
+
+
+@pytest.fixture
+def firmware(bench: Bench, request: pytest.FixtureRequest) -> Callable[[str, Position], None]:
+    """Run a firmware-behaviour check (once for the whole board) and judge this position."""
+    return _check_runner(request, "firmware", FIRMWARE_STEPS, lambda session: session.firmware)
+
+
+@pytest.fixture
+def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
+    """Measure a point (once for the whole board) and judge this position: only PASS passes;
+    FAIL and INDETERMINATE both leave the meter uncertified."""
+    session = request.config.stash[SESSION_KEY]
 
     def run(point: Point, position: Position) -> None:
-        result = certification.run(point)[position.number]
-        record_result(result)
-        if result.verdict != "PASS":
-            pytest.fail(result.summary(), pytrace=False)  # a verdict, not a program error: no traceback
+        session.conclude(request, session.certification.run(point)[position.number], position, point.family)
 
     return run
 
@@ -312,14 +351,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
-    for offset, name in enumerate(COLUMNS):
+    for offset, name in enumerate(REPORT_COLUMNS):
         cells.insert(2 + offset, f"<th>{name}</th>")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    values = dict(p for p in report.user_properties if p[0] in COLUMNS)
-    for offset, name in enumerate(COLUMNS):
+    values = dict(p for p in report.user_properties if p[0] in REPORT_COLUMNS)
+    for offset, name in enumerate(REPORT_COLUMNS):
         cells.insert(2 + offset, f"<td>{html.escape(str(values.get(name, '')))}</td>")
 
 
@@ -367,6 +406,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("meter bench")
     for line in traceability(session):
         terminalreporter.write_line(line)
+    if session.baseline is not None:
+        terminalreporter.write_line(f"baseline: {session.baseline.reference} (run {session.baseline.run_id[:8]}): "
+                                    f"{len(session.regressions)} regression(s)")
+        for regression in session.regressions:
+            terminalreporter.write_line(f"  REGRESSION {regression['serial']} {regression['point']}: {regression['why']}")
     record = getattr(session, "last_record", None)
     if record:
         for meter in record["meters"]:

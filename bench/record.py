@@ -49,7 +49,7 @@ class RunRecorder:
         meters = []
         for pos in p.positions:
             identity = bench.identities[pos.number]
-            entries = [_entry(point_id, families[point_id], by_position[pos.number])
+            entries = [entry(point_id, families[point_id], by_position[pos.number])
                        for point_id, by_position in measured.items()]
             verdicts = {e["verdict"] for e in entries}
             verdict = ("NO RESULTS" if not entries else "FAIL" if "FAIL" in verdicts
@@ -80,7 +80,7 @@ class RunRecorder:
         }
 
 
-def _entry(point_id: str, family: str, result: PositionResult | ShiftResult | CountResult) -> dict[str, Any]:
+def entry(point_id: str, family: str, result: PositionResult | ShiftResult | CountResult) -> dict[str, Any]:
     value = u = None
     if isinstance(result, PositionResult) and result.pulses:
         value, u = result.pulses.error_pct, result.pulses.expanded_pct

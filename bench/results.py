@@ -123,6 +123,10 @@ class ShiftResult:
         return self.measured.position
 
     @property
+    def point(self) -> str:
+        return self.measured.point
+
+    @property
     def verdict(self) -> Verdict:
         if self.shift is not None:
             return self.shift.verdict

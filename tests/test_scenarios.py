@@ -31,7 +31,7 @@ def failed_points(cases):
 def test_default_board_passes_the_whole_plan(tmp_path):
     run, cases, _ = run_plans(tmp_path, plans="test_plans/")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert len(cases) == 33 * 8  # 26 C12.20 points for a 3-element meter, and the audit's 7 steps
+    assert len(cases) == (26 + 7 + 4) * 8  # C12.20 points for a 3-element meter, audit steps, firmware checks
     assert re.search(r"bench time covered: \d+\.\d s", run.stdout)
 
 
@@ -73,7 +73,7 @@ def test_c12_20_does_not_apply_to_form_2s(tmp_path):
     skipped = [c.find("skipped").get("message") for c in cases.values() if c.find("skipped") is not None]
     assert run.returncode == 0 and len(skipped) == 7 * 8  # each family, on each position
     assert all("ANSI C12.20 does not apply to Form 2S" in message for message in skipped)
-    assert len(cases) - len(skipped) == 7 * 8  # the commissioning audit still runs on every position
+    assert len(cases) - len(skipped) == (7 + 4) * 8  # the audit and firmware checks still run on every position
 
 
 def _measured(error, components, point="X"):

@@ -1,0 +1,168 @@
+"""Firmware behaviour a release must keep (register map and scaling, 15-minute interval records,
+buffered alarms, version string), and the comparison of a run with a baseline run or release."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bench import store
+from bench.audit import Audit
+from bench.config import load_toml
+from bench.results import CheckResult
+from bench.stimulus import Stimulus
+
+STANDARDS = Path(__file__).parent / "standards"
+
+
+@dataclass(frozen=True)
+class FirmwareLimits:
+    interval_s: float
+    intervals_checked: int
+    interval_tolerance_pct: float
+    register_tolerance_pct: float
+    sag_voltage_pct: float
+    sag_duration_s: float
+    sag_alarm: str
+    version_pattern: str
+
+
+def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLimits:
+    doc = load_toml(path)
+    table, provenance = doc.table("firmware"), doc.table("provenance")
+    for key in table.data:
+        if key not in provenance:
+            raise provenance.error(key, "missing: every firmware limit states where it comes from")
+    return FirmwareLimits(table.number("interval_s", positive=True), table.integer("intervals_checked", low=1),
+                          table.number("interval_tolerance_pct", positive=True),
+                          table.number("register_tolerance_pct", positive=True), table.number("sag_voltage_pct", positive=True),
+                          table.number("sag_duration_s", positive=True), table.text("sag_alarm"), table.text("version_pattern"))
+
+
+class FirmwareChecks:
+    """Each check examines every position at once, with the board at a stated stimulus."""
+
+    def __init__(self, audit: Audit, limits: FirmwareLimits | None = None) -> None:
+        self.audit, self.bench = audit, audit.bench
+        self.limits = limits or load_firmware_limits()
+
+    def _energise_1kw(self) -> Any:
+        self.bench.apply(self.audit.payload.stimulus(self.bench))
+        self.bench.clock.sleep(self.audit.payload.dwell.settle_s)
+        return self.bench.readings()
+
+    def register_map(self) -> dict[int, CheckResult]:
+        """What the meter reports over Modbus against the reference standard, at 1.0 kW."""
+        readings = self._energise_1kw()
+        tolerance = self.limits.register_tolerance_pct
+        truth = {"voltage_v": sum(readings.voltages_v) / len(readings.voltages_v), "current_a": max(readings.currents_a),
+                 "power_w": readings.power_w, "frequency_hz": readings.frequency_hz}
+
+        def check(pos):
+            off = {name: (self.audit.read(pos, name) / value - 1) * 100 for name, value in truth.items()}
+            worst = max(off, key=lambda name: abs(off[name]))
+            ok = all(abs(v) <= tolerance for v in off.values())
+            return (ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
+                    f"every register within ±{tolerance:g} % of the reference", "", "")
+
+        return self.audit.each("FW-REGISTERS", "register map and scaling", check)
+
+    def intervals(self) -> dict[int, CheckResult]:
+        """At constant 1.0 kW, every 15-minute record holds P x 15 min: none missing, none off."""
+        lim = self.limits
+        readings = self._energise_1kw()
+        self.bench.wait(lim.interval_s, "interval records")  # the interval open at switch-on is partial
+        before = {p.number: self.audit.read(p, "interval_count") for p in self.bench.profile.positions}
+        self.bench.wait(lim.intervals_checked * lim.interval_s, "interval records")
+        expected_wh = readings.power_w * lim.interval_s / 3600.0
+
+        def check(pos):
+            meter = self.bench.meters[pos.number]
+            count = meter.read("interval_count")
+            new = count - before[pos.number]
+            errors = []
+            for index in range(count - new, count):
+                meter.write("interval_select", index)
+                errors.append((meter.read("interval_energy_wh") / expected_wh - 1) * 100)
+            worst = max(errors, key=abs) if errors else 0.0
+            ok = new == lim.intervals_checked and abs(worst) <= lim.interval_tolerance_pct
+            return (ok, f"{new} records for {lim.intervals_checked} intervals, worst {worst:+.3f} % off "
+                        f"{expected_wh:.2f} Wh", f"{lim.intervals_checked} records, each within ±{lim.interval_tolerance_pct:g} %",
+                    "", "")
+
+        return self.audit.each("FW-INTERVALS", "15-minute interval records", check)
+
+    def alarm_buffer(self) -> dict[int, CheckResult]:
+        """A voltage sag (a non-critical event) must land in the daily payload's alarm buffer."""
+        lim, mt = self.limits, self.bench.profile.meter_type
+        sag = Stimulus(mt.nominal_voltage_v * lim.sag_voltage_pct / 100, 0.0, 0.0, mt.frequency_hz, mt.elements)
+        self.bench.apply(sag)
+        self.bench.wait(lim.sag_duration_s, "voltage sag")
+        self.audit.energise_nominal()
+
+        def check(pos):
+            buffered = self.audit.read(pos, "daily_alarms")
+            return (lim.sag_alarm in buffered.split(","), f"daily payload alarms '{buffered or 'none'}'",
+                    f"{lim.sag_alarm} buffered after a {lim.sag_voltage_pct:g} % sag", "", "")
+
+        return self.audit.each("FW-ALARMS", "non-critical alarms buffered", check)
+
+    def version(self) -> dict[int, CheckResult]:
+        def check(pos):
+            firmware = self.audit.read(pos, "firmware")
+            return (re.fullmatch(self.limits.version_pattern, firmware) is not None, f"firmware '{firmware}'",
+                    f"a release name matching {self.limits.version_pattern}", "", "")
+
+        return self.audit.each("FW-VERSION", "firmware version string", check)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    reference: str  # what the user asked for: a run id or a release
+    run_id: str
+    entries: dict[tuple[str, str], dict[str, Any]]  # (serial, point) -> that run's result entry
+
+
+def load_baseline(engine: Engine, reference: str) -> Baseline:
+    """A stored run by id (or unique prefix), else the latest complete run on release ``reference``."""
+    try:
+        record = store.load_run(engine, reference)
+    except store.RecordsError:
+        query = (select(store.runs.c.run_id).join(store.meter_runs, store.meter_runs.c.run_id == store.runs.c.run_id)
+                 .where((store.meter_runs.c.firmware == reference) & (store.runs.c.status == "complete"))
+                 .order_by(store.runs.c.started_at.desc()).limit(1))
+        with engine.connect() as conn:
+            run_id = conn.execute(query).scalar_one_or_none()
+        if run_id is None:
+            raise store.RecordsError(f"no run and no complete run on release '{reference}' in the records") from None
+        record = store.load_run(engine, run_id)
+    entries = {(m["serial"], e["point"]): e for m in record["meters"] for e in m["results"]}
+    return Baseline(reference, record["run_id"], entries)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline: str  # the baseline's value and verdict, as shown
+    change: str
+    regression: str  # empty, or why this point regressed
+
+
+def compare(baseline: Baseline, serial: str, point: str, now: dict[str, Any], margin_pct: float) -> Comparison | None:
+    """A point regresses when it newly fails, or its error moved towards its limit by more than
+    the margin."""
+    then = baseline.entries.get((serial, point))
+    if then is None:
+        return None
+    was, is_ = then["value_pct"], now["value_pct"]
+    shown = f"{was:+.4f} % " if was is not None else ""
+    change = f"{is_ - was:+.4f} %" if was is not None and is_ is not None else ""
+    why = ""
+    if then["verdict"] == "PASS" and now["verdict"] != "PASS":
+        why = f"newly {now['verdict']} (was PASS in run {baseline.run_id[:8]})"
+    elif was is not None and is_ is not None and abs(is_) - abs(was) > margin_pct:
+        why = f"moved {abs(is_) - abs(was):.4f} % towards its limit (margin {margin_pct:g} %)"
+    return Comparison(f"{shown}{then['verdict']}", change, why)
