@@ -103,20 +103,25 @@ class BenchSession:
     def open_bench(self) -> Bench:
         """Open every instrument and the records; anything that stops a run ends it with one line."""
         if self.bench is None:
+            # Everything that can refuse the run is settled before any instrument is touched.
             self._check_calibration()
             try:
                 self.reports_dir.mkdir(parents=True, exist_ok=True)
                 self.records = store.connect(self.records_url())
+            except store.RecordsError as error:
+                pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+            inspection = self.inspection()
+            self.baseline = self._load_baseline()
+            self.regressions: list[dict[str, str]] = []
+            try:
                 self.bench = Bench(self.profile).__enter__()
-            except (InstrumentError, SafetyError, store.RecordsError) as error:
+            except (InstrumentError, SafetyError) as error:
                 pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
             self.audit = Audit(self.bench, self.records, self.reports_dir / "keys", payload_accuracy_point(),
-                               inspection=self.inspection(), firmware_baseline=self.config.getoption("--firmware-baseline"))
+                               inspection=inspection, firmware_baseline=self.config.getoption("--firmware-baseline"))
             self.firmware = FirmwareChecks(self.audit)
-            self.baseline = self._load_baseline()
-            self.regressions: list[dict[str, str]] = []
             self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
                                         self.config.getoption("--operator"), self.config.getoption("--allow-expired-reference"))
             self.publish(complete=False)  # until it ends normally, the run is incomplete
@@ -243,8 +248,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[SESSION_KEY]
-    if "point" in metafunc.fixturenames:
-        family = getattr(metafunc.module, "FAMILY", None)
+    family = getattr(metafunc.module, "FAMILY", None)
+    if "point" in metafunc.fixturenames and family is not None:  # plan modules name their family
         form = forms()[session.profile.meter_type.form]
         if not form.blondel:
             skip = pytest.mark.skip(reason=f"ANSI C12.20 does not apply to Form {form.name} (not Blondel-compliant)")

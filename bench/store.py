@@ -76,7 +76,7 @@ _APPEND_ONLY = {
                "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
                "CREATE TRIGGER audit_trail_no_delete BEFORE DELETE ON audit_trail "
                "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"],
-    "postgresql": ["CREATE FUNCTION audit_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "postgresql": ["CREATE OR REPLACE FUNCTION audit_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS "
                    "$$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$",
                    "CREATE TRIGGER audit_trail_no_change BEFORE UPDATE OR DELETE ON audit_trail "
                    "FOR EACH ROW EXECUTE FUNCTION audit_trail_append_only()"],

@@ -10,7 +10,8 @@ import time
 
 import pytest
 import tomli_w
-from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import DBAPIError
 
 from bench import store
 from bench.record import fingerprint
@@ -131,9 +132,8 @@ def postgres_url():
         pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
     engine = create_engine(url)
     with engine.begin() as conn:  # a clean slate: this database belongs to the tests
-        reflected = MetaData()
-        reflected.reflect(conn)
-        reflected.drop_all(conn)
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
     return url
 
 
@@ -147,6 +147,11 @@ def test_records_round_trip_on_postgresql(tmp_path, postgres_url):
     assert not store.publish(engine, record, fingerprint(record)).changed
     assert store.count_rows(engine)["runs"] == 1
     assert [r["certified"] for r in store.history(engine, "SIM16A00002")] == [False]
+    assert store.append_audit(engine, "SIM16A00002", "tamper-clear", "tech", "S-1", "test", "2026-11-21")
+    assert not store.append_audit(engine, "SIM16A00002", "tamper-clear", "tech", "S-1", "test", "2026-11-21")
+    with pytest.raises(DBAPIError, match="append-only"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE audit_trail SET seal = 'forged'")
 
 
 def test_an_unreachable_records_database_stops_the_run_with_one_line(tmp_path):

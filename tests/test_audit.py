@@ -1,0 +1,121 @@
+"""The commissioning audit: each simulated fault caught by exactly its step with the right
+troubleshooting entry, and its idempotency, tamper-trail, key and inspection rules."""
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import tomli_w
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from bench import store
+from bench.audit import load_matrix, read_key, write_key
+from bench.sim import SimulatedBench
+from bench.sim.board import load_board
+from bench.sim.simbench import board_path
+from tests.conftest import REPO, plan_command
+from tests.test_payload_plan import run_plans
+from tests.test_scenarios import ITEM
+
+AUDIT = "test_plans/audit/"
+
+
+def failures(cases):
+    """{(step, position): message} of the failed audit items."""
+    step_of = {"test_physical_inspection": "INSPECTION", "test_voltage_and_phase": "VOLTAGE-PHASE",
+               "test_logic_layer": "LOGIC", "test_network": "NETWORK", "test_key_rotation_and_identity": "KEYS-IDENTITY",
+               "test_payload_accuracy": "PAYLOAD", "test_firmware_baseline": "FIRMWARE"}
+    return {(step_of[name.split("[")[0]], int(ITEM.search(name).group("position"))): case.find("failure").get("message")
+            for name, case in cases.items() if case.find("failure") is not None}
+
+
+def test_each_fault_fails_exactly_its_step_with_its_diagnosis(tmp_path):
+    board = load_board(board_path("audit_faults"))
+    matrix = load_matrix()
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", "audit_faults", plans=AUDIT)
+    found = failures(cases)
+    expected = {(step, position) for position, steps in board.expected_failures.items() for step in steps}
+    assert run.returncode == 1 and set(found) == expected
+    for (step, position), message in found.items():
+        code = board.expected_diagnoses.get(position)
+        if code:  # the entry the technician needs, verbatim from the matrix
+            assert matrix[code] in message, (position, message)
+    assert "no inspection entry for SIM16F00013" in found[("INSPECTION", 13)]
+
+
+def test_rerunning_the_audit_adds_no_registry_or_trail_entries(tmp_path):
+    for _ in range(2):
+        run, cases, _ = run_plans(tmp_path, plans=AUDIT)
+        assert run.returncode == 0, run.stdout[-2000:]
+    engine = store.connect(f"sqlite:///{tmp_path / 'reports' / 'records.sqlite'}")
+    counts = store.count_rows(engine)
+    assert counts["meter_registry"] == 8 and counts["audit_trail"] == 0 and counts["runs"] == 2
+
+
+def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    with SimulatedBench("audit_faults") as sim:
+        profile = tmp_path / "bench.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        meter = sim.world.meters[8]  # position 9: its tamper alarm is set
+        assert meter.functional.tamper
+        command = [sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile),
+                   "--operator", "tech-17", "--seal", "S-004211", "--records", url]
+        first = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        assert first.returncode == again.returncode == 0, first.stderr
+        assert "recorded in the audit trail" in first.stdout and "already in the audit trail" in again.stdout
+        assert not meter.functional.tamper
+    engine = store.connect(url)
+    [entry] = store.audit_entries(engine, meter.serial)
+    assert (entry["operator"], entry["seal"], entry["action"]) == ("tech-17", "S-004211", "tamper-clear")
+    for statement in ("UPDATE audit_trail SET seal = 'forged'", "DELETE FROM audit_trail"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text(statement))
+    missing = subprocess.run([sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile)],
+                             capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "--operator" in missing.stderr
+
+
+def test_key_files_are_owner_only_and_shared_keys_are_refused(tmp_path):
+    old = os.umask(0)  # even a permissive umask must not widen the key file
+    try:
+        path = write_key(tmp_path / "keys", "M1", "00" * 16)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and read_key(path) == "00" * 16
+    path.chmod(0o644)
+    with pytest.raises(PermissionError, match="mode 644 lets group or others read it"):
+        read_key(path)
+
+
+def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tmp_path):
+    entries = {serial: {"torque_in_lb": 50.2, "jaw_tension_ok": True, "technician": "A. Ruiz"}
+               for serial in (f"SIM16A0000{n}" for n in range(1, 9))}
+    entries["SIM16A00002"]["torque_in_lb"] = 60.0
+    entries["SIM16A00003"]["jaw_tension_ok"] = False
+    del entries["SIM16A00004"]
+    inspection = tmp_path / "inspection.toml"
+    inspection.write_text(tomli_w.dumps(entries))
+    run, cases, _ = run_plans(tmp_path, "--inspection", str(inspection), plans=AUDIT + "test_1_inspection.py")
+    found = failures(cases)
+    assert set(found) == {("INSPECTION", 2), ("INSPECTION", 3), ("INSPECTION", 4)}
+    assert "torque 60 in-lb" in found[("INSPECTION", 2)] and "jaw tension NOT good by A. Ruiz" in found[("INSPECTION", 3)]
+    assert "no inspection entry for SIM16A00004" in found[("INSPECTION", 4)]
+
+
+def test_a_broken_inspection_file_stops_the_run_with_one_line(tmp_path):
+    inspection = tmp_path / "inspection.toml"
+    inspection.write_text("[SIM16A00001]\ntorque = 50\n")
+    run = subprocess.run(plan_command(tmp_path, AUDIT, "--inspection", str(inspection), "-q"),
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 4 and f"{inspection}: SIM16A00001.torque: unknown key" in run.stdout
+
+
+def test_the_troubleshooting_matrix_covers_every_code_of_the_procedure():
+    matrix = load_matrix()
+    for code in ("E004", "E101", "W202", "F505", "E0001", "CAW", "ERR_NET_TIMEOUT", "NEGATIVE_PF", "TAMPER"):
+        assert matrix[code].startswith(f"{code} ") and ": " in matrix[code]
