@@ -42,10 +42,7 @@ class AuditLimits:
 
 def load_limits(path: Path = STANDARDS / "audit.toml") -> AuditLimits:
     doc = load_toml(path)
-    audit, provenance = doc.table("audit"), doc.table("provenance")
-    for key in audit.data:
-        if key not in provenance:
-            raise provenance.error(key, "missing: every audit limit states where it comes from")
+    audit = doc.table("audit").with_provenance(doc.table("provenance"))
     window = audit.data.get("rssi_dbm")
     if not (isinstance(window, list) and len(window) == 2 and window[0] < window[1]):
         raise audit.error("rssi_dbm", f"expected [low, high] in dBm, got {window!r}")

@@ -101,6 +101,13 @@ class Section:
                 pass
         raise self.error(name, f"expected a date YYYY-MM-DD, got {value!r}")
 
+    def with_provenance(self, provenance: "Section", exempt: tuple[str, ...] = ()) -> "Section":
+        """This table, once every value in it names where it comes from in ``provenance``."""
+        for name in self.data:
+            if name not in exempt and name not in provenance:
+                raise provenance.error(name, "missing: every value states where it comes from")
+        return self
+
     def unknown(self, allowed: set[str]) -> None:
         """Reject misspelt keys: a typo must not silently fall back to a default."""
         for name in self.data:

@@ -33,10 +33,7 @@ class FirmwareLimits:
 
 def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLimits:
     doc = load_toml(path)
-    table, provenance = doc.table("firmware"), doc.table("provenance")
-    for key in table.data:
-        if key not in provenance:
-            raise provenance.error(key, "missing: every firmware limit states where it comes from")
+    table = doc.table("firmware").with_provenance(doc.table("provenance"))
     return FirmwareLimits(table.number("interval_s", positive=True), table.integer("intervals_checked", low=1),
                           table.number("interval_tolerance_pct", positive=True),
                           table.number("register_tolerance_pct", positive=True), table.number("sag_voltage_pct", positive=True),

@@ -16,11 +16,8 @@ _POINT_KEYS = {"name", "power_w", "power_factor", "voltage_pct", "limit_pct", "s
 def load_point(path: Path) -> AccuracyPoint:
     """One power-defined point whose energy register counts too; every value states its provenance."""
     doc = load_toml(path)
-    point, provenance = doc.table("point"), doc.table("provenance")
+    point = doc.table("point").with_provenance(doc.table("provenance"), exempt=("name", "leading"))
     point.unknown(_POINT_KEYS)
-    for key in point.data:
-        if key not in ("name", "leading") and key not in provenance:
-            raise provenance.error(key, "missing: every value of a plan states where it comes from")
     load = Load(power_w=point.number("power_w", positive=True),
                 power_factor=point.number("power_factor", low=0.01, high=1.0),
                 voltage_pct=point.number("voltage_pct", positive=True),

@@ -119,3 +119,13 @@ def test_the_troubleshooting_matrix_covers_every_code_of_the_procedure():
     matrix = load_matrix()
     for code in ("E004", "E101", "W202", "F505", "E0001", "CAW", "ERR_NET_TIMEOUT", "NEGATIVE_PF", "TAMPER"):
         assert matrix[code].startswith(f"{code} ") and ": " in matrix[code]
+
+
+def test_an_audit_limit_without_provenance_is_refused(tmp_path):
+    from bench.audit import STANDARDS, load_limits
+    from bench.config import ConfigError
+    from tests.conftest import edited_toml
+
+    path = edited_toml(STANDARDS / "audit.toml", lambda d: d["provenance"].pop("snr_min_db"), tmp_path / "audit.toml")
+    with pytest.raises(ConfigError, match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):
+        load_limits(path)
