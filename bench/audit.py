@@ -16,14 +16,13 @@ from sqlalchemy.engine import Engine
 
 from bench import store
 from bench.bench import Bench
-from bench.config import ConfigError, Section, load_toml
+from bench.config import STANDARDS, ConfigError, Section, load_toml
 from bench.forms import forms
 from bench.gating import AccuracyPoint, measure_point
 from bench.profile import Position
 from bench.results import CheckResult, PositionResult
 from bench.stimulus import Stimulus
 
-STANDARDS = Path(__file__).parent / "standards"
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ class Audit:
         """Nominal voltage, no load: the meters are powered for their functional checks."""
         mt = self.bench.profile.meter_type
         wanted = Stimulus(mt.nominal_voltage_v, 0.0, 0.0, mt.frequency_hz, mt.elements)
-        if self.bench.stimulus is None or self.bench.stimulus.voltage_v != wanted.voltage_v:
+        if self.bench.stimulus != wanted:  # a point left at 1 kW, or a sag, is not "no load"
             self.bench.apply(wanted)
             self.bench.clock.sleep(self.payload.dwell.settle_s)
 

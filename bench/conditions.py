@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.config import Section, load_toml
+from bench.config import STANDARDS, Section, load_toml
 from bench.stimulus import Stimulus
 from instruments.reference_standard import Readings
 
-DEFAULT_FILE = Path(__file__).parent / "standards" / "reference_conditions.toml"
+DEFAULT_FILE = STANDARDS / "reference_conditions.toml"
 PROGRAMMED_THD_TOLERANCE = 0.10  # a programmed distortion must be present within 10 % of itself
 
 

@@ -12,6 +12,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+STANDARDS = Path(__file__).parent / "standards"  # the data files that ship with the bench
+
+
 class ConfigError(ValueError):
     """A data file is unusable; the message names the file and key: ``bench.toml: source.address: ...``."""
 

@@ -12,11 +12,10 @@ from sqlalchemy.engine import Engine
 
 from bench import store
 from bench.audit import Audit
-from bench.config import load_toml
+from bench.config import STANDARDS, load_toml
 from bench.results import CheckResult
 from bench.stimulus import Stimulus
 
-STANDARDS = Path(__file__).parent / "standards"
 
 
 @dataclass(frozen=True)

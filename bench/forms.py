@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-from bench.config import load_toml
+from bench.config import STANDARDS, load_toml
 
-FORMS_FILE = Path(__file__).parent / "standards" / "forms.toml"
+FORMS_FILE = STANDARDS / "forms.toml"
 
 
 @dataclass(frozen=True)

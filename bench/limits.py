@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.conditions import ReferenceConditions, default_reference_conditions, parse_reference_conditions
-from bench.config import Section, load_toml
+from bench.config import STANDARDS, Section, load_toml
 from bench.counting import CreepPoint, StartingPoint
 from bench.certification import Point
 from bench.gating import AccuracyPoint, DwellRules, Load
@@ -18,7 +18,6 @@ from bench.harmonics import HarmonicProfile, load_profiles
 from bench.metrology import Rule
 from bench.profile import CLASSES, MeterType
 
-STANDARDS = Path(__file__).parent / "standards"
 DEFAULT_TABLE = STANDARDS / "c12_20.toml"
 HARMONICS_FILE = STANDARDS / "harmonics.toml"
 _ROW_KEYS = {"id", "family", "name", "current", "of", "pf", "lead", "voltage_pct", "frequency_pct", "harmonics",

@@ -129,3 +129,20 @@ def test_an_audit_limit_without_provenance_is_refused(tmp_path):
     path = edited_toml(STANDARDS / "audit.toml", lambda d: d["provenance"].pop("snr_min_db"), tmp_path / "audit.toml")
     with pytest.raises(ConfigError, match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):
         load_limits(path)
+
+
+def test_functional_checks_run_at_nominal_voltage_with_no_load_even_after_a_loaded_point(tmp_path):
+    """The board left at 1.0 kW (same voltage, current flowing) is not "no load": the audit
+    re-applies its own stimulus before a functional check."""
+    from bench.audit import Audit
+    from bench.bench import Bench
+    from bench.plans import payload_accuracy_point
+
+    with SimulatedBench() as sim, Bench(sim.profile()) as bench:
+        audit = Audit(bench, store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"), tmp_path / "keys",
+                      payload_accuracy_point())
+        bench.apply(audit.payload.stimulus(bench))
+        assert max(sim.world.load.output_currents_a()) > 2.0
+        audit.energise_nominal()
+        assert sim.world.load.output_currents_a() == [0.0, 0.0, 0.0]
+        assert sim.world.source.voltage_v == bench.profile.meter_type.nominal_voltage_v
