@@ -127,3 +127,10 @@ class ModbusMeters:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         self._loop.close()
+
+
+class MeterFaults:
+    """Fault injection on the meters' Modbus links, served on the simulator's control channel."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world

@@ -11,7 +11,7 @@ import socket
 import socketserver
 import threading
 from collections import deque
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 Handler = Callable[..., "str | None"]
 
@@ -97,15 +97,19 @@ class ScpiDevice:
 
     idn = "MeterBench,SIM,0,0.1"
 
-    def __init__(self, lock: threading.RLock, before_command: Callable[[], None] = lambda: None):
+    def __init__(self, lock: threading.RLock, before_command: Callable[[], None] = lambda: None,
+                 extensions: Iterable[object] = ()):
         self.lock = lock
         self.before_command = before_command
         self.errors: deque[ScpiError] = deque()
         self.fault = "NONE"  # NONE | GARBLE | SILENT | DROP (once): injected by the control channel
         self.received: deque[str] = deque(maxlen=256)  # every command, for tests and post-mortems
+        # Handlers of this device and of any extension objects (e.g. a fault-injection command set
+        # that lives beside the model it acts on).
         self._handlers = [
             (compile_header(getattr(m, "scpi_pattern")), m)
-            for m in (getattr(self, n) for n in dir(type(self)))
+            for owner in (self, *extensions)
+            for m in (getattr(owner, n) for n in dir(type(owner)))
             if hasattr(m, "scpi_pattern")
         ]
 

@@ -7,8 +7,9 @@ from typing import Any
 from bench.config import Section
 from bench.profile import MeterType, Profile, parse_meter_type, profile_from_data
 from bench.sim.board import Board, load_board
-from bench.sim.instruments import SimControl, SimCounter, SimLoad, SimReference, SimSource, SimThermometer
-from bench.sim.modbus_meters import ModbusMeters
+from bench.sim.counter_board import CounterFaults, SimCounter
+from bench.sim.instruments import SimControl, SimLoad, SimReference, SimSource, SimThermometer
+from bench.sim.modbus_meters import MeterFaults, ModbusMeters
 from bench.sim.scpi import ScpiServer
 from bench.sim.serial_line import PtySerialServer
 
@@ -41,7 +42,7 @@ class SimulatedBench:
             if self.board.ambient_c is not None:
                 self.scpi["environment"] = ScpiServer(SimThermometer(world, self.board.ambient_c)).start()
                 self._servers.append(self.scpi["environment"])
-            self.control = ScpiServer(SimControl(world, devices)).start()
+            self.control = ScpiServer(SimControl(world, devices, (CounterFaults(world), MeterFaults(world)))).start()
             self._servers.append(self.control)
             self.counter_line = PtySerialServer(self.counter).start()
             self._servers.append(self.counter_line)
