@@ -20,9 +20,12 @@ from bench.config import STANDARDS, ConfigError, Section, load_toml
 from bench.forms import forms
 from bench.gating import AccuracyPoint, measure_point
 from bench.profile import Position
-from bench.results import CheckResult, PositionResult
+from bench.results import CheckResult, FaultResult, PositionResult
 from bench.stimulus import Stimulus
 
+
+
+MAX_TORQUE_IN_LB = 1000.0  # socket and meter terminal screws are tens of in-lb
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,15 @@ class AuditLimits:
 def load_limits(path: Path = STANDARDS / "audit.toml") -> AuditLimits:
     doc = load_toml(path)
     audit = doc.table("audit").with_provenance(doc.table("provenance"))
-    window = audit.data.get("rssi_dbm")
-    if not (isinstance(window, list) and len(window) == 2 and window[0] < window[1]):
-        raise audit.error("rssi_dbm", f"expected [low, high] in dBm, got {window!r}")
-    return AuditLimits(audit.number("torque_in_lb", positive=True), audit.number("torque_tolerance_pct", positive=True),
-                       audit.number("voltage_pct", positive=True), audit.number("thd_record_pct", positive=True),
-                       (float(window[0]), float(window[1])), audit.number("snr_min_db"),
-                       audit.integer("ping_probes", low=1), audit.integer("ping_bytes", low=1),
-                       audit.number("max_packet_loss_pct", low=0), audit.text("firmware_baseline"))
+    window = audit.numbers("rssi_dbm", length=2, low=-200.0, high=0.0)
+    if not window[0] < window[1]:
+        raise audit.error("rssi_dbm", f"expected [low, high] in dBm, got {list(window)!r}")
+    return AuditLimits(audit.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB),
+                       audit.number("torque_tolerance_pct", positive=True, high=100.0),
+                       audit.number("voltage_pct", positive=True, high=50.0), audit.number("thd_record_pct", positive=True, high=100.0),
+                       (window[0], window[1]), audit.number("snr_min_db", low=-50.0, high=100.0),
+                       audit.integer("ping_probes", low=1, high=1000), audit.integer("ping_bytes", low=1, high=65535),
+                       audit.number("max_packet_loss_pct", low=0, high=100.0), audit.text("firmware_baseline"))
 
 
 def load_matrix(path: Path = STANDARDS / "troubleshooting.toml") -> dict[str, str]:
@@ -65,26 +69,43 @@ def load_matrix(path: Path = STANDARDS / "troubleshooting.toml") -> dict[str, st
 
 
 def load_inspection(path: Path) -> dict[str, Section]:
-    """The technician's physical inspection, one table per meter serial."""
+    """The technician's physical inspection, one table per meter serial, every value typed."""
     doc = load_toml(path)
     found = {}
     for serial in doc.data:
         entry = doc.table(serial)
         entry.unknown({"torque_in_lb", "jaw_tension_ok", "technician"})
+        entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB)
+        entry.boolean("jaw_tension_ok")
+        if "technician" in entry:
+            entry.text("technician")
         found[serial] = entry
     return found
 
 
+class KeyFileError(OSError):
+    """A key file the bench will not write through or use."""
+
+
 def write_key(directory: Path, serial: str, key: str) -> Path:
-    """A key file readable by its owner only (mode 600), whatever the umask."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """A fresh key file readable by its owner only (mode 600, whatever the umask).
+
+    Written to a new file beside it and renamed into place: a symlink planted at the key's path
+    is refused (writing through it would truncate its target), and an old key file, whatever
+    its mode, is replaced, never reused.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"{serial}.key"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise KeyFileError(f"{path}: is a symlink or not a regular file; refusing to write a key there")
+    staging = directory / f".{serial}.key.{secrets.token_hex(4)}"
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(descriptor, 0o600)
         os.write(descriptor, key.encode())
     finally:
         os.close(descriptor)
+    os.replace(staging, path)
     return path
 
 
@@ -123,7 +144,7 @@ class Audit:
         wanted = Stimulus(mt.nominal_voltage_v, 0.0, 0.0, mt.frequency_hz, mt.elements)
         if self.bench.stimulus != wanted:  # a point left at 1 kW, or a sag, is not "no load"
             self.bench.apply(wanted)
-            self.bench.clock.sleep(self.payload.dwell.settle_s)
+            self.bench.wait(self.payload.dwell.settle_s, "settling at nominal voltage")
 
     def read(self, pos: Position, name: str) -> Any:
         return self.bench.meters[pos.number].read(name)
@@ -138,7 +159,7 @@ class Audit:
             if entry is None:
                 return False, f"no inspection entry for {pos.serial} (give --inspection FILE)", expected, "", ""
             try:
-                torque, jaws = entry.number("torque_in_lb", positive=True), entry.data.get("jaw_tension_ok")
+                torque, jaws = entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB), entry.data.get("jaw_tension_ok")
             except ConfigError as error:
                 return False, str(error), expected, "", ""
             if not isinstance(jaws, bool):
@@ -218,8 +239,11 @@ class Audit:
             conflict = store.register_meter(self.records, identity.serial, identity.mac, now)
             if conflict:
                 return False, conflict, expected, "DUPLICATE_ID", ""
-            path = write_key(self.keys_dir, identity.serial, secrets.token_hex(16))
-            key = read_key(path)
+            try:
+                path = write_key(self.keys_dir, identity.serial, secrets.token_hex(16))
+                key = read_key(path)
+            except OSError as error:
+                return False, f"key file: {error}", expected, "", ""
             meter = self.bench.meters[pos.number]
             meter.write("key", key)
             status, fingerprint = meter.read("key_status"), meter.read("key_fingerprint")
@@ -231,13 +255,13 @@ class Audit:
         return self.each("KEYS-IDENTITY", "key rotation and identity", check)
 
     # 6 -------------------------------------------------------------------------------------
-    def payload_check(self) -> dict[int, PositionResult]:
+    def payload_check(self) -> dict[int, PositionResult | FaultResult]:
         """The 1.0 kW payload accuracy point; a failure is diagnosed from the meter's own view:
         a negative power factor means a reversed CT or phase wiring, else its alarm code."""
         results = measure_point(self.bench, self.payload)
         diagnosed = {}
         for number, result in results.items():
-            if result.verdict != "PASS":
+            if result.verdict in ("FAIL", "INDETERMINATE"):  # an ERROR is the bench's, not the meter's
                 pos = result.position
                 code = "NEGATIVE_PF" if self.read(pos, "power_factor") < 0 else self.read(pos, "alarm_code")
                 result = dataclasses.replace(result, diagnosis=self.matrix.get(code, ""))

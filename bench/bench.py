@@ -4,16 +4,19 @@ safe state (safety contract in DESIGN.md).
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import contextlib
+import dataclasses
+import math
 import signal
+import sys
 import threading
+import time
 from types import FrameType
-from typing import Iterator
+from typing import Callable, Iterator
 
 from bench.clock import Clock, SimClock, WallClock
 from bench.metrology import BenchSpec
-from bench.profile import Profile
+from bench.profile import MeterType, Profile
 from bench.sim.control_client import SimControlClient
 from bench.stimulus import Stimulus
 from instruments.ac_load import ScpiPhantomLoad
@@ -30,18 +33,26 @@ class SafetyError(RuntimeError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interrupt so every exit path unwinds through safe state."""
+    """SIGTERM or SIGHUP (the operator's terminal closed), turned into an interrupt so every exit
+    path unwinds through safe state."""
+
+
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class Bench:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, notice: Callable[[str], None] | None = None) -> None:
         self.profile = profile
+        self.notice = notice or _to_stderr
         self.clock: Clock = WallClock()
+        self._last_time = 0.0
         self.stimulus: Stimulus | None = None
         self.identities: dict[int, MeterIdentity] = {}
         self._opened: list = []
         self._outputs: list = []  # energised in this order, made safe in reverse
-        self._previous_sigterm = None
+        self._previous_handlers: dict[int, object] = {}
+        self.interrupted: str | None = None  # the first signal that ended the session, once it came
+        self._interrupted_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
     def open(self) -> "Bench":
@@ -59,12 +70,12 @@ class Bench:
                                                               name=f"position {pos.number}", device_id=p.meters_device_id))
                            for pos in p.positions}
             self.thermometer = self._open(ScpiThermometer(p.environment_address)) if p.environment_address else None
-            self.source = self._open_output(ScpiAcSource(p.source.address, ranges={"voltage": (0.0, p.source.max_voltage_v)}))
-            self.load = self._open_output(ScpiPhantomLoad(p.load.address, ranges={"current": (0.0, p.load.max_current_a)}))
+            self.source = self._open_output(_source(p))
+            self.load = self._open_output(_load(p))
             if self.source.phases < p.meter_type.elements:
                 raise SafetyError(f"source @ {self.source.address} has {self.source.phases} phase(s); "
                                   f"meter_type.elements = {p.meter_type.elements} needs as many")
-            self.safe_state()  # whatever a previous session left behind
+            self.make_safe_if_energised()
             self.spec = BenchSpec(
                 reference_u=p.reference.calibration.uncertainty,
                 reference_constant_wh=self.reference.pulse_constant,
@@ -81,6 +92,10 @@ class Bench:
             raise
         atexit.register(self.close)
         return self
+
+    def instruments(self) -> list:
+        """Every instrument opened, in the order it was opened."""
+        return list(self._opened)
 
     def _open(self, instrument):
         instrument.open()
@@ -105,36 +120,54 @@ class Bench:
             if self._outputs:
                 self.safe_state()
         finally:
-            while self._opened:
-                self._opened.pop().close()
-            self._outputs = []
-            atexit.unregister(self.close)
+            self.release()
+
+    def release(self) -> None:
+        """Close every link without touching an output (``close`` makes the bench safe first)."""
+        while self._opened:
+            self._opened.pop().close()
+        self._outputs = []
+        atexit.unregister(self.close)
 
     def __enter__(self) -> "Bench":
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+            self._previous_handlers = {number: signal.signal(number, self._on_signal)
+                                       for number in (signal.SIGINT, *TERMINATING_SIGNALS)}
         try:
             return self.open()
         except BaseException:
-            self._restore_sigterm()
+            self._restore_signals()
             raise
 
     def __exit__(self, *exc: object) -> None:
         try:
             self.close()
         finally:
-            self._restore_sigterm()
+            self._restore_signals()
 
-    def _restore_sigterm(self) -> None:
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Every exit signal unwinds through safe state. The first is remembered (the run is not
+        complete, whatever exit status follows); a repeat within seconds, while the bench is
+        already stopping, is not raised again in the middle of that."""
+        name = signal.Signals(signum).name
+        if self.interrupted is not None and time.monotonic() - self._interrupted_at < REPEAT_GRACE_S:
+            return
+        self.interrupted, self._interrupted_at = name, time.monotonic()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt(name)
+        raise Terminated(name)
+
+    def _restore_signals(self) -> None:
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
+        self._previous_handlers = {}
 
     # energising -------------------------------------------------------------------------
     def check(self, stimulus: Stimulus) -> None:
         """Refuse a stimulus outside the meter's rating, the instruments' ranges or with the
         interlock open. Nothing is sent to the source or load."""
         mt = self.profile.meter_type
+        _refuse_non_finite(stimulus, mt)
         refuse = f"refusing to energise ({stimulus.describe()})"
         if stimulus.rms_voltage_v > mt.max_voltage_v:
             raise SafetyError(f"{refuse}: {stimulus.rms_voltage_v:g} V RMS exceeds the meter rating "
@@ -177,10 +210,43 @@ class Bench:
         self.stimulus = stimulus
 
     def wait(self, seconds: float, during: str) -> None:
-        """Let time pass on the bench clock; an interlock that opens meanwhile ends the point."""
+        """The one way to let time pass while energised: the interlock and the source's own
+        protection are checked after every step, so a point never goes on across either."""
         self.clock.sleep(seconds)
         if self.profile.interlock == "counter" and not self.counter.interlock_closed():
             raise SafetyError(f"interlock opened during '{during}' (counter @ {self.counter.address})")
+        if self.stimulus is not None and self.source.protection_tripped:
+            raise SafetyError(f"source @ {self.source.address}: protection tripped during '{during}' "
+                              f"(output switched itself off; find the cause on the board before going on)")
+
+    def now(self) -> float:
+        """The bench clock; once its link is lost, the last time it was read (a record and its
+        report still need one)."""
+        try:
+            self._last_time = self.clock.now()
+        except InstrumentError:
+            pass
+        return self._last_time
+
+    def make_safe_if_energised(self) -> list[str]:
+        """Read each output; if any is on (a run killed with SIGKILL leaves it so), say so and make
+        the whole bench safe. Outputs that read off are not touched."""
+        energised = [f"{instrument.name} @ {instrument.address}" for instrument in self._outputs if instrument.output]
+        if energised:
+            self.notice(f"bench: found {' and '.join(energised)} ENERGISED at open (a previous run did not end "
+                        f"cleanly): switching to safe state")
+            self.safe_state()
+        return energised
+
+    def reconnect(self) -> list[str]:
+        """Reopen every instrument whose link a fault closed; returns their names. A link that will
+        not come back raises InstrumentError, which stops the session."""
+        reopened = []
+        for instrument in self._opened:
+            if not instrument.is_open:
+                instrument.reopen()
+                reopened.append(instrument.name)
+        return reopened
 
     def readings(self) -> Readings:
         """The board's conditions now: the reference standard's readings and the temperature."""
@@ -213,6 +279,46 @@ class Bench:
             raise SafetyError("could not confirm safe state: " + "; ".join(failures))
 
 
+def make_safe_if_energised(profile: Profile, notice: Callable[[str], None] | None = None) -> list[str]:
+    """What every invocation that can reach a bench does before anything else: a run killed with
+    SIGKILL leaves the board energised. Opens only the source and load; touches an output only
+    if it is on."""
+    bench = Bench(profile, notice)
+    try:
+        bench.source = bench._open_output(_source(profile))
+        bench.load = bench._open_output(_load(profile))
+        return bench.make_safe_if_energised()
+    finally:
+        bench.release()
+
+
+def _source(profile: Profile) -> ScpiAcSource:
+    return ScpiAcSource(profile.source.address, ranges={"voltage": (0.0, profile.source.max_voltage_v)})
+
+
+def _load(profile: Profile) -> ScpiPhantomLoad:
+    return ScpiPhantomLoad(profile.load.address, ranges={"current": (0.0, profile.load.max_current_a)})
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.__stderr__, flush=True)
+
+
+def _refuse_non_finite(stimulus: Stimulus, mt: MeterType) -> None:
+    """Every comparison with NaN is false: a NaN setpoint or rating would pass every limit below.
+    Whatever built them (a profile, a table, a lab's own code), refuse any that is not finite."""
+    values = {"stimulus voltage_v": stimulus.voltage_v, "stimulus current_a": stimulus.current_a,
+              "stimulus phase_deg": stimulus.phase_deg, "stimulus frequency_hz": stimulus.frequency_hz,
+              "stimulus RMS voltage": stimulus.rms_voltage_v, "stimulus RMS current": stimulus.rms_current_a,
+              **{f"stimulus element {k} current": i for k, i in enumerate(stimulus.element_currents_a, start=1)},
+              "meter_type.max_voltage_v": mt.max_voltage_v, "meter_type.max_current_a": mt.max_current_a}
+    for name, value in values.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise SafetyError(f"refusing to energise: {name} is {value!r}, not a finite number")
+    if stimulus.voltage_v < 0 or stimulus.current_a < 0 or min(stimulus.element_currents_a, default=0.0) < 0:
+        raise SafetyError(f"refusing to energise: negative setpoint ({stimulus.voltage_v!r} V, {stimulus.current_a!r} A)")
+
+
 def _make_safe(instrument) -> None:
     try:
         instrument.safe_state()
@@ -223,16 +329,15 @@ def _make_safe(instrument) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while outputs are being switched off (main thread only)."""
+    """Hold SIGINT, SIGTERM and SIGHUP while outputs are being switched off (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *TERMINATING_SIGNALS})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated("SIGTERM")
+REPEAT_GRACE_S = 5.0  # a second Ctrl-C this soon after the first is the same request to stop

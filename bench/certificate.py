@@ -114,7 +114,14 @@ def write_certificates(record: dict[str, Any], directory: Path) -> list[Path]:
 
 def verify(path: Path, engine: Engine | None = None) -> tuple[bool, str]:
     """(genuine, one-line reason)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        return False, f"{path}: a directory, not a certificate"
+    except OSError as error:
+        return False, f"{path}: cannot read: {error.strerror or error}"
+    except UnicodeDecodeError:
+        return False, f"{path}: not a bench certificate (not UTF-8 text)"
     embedded = re.search(r'<script type="application/json" id="record">(.*?)</script>', text, re.S)
     stated = re.search(r'<meta name="record-sha256" content="([0-9a-f]{64})">', text)
     if not embedded or not stated:

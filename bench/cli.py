@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import tomli_w
 
+from bench.bench import Bench, SafetyError, make_safe_if_energised
 from bench.certificate import verify, write_certificates
 from bench.config import ConfigError
 from bench.profile import load_profile
@@ -25,12 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("sim", help="serve the simulated bench on loopback until interrupted")
     sim.add_argument("--scenario", default="default", help="board name (bench/sim/boards) or file")
-    sim.add_argument("--scale", type=float, default=None,
+    sim.add_argument("--scale", type=positive_number, default=None,
                      help="simulated seconds per wall second (default: stepped by the bench's clock)")
     sim.add_argument("--profile", type=Path, default=Path("reports/sim-profile.toml"),
                      help="where to write the bench profile for these addresses")
     check = commands.add_parser("check", help="validate a bench profile")
     check.add_argument("profile", type=Path)
+    check.add_argument("--connect", action="store_true",
+                       help="also open and identify every role (an energised board found is made safe; "
+                            "no output is touched otherwise)")
     report = commands.add_parser("report", help="(re)publish a run's certificates and JSON record from the records")
     report.add_argument("run_id", help="run id, or a unique prefix of it")
     report.add_argument("--out", type=Path, default=Path("reports"), help="directory for the files (default: reports)")
@@ -48,21 +54,43 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
                          help="records database URL (default: reports/records.sqlite)")
     args = parser.parse_args(argv)
-    commands_by_name = {"sim": run_sim, "check": lambda a: check_profile(a.profile), "report": publish_report,
+    commands_by_name = {"sim": run_sim, "check": check_profile, "report": publish_report,
                         "history": show_history, "verify": verify_certificate, "tamper-clear": clear_tamper}
     try:
         return commands_by_name[args.command](args)
-    except (ConfigError, RecordsError, InstrumentError) as error:
+    except (ConfigError, RecordsError, InstrumentError, SafetyError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
 
 
-def check_profile(path: Path) -> int:
-    """Validate a profile and summarise it."""
-    profile = load_profile(path)
+def positive_number(text: str) -> float:
+    """A finite number above zero (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value
+
+
+def check_profile(args: argparse.Namespace) -> int:
+    """Validate a profile and summarise it; with --connect, open and identify every role."""
+    profile = load_profile(args.profile)
     mt = profile.meter_type
-    print(f"{path}: OK: bench {profile.bench_id}, {len(profile.positions)} positions of {mt.model} "
+    print(f"{args.profile}: OK: bench {profile.bench_id}, {len(profile.positions)} positions of {mt.model} "
           f"(form {mt.form}, class {mt.accuracy_class:g}), sha256 {profile.digest[:16]}")
+    if args.connect:
+        started = time.monotonic()
+        bench = Bench(profile).open()
+        try:
+            for instrument in bench.instruments():
+                print(f"  {instrument.name:<12} {instrument.address}  {getattr(instrument, 'idn', '') or 'connected'}")
+            for number, identity in bench.identities.items():
+                print(f"  position {number}: meter {identity.serial}, MAC {identity.mac}, firmware {identity.firmware}")
+        finally:
+            bench.release()
+        print(f"{args.profile}: every role answered in {time.monotonic() - started:.2f} s")
     return 0
 
 
@@ -92,7 +120,9 @@ def publish_report(args: argparse.Namespace) -> int:
                 [[m["position"], m["serial"], m["firmware"], m["verdict"], "yes" if m["certified"] else "no",
                   next((str(p) for p in written if p.name.startswith(m["serial"] + "-")), "-")] for m in record["meters"]]))
     if record["status"] != "complete":
-        print("the run is incomplete: no certificates")
+        held = sum(len(m["results"]) for m in record["meters"])
+        print(f"the run is {record['status']}: it holds {held} result(s) of {len(record['plan']['points'])} "
+              f"plan point(s) x {len(record['meters'])} position(s); no certificates")
     return 0
 
 
@@ -109,6 +139,10 @@ def show_history(args: argparse.Namespace) -> int:
 
 
 def verify_certificate(args: argparse.Namespace) -> int:
+    if not args.certificate.is_file():
+        print(f"bench: {args.certificate}: " + ("a directory, not a certificate" if args.certificate.is_dir()
+                                               else "no such file"), file=sys.stderr)
+        return 2
     url = args.records
     engine = connect(url) if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists() else None
     genuine, message = verify(args.certificate, engine)
@@ -119,6 +153,7 @@ def verify_certificate(args: argparse.Namespace) -> int:
 def clear_tamper(args: argparse.Namespace) -> int:
     """Clear the alarm on the meter, confirm it, then write the audit trail (once per seal)."""
     profile = load_profile(args.bench)
+    make_safe_if_energised(profile)
     position = next((p for p in profile.positions if p.serial == args.serial), None)
     if position is None:
         raise ConfigError(f"{args.bench}: positions: no meter {args.serial} on this bench")

@@ -43,12 +43,12 @@ class ReferenceConditions:
 
 def parse_reference_conditions(section: Section) -> ReferenceConditions:
     section.unknown({"voltage_pct", "frequency_pct", "thd_pct", "temperature_c", "provenance"})
-    temperature = section.data.get("temperature_c")
-    if not (isinstance(temperature, list) and len(temperature) == 2 and all(isinstance(t, (int, float)) for t in temperature)
-            and temperature[0] < temperature[1]):
-        raise section.error("temperature_c", f"expected [low, high] in °C, got {temperature!r}")
-    return ReferenceConditions(section.number("voltage_pct", positive=True), section.number("frequency_pct", positive=True),
-                               section.number("thd_pct", positive=True), (float(temperature[0]), float(temperature[1])),
+    temperature = section.numbers("temperature_c", length=2, low=-40.0, high=85.0)
+    if not temperature[0] < temperature[1]:
+        raise section.error("temperature_c", f"expected [low, high] in °C, got {list(temperature)!r}")
+    return ReferenceConditions(section.number("voltage_pct", positive=True, high=20.0),
+                               section.number("frequency_pct", positive=True, high=20.0),
+                               section.number("thd_pct", positive=True, high=100.0), (temperature[0], temperature[1]),
                                section.text("provenance"))
 
 

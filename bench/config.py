@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,17 +20,54 @@ class ConfigError(ValueError):
     """A data file is unusable; the message names the file and key: ``bench.toml: source.address: ...``."""
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # far above any bench data file; /dev/zero must not fill memory
+
+
 def load_toml(path: Path) -> "Section":
+    """A data file as a Section; unreadable, oversized, binary or non-UTF-8 files are one line."""
     try:
         with open(path, "rb") as handle:
-            return Section(tomllib.load(handle), str(path), "")
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a bench data file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}): TOML files are UTF-8") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes: a binary file, not TOML")
+    try:
+        return Section(tomllib.loads(text), str(path), "")
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
 _MISSING = object()
+
+
+def check_number(value: Any, error: Callable[[str], ConfigError], *, low: float | None = None,
+                 high: float | None = None, positive: bool = False) -> float:
+    """Every comparison with NaN is false, so a NaN limit would switch its check off: refuse it,
+    infinities and booleans, then hold the value to its stated range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"expected a number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        raise error(f"expected a finite number, got {value!r:.40}")
+    if positive and value <= 0:
+        raise error(f"must be positive, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise error(f"{value!r} is outside [{_bound(low, '-inf')}, {_bound(high, 'inf')}]")
+    return float(value)
+
+
+def _bound(value: float | None, open_end: str) -> str:
+    return open_end if value is None else f"{value:g}"
 
 
 class Section:
@@ -39,7 +77,8 @@ class Section:
         self.data, self.source, self.path = data, source, path
 
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+        shown = name if name and name.isprintable() and name.strip() == name else repr(name)  # one line, always
+        return f"{self.path}.{shown}" if self.path else shown
 
     def error(self, name: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.key(name)}: {message}")
@@ -78,20 +117,37 @@ class Section:
 
     def number(self, name: str, default: Any = _MISSING, *, low: float | None = None,
                high: float | None = None, positive: bool = False) -> float:
-        value = self._get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(name, f"expected a number, got {value!r}")
-        if positive and value <= 0:
-            raise self.error(name, f"must be positive, got {value!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.error(name, f"{value!r} is outside [{low}, {high}]")
-        return float(value)
+        """A finite number (never a boolean or NaN) within the physical range stated by the caller."""
+        return check_number(self._get(name, default), lambda message: self.error(name, message),
+                            low=low, high=high, positive=positive)
 
-    def integer(self, name: str, default: Any = _MISSING, *, low: int = 0) -> int:
+    def integer(self, name: str, default: Any = _MISSING, *, low: int = 0, high: int = 2**31 - 1) -> int:
         value = self._get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise self.error(name, f"expected a whole number >= {low}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.error(name, f"expected a whole number in [{low}, {high}], got {value!r}")
         return value
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        """true or false, strictly: the string "false" is not a boolean (it would read as true)."""
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {value!r}")
+        return value
+
+    def numbers(self, name: str, default: Any = _MISSING, *, length: int | None = None,
+                low: float | None = None, high: float | None = None) -> tuple[float, ...]:
+        """A list of finite numbers within a range (and of a given length, if stated)."""
+        value = self._get(name, default)
+        if not isinstance(value, (list, tuple)) or (length is not None and len(value) != length):
+            size = f"{length} " if length is not None else ""
+            raise self.error(name, f"expected a list of {size}numbers, got {value!r}")
+        return tuple(check_number(v, lambda message: self.error(name, message), low=low, high=high) for v in value)
+
+    def texts(self, name: str, default: Any = _MISSING) -> tuple[str, ...]:
+        value = self._get(name, default)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.error(name, f"expected a list of non-empty strings, got {value!r}")
+        return tuple(value)
 
     def date(self, name: str) -> dt.date:
         value = self._get(name, _MISSING)

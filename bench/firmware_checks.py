@@ -33,10 +33,13 @@ class FirmwareLimits:
 def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLimits:
     doc = load_toml(path)
     table = doc.table("firmware").with_provenance(doc.table("provenance"))
-    return FirmwareLimits(table.number("interval_s", positive=True), table.integer("intervals_checked", low=1),
-                          table.number("interval_tolerance_pct", positive=True),
-                          table.number("register_tolerance_pct", positive=True), table.number("sag_voltage_pct", positive=True),
-                          table.number("sag_duration_s", positive=True), table.text("sag_alarm"), table.text("version_pattern"))
+    return FirmwareLimits(table.number("interval_s", positive=True, high=86400.0),
+                          table.integer("intervals_checked", low=1, high=96),
+                          table.number("interval_tolerance_pct", positive=True, high=20.0),
+                          table.number("register_tolerance_pct", positive=True, high=20.0),
+                          table.number("sag_voltage_pct", positive=True, high=100.0),
+                          table.number("sag_duration_s", positive=True, high=3600.0), table.text("sag_alarm"),
+                          table.text("version_pattern"))
 
 
 class FirmwareChecks:
@@ -48,7 +51,7 @@ class FirmwareChecks:
 
     def _energise_1kw(self) -> Any:
         self.bench.apply(self.audit.payload.stimulus(self.bench))
-        self.bench.clock.sleep(self.audit.payload.dwell.settle_s)
+        self.bench.wait(self.audit.payload.dwell.settle_s, "settling at 1.0 kW")
         return self.bench.readings()
 
     def register_map(self) -> dict[int, CheckResult]:

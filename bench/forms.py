@@ -26,9 +26,9 @@ def forms() -> dict[str, Form]:
         table = doc.table(name)
         table.unknown({"description", "elements", "voltage_angles_deg", "blondel", "provenance"})
         table.text("provenance")
-        angles = tuple(float(a) for a in table.data.get("voltage_angles_deg", []))
-        elements = table.integer("elements", low=1)
+        angles = table.numbers("voltage_angles_deg", low=-360.0, high=360.0)
+        elements = table.integer("elements", low=1, high=3)
         if len(angles) != elements:
             raise table.error("voltage_angles_deg", f"needs {elements} angles, one per element")
-        found[name] = Form(name, table.text("description"), elements, angles, bool(table.data.get("blondel")))
+        found[name] = Form(name, table.text("description"), elements, angles, table.boolean("blondel"))
     return found

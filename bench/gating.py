@@ -16,12 +16,18 @@ from bench.harmonics import HarmonicProfile
 from bench.metrology import (Budget, Component, DwellPlan, Rule, Verdict, decide, energy_error_pct,
                              fixed_components, gated_budget, gated_error_pct, plan_dwell)
 from bench.profile import MeterType, Position
-from bench.results import Measured, PositionResult, RegisterEvidence
+from bench.results import FaultResult, Measured, PositionResult, RegisterEvidence
 from bench.stimulus import Stimulus
+from instruments.errors import InstrumentError
 from instruments.pulse_counter import GateState
 from instruments.reference_standard import Readings
 
 Progress = Callable[[str, str, float, float], None]  # (point, what is happening, elapsed s, expected s)
+
+
+class MeasurementFault(RuntimeError):
+    """The evidence of a point is not valid (the measurement failed, not the meter): it is
+    measured again from a fresh gate, and is an ERROR if it keeps failing."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,13 @@ class AccuracyPoint:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """Each meter's energy register, and the reference's energy at the moment it was read."""
+    """Each meter's energy register, and the reference's energy at the moment it was read. A meter
+    whose comms failed is missing, with the cause: it spoils that position's point only."""
 
     meter_wh: dict[int, float]
     reference_wh: dict[int, float]
     skew_s: dict[int, float]  # half-width of the uncertainty in when each pair was read
+    failed: dict[int, str]
 
 
 def settle_at_conditions(bench: Bench, stimulus: Stimulus, conditions: ReferenceConditions,
@@ -90,7 +98,7 @@ def settle_at_conditions(bench: Bench, stimulus: Stimulus, conditions: Reference
     """Apply, settle, and read until the board is at the point's conditions (or give up)."""
     bench.apply(stimulus)
     for _ in range(tries):
-        bench.clock.sleep(settle_s)
+        bench.wait(settle_s, f"settling at {stimulus.describe()}")
         readings = bench.readings()
         deviations = conditions.deviations(stimulus, readings)
         if not deviations:
@@ -99,7 +107,7 @@ def settle_at_conditions(bench: Bench, stimulus: Stimulus, conditions: Reference
 
 
 def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None = None,
-                  poll_s: float = 5.0) -> dict[int, PositionResult]:
+                  poll_s: float = 5.0) -> dict[int, PositionResult | FaultResult]:
     """Energise, settle, gate every position, and evaluate; any failure ends in safe state."""
     stimulus = point.stimulus(bench)
     try:
@@ -115,12 +123,14 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
                           bench.profile.meter_type.kh_wh, power_factor=stimulus.power_factor,
                           target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses, min_dwell_s=rules.min_dwell_s)
         start = _snapshot(bench)
+        armed_at = bench.clock.now()
         for pos in bench.profile.positions:
             bench.counter.arm(pos.number, plan.mut_pulses)
         states = _wait_for_gates(bench, point.name, plan, readings.power_w, progress, poll_s)
+        window_s = bench.clock.now() - armed_at  # resolves the counter's timestamp wrap-around
         end = _snapshot(bench)
         return {pos.number: _position_result(bench, point, stimulus, readings, plan, states[pos.number - 1],
-                                             pos, start, end)
+                                             pos, start, end, window_s)
                 for pos in bench.profile.positions}
     except BaseException:
         bench.safe_state()
@@ -139,13 +149,19 @@ def _snapshot(bench: Bench) -> _Snapshot:
     """Meters are read one after another while energy keeps flowing, so the reference energy is
     read before and after them and interpolated to each meter's own read time (power is constant)."""
     t_a, e_a, w_a = _timed(bench, lambda: bench.reference.energy)
-    reads = {n: _timed(bench, meter.energy_wh) for n, meter in bench.meters.items()}
+    reads, failed = {}, {}
+    for n, meter in bench.meters.items():
+        try:
+            reads[n] = _timed(bench, meter.energy_wh)
+        except InstrumentError as error:
+            failed[n] = str(error)
     t_b, e_b, w_b = _timed(bench, lambda: bench.reference.energy)
     rate = (e_b - e_a) / (t_b - t_a) if t_b > t_a else 0.0
     return _Snapshot(
         meter_wh={n: value for n, (_, value, _) in reads.items()},
         reference_wh={n: e_a + rate * (t - t_a) for n, (t, _, _) in reads.items()},
         skew_s={n: width + max(w_a, w_b) for n, (_, _, width) in reads.items()},
+        failed=failed,
     )
 
 
@@ -172,11 +188,15 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
 
 
 def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, conditions: Readings, plan: DwellPlan,
-                     state: GateState, pos: Position, start: _Snapshot, end: _Snapshot) -> PositionResult:
+                     state: GateState, pos: Position, start: _Snapshot, end: _Snapshot,
+                     window_s: float) -> PositionResult | FaultResult:
     kh = bench.profile.meter_type.kh_wh
     gate, pulses, note = None, None, ""
     if state.state == "DONE":
-        gate = bench.counter.result(pos.number)
+        gate = bench.counter.result(pos.number, approx_duration_s=window_s)
+        irregular = gate.irregularity()
+        if irregular:  # a missed or spurious pulse: the count is not the meter's, measure again
+            return FaultResult(point.id, point.name, pos, f"counter channel {pos.number}: {irregular}")
         error = gated_error_pct(gate.mut_pulses, kh, gate.ref_pulses, bench.spec.reference_constant_wh)
         budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s, stimulus.power_factor)
         verdict = decide(error, budget.expanded_pct, point.limit_pct, point.rule)
@@ -188,11 +208,30 @@ def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, con
         note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
                 f"after the timeout (meter not pulsing, or scanning head not seeing it)")
     n = pos.number
+    implausible = _register_fault(start, end, n)
+    if implausible:
+        return FaultResult(point.id, point.name, pos, implausible)
     evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
                                 math.hypot(start.skew_s[n], end.skew_s[n]))
     register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w, stimulus.power_factor)
     return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, point.register_counts, note)
+
+
+MAX_REGISTER_RATIO = 10.0  # no meter registers ten times the energy it was given: the reading is wrong
+
+
+def _register_fault(start: _Snapshot, end: _Snapshot, n: int) -> str:
+    """Why this position's energy register evidence is not a measurement at all, or ''."""
+    if n in start.failed or n in end.failed:
+        return f"energy register not read: {start.failed.get(n) or end.failed.get(n)}"
+    delta, reference = end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n]
+    if delta < 0:
+        return f"energy register went backwards by {-delta:.4g} Wh during the point (meter restarted?)"
+    if delta > MAX_REGISTER_RATIO * reference + 1.0:
+        return (f"energy register advanced {delta:.4g} Wh while the reference measured {reference:.4g} Wh "
+                f"(wrong byte order or scale in the register map?)")
+    return ""
 
 
 def _register_check(bench: Bench, point: AccuracyPoint, evidence: RegisterEvidence, end_wh: float,

@@ -128,7 +128,7 @@ def _harmonics(section: Section, key: str, voltage: bool) -> tuple[Harmonic, ...
     for i, row in enumerate(rows, start=1):
         entry = Section(row if isinstance(row, dict) else {}, section.source, f"{section.key(key)}[{i}]")
         entry.unknown({"order", "pct", "phase_deg"})
-        order = entry.integer("order", low=1 if voltage else 0)
+        order = entry.integer("order", low=1 if voltage else 0, high=50)
         if order == 1 or order > 50:
             raise entry.error("order", f"{order} is not a harmonic order (0 for DC, 2..50)")
         found.append(Harmonic(order, entry.number("pct", low=0, high=200), entry.number("phase_deg", low=-360, high=360)))

@@ -19,6 +19,14 @@ from bench.metrology import Rule
 from bench.profile import CLASSES, MeterType
 
 DEFAULT_TABLE = STANDARDS / "c12_20.toml"
+# Physical ranges of a row's numbers: a test point is near nominal voltage and frequency (the
+# variation tests move them by a few percent), at most a few times TA or Imax, and a tolerance
+# is a few percent at most. Anything outside is a typo in the table.
+MAX_VOLTAGE_PCT = 150.0
+MIN_FREQUENCY_PCT, MAX_FREQUENCY_PCT = 80.0, 120.0
+MAX_CURRENT_FRACTION = 2.0
+MAX_TOLERANCE_PCT = 20.0
+MAX_PERIOD_CONSTANT = 1e12  # creep period C / (k m Un Imax) minutes; IEC 62053-22 uses 900e6
 HARMONICS_FILE = STANDARDS / "harmonics.toml"
 _ROW_KEYS = {"id", "family", "name", "current", "of", "pf", "lead", "voltage_pct", "frequency_pct", "harmonics",
              "elements", "shift_from", "tolerance", "max_pulses", "period_constant", "min_pulses", "time_factor",
@@ -55,7 +63,7 @@ class LimitTable:
 
     def points(self, mt: MeterType, rule: Rule | None = None) -> list[Point]:
         """Every point of the table for this meter type, in table order."""
-        settle = self.dwell.number("settle_s", low=0)
+        settle = self.dwell.number("settle_s", low=0, high=3600.0)
         found: list[Point] = []
         for row in self.rows:
             if row.family == "creep":
@@ -66,8 +74,9 @@ class LimitTable:
                                            settle, self.conditions))
             else:
                 value = _for_class(row, mt.accuracy_class)
-                dwell = DwellRules(settle, self.dwell.integer("min_pulses", low=1), self.dwell.number("min_dwell_s", low=0),
-                                   value * self.dwell.number("target_u_fraction", positive=True))
+                dwell = DwellRules(settle, self.dwell.integer("min_pulses", low=1, high=100_000),
+                                   self.dwell.number("min_dwell_s", low=0, high=86400.0),
+                                   value * self.dwell.number("target_u_fraction", positive=True, high=1.0))
                 for suffix, label, weights in _expand(row.elements, mt.elements):
                     load = Load(**{**row.load.__dict__, "weights": weights})
                     found.append(AccuracyPoint(row.id + suffix, row.name + label, row.family, load, value, dwell,
@@ -102,10 +111,10 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
     table, dwell = doc.table("table"), doc.table("dwell")
     table.unknown({"name", "version", "decision_rule", "provenance"})
     dwell.unknown({"settle_s", "min_pulses", "min_dwell_s", "target_u_fraction", "provenance"})
-    for key in ("settle_s", "min_dwell_s"):
-        dwell.number(key, low=0)
-    dwell.integer("min_pulses", low=1)
-    dwell.number("target_u_fraction", positive=True)
+    dwell.number("settle_s", low=0, high=3600.0)
+    dwell.number("min_dwell_s", low=0, high=86400.0)
+    dwell.integer("min_pulses", low=1, high=100_000)
+    dwell.number("target_u_fraction", positive=True, high=1.0)
     dwell.text("provenance")
     conditions = (parse_reference_conditions(doc.table("reference_conditions")) if "reference_conditions" in doc
                   else default_reference_conditions())
@@ -147,28 +156,27 @@ def _row(row: Section, profiles: dict[str, HarmonicProfile]) -> Row:
             raise row.error("harmonics", f"no profile '{row.data['harmonics']}' in {HARMONICS_FILE.name} "
                                          f"(have {', '.join(sorted(profiles))})")
     if family == "creep":
-        load = Load(voltage_pct=row.number("voltage_pct", positive=True))
-        return Row(row.text("id"), family, name, load, None, _by_class(row, "period_constant"), row,
-                   max_pulses=row.integer("max_pulses", low=0))
-    load = Load(power_factor=row.number("pf", low=0.01, high=1.0), leading=bool(row.data.get("lead", False)),
-                voltage_pct=row.number("voltage_pct", 100.0, positive=True),
-                frequency_pct=row.number("frequency_pct", 100.0, positive=True),
-                current_fraction=row.number("current", positive=True),
+        load = Load(voltage_pct=row.number("voltage_pct", positive=True, high=MAX_VOLTAGE_PCT))
+        return Row(row.text("id"), family, name, load, None, _by_class(row, "period_constant", MAX_PERIOD_CONSTANT), row,
+                   max_pulses=row.integer("max_pulses", low=0, high=1000))
+    load = Load(power_factor=row.number("pf", low=0.01, high=1.0), leading=row.boolean("lead", False),
+                voltage_pct=row.number("voltage_pct", 100.0, positive=True, high=MAX_VOLTAGE_PCT),
+                frequency_pct=row.number("frequency_pct", 100.0, low=MIN_FREQUENCY_PCT, high=MAX_FREQUENCY_PCT),
+                current_fraction=row.number("current", positive=True, high=MAX_CURRENT_FRACTION),
                 current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics)
     if family == "starting":
-        return Row(row.text("id"), family, name, load, None, {}, row, min_pulses=row.integer("min_pulses", low=1),
-                   time_factor=row.number("time_factor", low=1.0))
-    return Row(row.text("id"), family, name, load, _elements(row), _by_class(row, "tolerance"), row,
+        return Row(row.text("id"), family, name, load, None, {}, row, min_pulses=row.integer("min_pulses", low=1, high=1000),
+                   time_factor=row.number("time_factor", low=1.0, high=100.0))
+    return Row(row.text("id"), family, name, load, _elements(row), _by_class(row, "tolerance", MAX_TOLERANCE_PCT), row,
                shift_from=row.text("shift_from") if "shift_from" in row else None)
 
 
-def _by_class(row: Section, key: str) -> dict[str, float]:
+def _by_class(row: Section, key: str, high: float) -> dict[str, float]:
     table = row.table(key)
     for name in table.data:
         if name not in {f"{c:g}" for c in CLASSES}:
             raise table.error(name, f"not an accuracy class (expected {', '.join(f'{c:g}' for c in CLASSES)})")
-        table.number(name, positive=True)
-    return {name: float(value) for name, value in table.data.items()}
+    return {name: table.number(name, positive=True, high=high) for name in table.data}
 
 
 def _elements(row: Section) -> str | tuple[float, ...] | None:

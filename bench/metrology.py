@@ -165,6 +165,7 @@ class Verdict(str, Enum):
     PASS = "PASS"
     FAIL = "FAIL"
     INDETERMINATE = "INDETERMINATE"
+    ERROR = "ERROR"  # the point could not be measured: a statement about the bench, not the meter
 
 
 RULE_TEXT = {
@@ -175,6 +176,8 @@ RULE_TEXT = {
 
 
 def decide(error_pct: float, u_pct: float, limit_pct: float, rule: Rule) -> Verdict:
+    if not all(math.isfinite(x) for x in (error_pct, u_pct, limit_pct)):
+        raise ValueError(f"no verdict on non-finite numbers: error {error_pct!r} %, U {u_pct!r} %, limit {limit_pct!r} %")
     if rule is Rule.SIMPLE:
         return Verdict.PASS if abs(error_pct) <= limit_pct else Verdict.FAIL
     if abs(error_pct) + u_pct <= limit_pct:

@@ -6,20 +6,22 @@ point of that family and board position; each point is measured once for the who
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime as dt
 import html
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import pytest
 
 from bench import store
-from bench.bench import Bench, SafetyError
+from bench.bench import Bench, SafetyError, make_safe_if_energised
 from bench.certificate import write_certificates
 from bench.audit import Audit, load_inspection
 from bench.certification import Certification, FunctionalCheck, Point, Result
@@ -46,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench", metavar="PROFILE", help="bench profile (TOML); default: the built-in simulated bench")
     group.addoption("--sim-scenario", metavar="BOARD", default="default",
                     help="simulated board: a name from bench/sim/boards or a path (default: default)")
-    group.addoption("--sim-scale", metavar="FACTOR", type=float, default=None,
+    group.addoption("--sim-scale", metavar="FACTOR", type=_positive_number("--sim-scale"), default=None,
                     help="run the simulated clock at FACTOR x wall time instead of stepping it")
     group.addoption("--limits", metavar="TABLE", help="test points and limits (TOML); default: bench/standards/c12_20.toml")
     group.addoption("--decision-rule", choices=[r.value for r in Rule], default=None,
@@ -62,8 +64,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--firmware-baseline", metavar="RELEASE", help="firmware every meter must run (default: the audit limits')")
     group.addoption("--baseline", metavar="RUN_OR_RELEASE", help="compare every point with a stored run (id or prefix) "
                     "or the latest complete run on a firmware release; a regression fails its item")
-    group.addoption("--regression-margin", metavar="PCT", type=float, default=0.05,
-                    help="how far (in % of reading) an error may move towards its limit before it is a regression")
+    group.addoption("--regression-margin", metavar="PCT", type=_non_negative_number("--regression-margin"), default=0.05,
+                    help="how far (in %% of reading) an error may move towards its limit before it is a regression")
+
+
+def _number_option(name: str, low: float, inclusive: bool) -> Callable[[str], float]:
+    """An option's value as a finite number above ``low`` (or at it, when inclusive)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            bound = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} must be a finite number {bound}")
+        return value
+
+    return parse
+
+
+def _positive_number(name: str) -> Callable[[str], float]:
+    return _number_option(name, 0.0, inclusive=False)
+
+
+def _non_negative_number(name: str) -> Callable[[str], float]:
+    return _number_option(name, 0.0, inclusive=True)
 
 
 class BenchSession:
@@ -79,20 +105,27 @@ class BenchSession:
         self.sim: SimulatedBench | None = None
         self.certification: Certification | None = None
         self._profile: Profile | None = None
+        self.unsafe: str | None = None  # safe state could not be confirmed: said once, never certified
         rule = config.getoption("--decision-rule")
         self.rule = Rule(rule) if rule else None
         path, limits = config.getoption("--bench"), config.getoption("--limits")
+        self.reported: dict[tuple[str, int], tuple[str, Result]] = {}  # (point, position) -> (family, result)
+        self.stopped: str | None = None  # why the session stopped early (safety, a lost link)
         try:
-            self.table: LimitTable = load_table(Path(limits)) if limits else load_table()
             if path:
+                # First of all: a run killed with SIGKILL may have left the board energised.
                 self._profile = load_profile(Path(path))
+                make_safe_if_energised(self._profile)
                 meter_type = self._profile.meter_type
-            else:
+            self.table: LimitTable = load_table(Path(limits)) if limits else load_table()
+            if not path:
                 self.sim = SimulatedBench(config.getoption("--sim-scenario"), scale=config.getoption("--sim-scale"))
                 meter_type = self.sim.meter_type()
             self.points: list[Point] = self.table.points(meter_type, self.rule)
         except ConfigError as error:
             raise pytest.UsageError(str(error)) from None
+        except (InstrumentError, SafetyError) as error:
+            raise pytest.UsageError(f"bench cannot start: {error}") from None
 
     @property
     def profile(self) -> Profile:
@@ -117,6 +150,8 @@ class BenchSession:
                 self.bench = Bench(self.profile).__enter__()
             except (InstrumentError, SafetyError) as error:
                 pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+            except Exception as error:  # noqa: BLE001 - whatever a driver raises, one line and stop
+                pytest.exit(f"bench cannot start: {type(error).__name__}: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
             self.audit = Audit(self.bench, self.records, self.reports_dir / "keys", payload_accuracy_point(),
@@ -136,13 +171,18 @@ class BenchSession:
         except store.RecordsError as error:
             pytest.exit(f"bench cannot start: baseline: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
-    def conclude(self, request: pytest.FixtureRequest, result: Result, position: Position, family: str) -> None:
-        """Record an item's result beside its baseline, then pass it only on PASS and no regression."""
+    def conclude(self, request: pytest.FixtureRequest, point_id: str, result: Result, position: Position,
+                 family: str) -> None:
+        """Record an item's result (in the database at once: a crash loses at most the point in
+        progress) beside its baseline, then pass it only on PASS and no regression."""
         request.node.stash[RESULT_KEY] = result
         request.node.user_properties.extend(result.cells().items())
+        self.reported[(point_id, position.number)] = (family, result)
+        store.add_result(self.records, self.recorder.run_id, position.number,
+                         entry(point_id, family, result, self.certification.faults.get(point_id, [])))
         regression = ""
         if self.baseline is not None:
-            now = entry(result.point, family, result)
+            now = entry(point_id, family, result)
             comparison = compare(self.baseline, position.serial, now["point"], now, self.config.getoption("--regression-margin"))
             if comparison:
                 request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
@@ -202,8 +242,38 @@ class BenchSession:
     def reports_dir(self) -> Path:
         return Path(self.config.getoption("--reports-dir")).resolve()
 
+    def run(self, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
+        """Measure (once for the board) and conclude one item; a safety stop or a lost link ends
+        the whole session at once, in one line."""
+        try:
+            results = self.certification.run(point)
+        except SafetyError as error:
+            stop = str(error)
+        else:
+            stop = ""
+        if stop:  # outside the except: the one line is not chained to a traceback
+            self.stop(request.session, stop)
+        if self.certification.stop_reason and not self.stopped:
+            self.stopped = self.certification.stop_reason
+            request.session.shouldstop = f"bench stopped: {self.stopped}"
+        self.conclude(request, point.id, results[position.number], position, family)
+
+    def stop(self, session: pytest.Session, why: str) -> NoReturn:
+        self.stopped = why
+        session.shouldstop = f"bench stopped: {why}"
+        pytest.fail(f"bench stopped: {why}", pytrace=False)
+
+    def make_safe_after_failure(self) -> None:
+        """After any failing item the board goes to safe state; the next point energises anew."""
+        if self.bench is None or self.unsafe:
+            return
+        try:
+            self.bench.safe_state()
+        except SafetyError as error:
+            self.unsafe = str(error)
+
     def publish(self, complete: bool) -> dict[str, Any]:
-        record = self.recorder.record(self.bench, self.certification, self.points, complete)
+        record = self.recorder.record(self.bench, self.reported, self.certification.faults, self.points, complete)
         if self.baseline is not None:
             record["baseline"] = {"reference": self.baseline.reference, "run_id": self.baseline.run_id,
                                   "margin_pct": self.config.getoption("--regression-margin"), "regressions": self.regressions}
@@ -214,6 +284,9 @@ class BenchSession:
         try:
             if self.bench is not None:
                 self.bench.__exit__(None, None, None)
+        except SafetyError as error:
+            if not self.unsafe:
+                print(f"bench: SAFETY: {error}: check the board by hand", file=sys.stderr)
         finally:
             self.bench = None
             if self.sim is not None:
@@ -235,8 +308,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bench_session = session.config.stash[SESSION_KEY]
     if bench_session.bench is None:
         return
-    bench_session.bench.safe_state()
-    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    bench_session.make_safe_after_failure()
+    if bench_session.unsafe:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"bench: SAFETY: {bench_session.unsafe}: check the board by hand", red=True, bold=True)
+    complete = (exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not bench_session.bench.interrupted
+                and not bench_session.stopped and not bench_session.unsafe)
     record = bench_session.publish(complete)
     directory = bench_session.reports_dir
     directory.mkdir(parents=True, exist_ok=True)
@@ -309,7 +388,7 @@ def _check_runner(request: pytest.FixtureRequest, family: str, steps: dict[str, 
     def run(step: str, position: Position) -> None:
         point_id, name, method = steps[step]
         check = FunctionalCheck(point_id, name, family, lambda: method(owner(session)))
-        session.conclude(request, session.certification.run(check)[position.number], position, family)
+        session.run(request, check, position, family)
 
     return run
 
@@ -334,7 +413,7 @@ def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Po
     session = request.config.stash[SESSION_KEY]
 
     def run(point: Point, position: Position) -> None:
-        session.conclude(request, session.certification.run(point)[position.number], position, point.family)
+        session.run(request, point, position, point.family)
 
     return run
 
@@ -343,6 +422,8 @@ def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Po
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
+    if report.failed and report.when in ("setup", "call"):
+        item.config.stash[SESSION_KEY].make_safe_after_failure()
     result = item.stash.get(RESULT_KEY, None)
     if result is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
         return
@@ -400,7 +481,7 @@ def traceability(session: BenchSession) -> list[str]:
         f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh",
         f"limits: {session.table.name}, version {session.table.version} ({session.table.source}); {session.table.provenance}",
         f"decision rule: {RULE_TEXT[rule]}",
-        f"bench time covered: {bench.clock.now() - session.clock_start:.1f} s",
+        f"bench time covered: {bench.now() - session.clock_start:.1f} s",
     ]
 
 

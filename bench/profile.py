@@ -25,6 +25,13 @@ DRIVERS = {
     "environment": ("scpi-thermometer",),
 }
 CLASSES = (0.1, 0.2, 0.5)
+# Physical ranges for the profile's numbers: generous bounds of meter-test equipment and meters
+# (ANSI current classes run to CL320; meter-test sources to a few hundred volts). A value outside
+# them is a typo, not a bench.
+MAX_VOLTAGE_V = 1000.0
+MAX_CURRENT_A = 1000.0
+MAX_KH_WH = 1000.0
+MAX_BAUDRATE = 4_000_000
 REQUIRED_REGISTERS = ("energy_wh", "serial", "mac", "firmware")
 
 
@@ -149,13 +156,16 @@ def parse_profile(doc: Section) -> Profile:
         clock_kind=clock_kind,
         clock_address=clock.text("address") if clock_kind == "sim" else None,
         source=SourceConfig(_driver(src, "source"), src.text("address"),
-                            src.number("max_voltage_v", positive=True), src.number("stability_pct", low=0)),
-        load=LoadConfig(_driver(load, "load"), load.text("address"), load.number("max_current_a", positive=True)),
+                            src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),
+                            src.number("stability_pct", low=0, high=1.0)),
+        load=LoadConfig(_driver(load, "load"), load.text("address"),
+                        load.number("max_current_a", positive=True, high=MAX_CURRENT_A)),
         reference=ReferenceConfig(_driver(ref, "reference"), ref.text("address"), ref.text("serial"), calibration),
-        counter=CounterConfig(_driver(cnt, "counter"), cnt.text("address"), cnt.integer("baudrate", 115200, low=1),
-                              cnt.number("timing_uncertainty_s", low=0)),
+        counter=CounterConfig(_driver(cnt, "counter"), cnt.text("address"),
+                              cnt.integer("baudrate", 115200, low=50, high=MAX_BAUDRATE),
+                              cnt.number("timing_uncertainty_s", low=0, high=1.0)),
         meters_driver=_driver(met, "meters"),
-        meters_device_id=met.integer("device_id", 1),
+        meters_device_id=met.integer("device_id", 1, high=255),
         positions=positions,
         meter_type=parse_meter_type(doc.table("meter_type")),
         interlock=_interlock(interlock),
@@ -170,15 +180,15 @@ def parse_meter_type(mt: Section) -> MeterType:
     accuracy_class = mt.number("accuracy_class")
     if accuracy_class not in CLASSES:
         raise mt.error("accuracy_class", f"{accuracy_class:g} is not one of {', '.join(map(str, CLASSES))}")
-    test_amperes = mt.number("test_amperes", positive=True)
-    max_current = mt.number("max_current_a", positive=True)
+    test_amperes = mt.number("test_amperes", positive=True, high=MAX_CURRENT_A)
+    max_current = mt.number("max_current_a", positive=True, high=MAX_CURRENT_A)
     if max_current < test_amperes:
         raise mt.error("max_current_a", f"{max_current:g} A is below test_amperes {test_amperes:g} A")
-    elements = mt.integer("elements", low=1)
+    elements = mt.integer("elements", low=1, high=3)
     if elements != forms()[form].elements:
         raise mt.error("elements", f"form {form} has {forms()[form].elements} elements, not {elements}")
-    nominal = mt.number("nominal_voltage_v", positive=True)
-    max_voltage = mt.number("max_voltage_v", positive=True)
+    nominal = mt.number("nominal_voltage_v", positive=True, high=MAX_VOLTAGE_V)
+    max_voltage = mt.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V)
     if max_voltage < nominal:
         raise mt.error("max_voltage_v", f"{max_voltage:g} V is below nominal_voltage_v {nominal:g} V")
     return MeterType(
@@ -192,8 +202,8 @@ def parse_meter_type(mt: Section) -> MeterType:
         max_voltage_v=max_voltage,
         frequency_hz=mt.number("frequency_hz", low=45, high=65),
         elements=elements,
-        kh_wh=mt.number("kh_wh", positive=True),
-        pulse_jitter_s=mt.number("pulse_jitter_s", low=0),
+        kh_wh=mt.number("kh_wh", positive=True, high=MAX_KH_WH),
+        pulse_jitter_s=mt.number("pulse_jitter_s", low=0, high=1.0),
         registers=parse_register_map(mt.table("registers")),
     )
 
@@ -203,9 +213,10 @@ def parse_register_map(regs: Section) -> RegisterMap:
     for name in regs.data:
         entry = regs.table(name)
         entry.unknown({"address", "type", "scale", "words", "writable"})
-        register_map[name] = Register(name, entry.integer("address"), entry.text("type", choices=TYPES),
-                                      entry.number("scale", 1.0, positive=True), entry.integer("words", 1, low=1),
-                                      bool(entry.data.get("writable", False)))
+        register_map[name] = Register(name, entry.integer("address", high=65535), entry.text("type", choices=TYPES),
+                                      entry.number("scale", 1.0, low=1e-12, high=1e12),
+                                      entry.integer("words", 1, low=1, high=125),  # one Modbus read
+                                      entry.boolean("writable", False))
     for name in REQUIRED_REGISTERS:
         if name not in register_map:
             raise regs.error(name, "missing (the bench needs it to identify the meter and cross-check energy)")
@@ -220,7 +231,7 @@ def _uncertainty_by_pf(cal: Section) -> CertifiedUncertainty:
     """A single U for every PF, or a table such as ``{ "1.0" = 0.01, "0.5" = 0.015 }``."""
     value = cal.data.get("uncertainty_pct_k2")
     if not isinstance(value, dict):
-        return CertifiedUncertainty(((0.0, cal.number("uncertainty_pct_k2", positive=True)),))
+        return CertifiedUncertainty(((0.0, cal.number("uncertainty_pct_k2", positive=True, high=10.0)),))
     table = cal.table("uncertainty_pct_k2")
     rows = []
     for key in table.data:
@@ -228,9 +239,9 @@ def _uncertainty_by_pf(cal: Section) -> CertifiedUncertainty:
             pf = float(key)
         except ValueError:
             raise table.error(key, "keys are power factors such as \"1.0\" or \"0.5\"") from None
-        if not 0 < pf <= 1:
+        if not 0 < pf <= 1:  # also refuses "nan"
             raise table.error(key, "a power factor is in (0, 1]")
-        rows.append((pf, table.number(key, positive=True)))
+        rows.append((pf, table.number(key, positive=True, high=10.0)))
     return CertifiedUncertainty(tuple(sorted(rows, reverse=True)))
 
 

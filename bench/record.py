@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from bench.bench import Bench
-from bench.certification import Certification, Point
+from bench.certification import Point, Result
 from bench.forms import forms
 from bench.limits import LimitTable
 from bench.metrology import RULE_TEXT, Rule
@@ -39,21 +39,19 @@ class RunRecorder:
         self.run_id = str(uuid.uuid4())
         self.started_at = now_iso()
 
-    def record(self, bench: Bench, certification: Certification | None, plan_points: list[Point],
-               complete: bool) -> dict[str, Any]:
+    def record(self, bench: Bench, reported: dict[tuple[str, int], tuple[str, Result]],
+               faults: dict[str, list[str]], plan_points: list[Point], complete: bool) -> dict[str, Any]:
+        """The run as its items reported it: each point's entry is exactly the result its item
+        concluded with (and the faults that made the bench measure it again)."""
         p = self.profile
         table_ids = [pt.id for pt in plan_points]
-        measured = certification.results if certification else {}
-        families = {pt.id: pt.family for pt in (certification.ran.values() if certification else [])}
         blondel = forms()[p.meter_type.form].blondel
         meters = []
         for pos in p.positions:
             identity = bench.identities[pos.number]
-            entries = [entry(point_id, families[point_id], by_position[pos.number])
-                       for point_id, by_position in measured.items()]
-            verdicts = {e["verdict"] for e in entries}
-            verdict = ("NO RESULTS" if not entries else "FAIL" if "FAIL" in verdicts
-                       else "INDETERMINATE" if "INDETERMINATE" in verdicts else "PASS")
+            entries = [entry(point_id, family, result, faults.get(point_id, []))
+                       for (point_id, number), (family, result) in reported.items() if number == pos.number]
+            verdict = meter_verdict({e["verdict"] for e in entries})
             covered = {e["point"] for e in entries if e["verdict"] == "PASS"}
             meters.append({
                 "position": pos.number, "serial": identity.serial, "mac": identity.mac, "firmware": identity.firmware,
@@ -67,7 +65,7 @@ class RunRecorder:
             "ended_at": now_iso() if complete else None,
             "status": "complete" if complete else "incomplete",
             "bench": {"id": p.bench_id, "profile": p.source_file, "profile_sha256": p.digest,
-                      "bench_time_s": round(bench.clock.now(), 3)},
+                      "bench_time_s": round(bench.now(), 3)},
             "plan": {"name": self.table.name, "version": self.table.version, "source": self.table.source,
                      "provenance": self.table.provenance, "points": table_ids,
                      "reference_conditions": self.table.conditions.__dict__},
@@ -80,7 +78,15 @@ class RunRecorder:
         }
 
 
-def entry(point_id: str, family: str, result: PositionResult | ShiftResult | CountResult) -> dict[str, Any]:
+def meter_verdict(verdicts: set[str]) -> str:
+    """A meter's overall verdict from its points': a failure of the meter outranks a point the
+    bench could not measure, which outranks an undecided one."""
+    if not verdicts:
+        return "NO RESULTS"
+    return next((v for v in ("FAIL", "ERROR", "INDETERMINATE") if v in verdicts), "PASS")
+
+
+def entry(point_id: str, family: str, result: Result, faults: list[str] | None = None) -> dict[str, Any]:
     value = u = None
     if isinstance(result, PositionResult) and result.pulses:
         value, u = result.pulses.error_pct, result.pulses.expanded_pct
@@ -88,7 +94,8 @@ def entry(point_id: str, family: str, result: PositionResult | ShiftResult | Cou
         value, u = result.shift.error_pct, result.shift.expanded_pct
     cells = result.cells()
     return {"point": point_id, "family": family, "name": cells["Point"], "verdict": result.verdict.value,
-            "value_pct": value, "u_pct": u, "cells": cells, "evidence": result.to_dict()}
+            "value_pct": value, "u_pct": u, "cells": cells, "evidence": result.to_dict(),
+            "discarded_attempts": list(faults or [])}
 
 
 def _instruments(bench: Bench) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ class RegisterEvidence:
 
 
 def _worst(verdicts: set[Verdict]) -> Verdict:
-    for worst in (Verdict.FAIL, Verdict.INDETERMINATE):
+    for worst in (Verdict.FAIL, Verdict.ERROR, Verdict.INDETERMINATE):
         if worst in verdicts:
             return worst
     return Verdict.PASS
@@ -216,6 +216,30 @@ class CheckResult:
         measured = self.observed + (f" ({self.note})" if self.note else "")
         return {"Point": self.name, "Stimulus": "", "Measured": measured, "U (k=2)": "", "Register": "",
                 "Limit": self.expected, "Verdict": self.verdict.value, "Diagnosis": self.diagnosis}
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    """A point that could not be measured on a position: its cause, and no verdict on the meter."""
+
+    point: str
+    name: str
+    position: Position
+    cause: str
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.ERROR
+
+    def summary(self) -> str:
+        return f"{_where(self.name, self.position)}: ERROR: not measured: {self.cause}"
+
+    def cells(self) -> dict[str, str]:
+        return {"Point": self.name, "Stimulus": "", "Measured": "not measured", "U (k=2)": "", "Register": "",
+                "Limit": "", "Verdict": self.verdict.value, "Diagnosis": self.cause}
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)

@@ -177,13 +177,37 @@ def publish(engine: Engine, record: dict[str, Any], fingerprint: str) -> Publish
     return Published(run_id, True)
 
 
+def add_result(engine: Engine, run_id: str, position: int, result: dict[str, Any]) -> None:
+    """Store one point's result on one position as soon as its item concludes, in a transaction
+    of its own: a crash loses at most the point in progress (the run stays incomplete)."""
+    key = (results.c.run_id == run_id) & (results.c.position == position) & (results.c.point_id == result["point"])
+    with engine.begin() as conn:
+        conn.execute(delete(results).where(key))
+        conn.execute(results.insert().values(
+            run_id=run_id, position=position, point_id=result["point"], family=result["family"], name=result["name"],
+            verdict=result["verdict"], value_pct=result.get("value_pct"), u_pct=result.get("u_pct"),
+            evidence=canonical_json(result)))
+
+
+MIN_ID_PREFIX = 4  # hex digits of a run id a user must give
+
+
 def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
-    """A stored run's record; a unique prefix of the id is enough."""
+    """A stored run's record; a unique prefix of the id (hex digits and dashes) is enough. An
+    incomplete run's record is completed with every result stored so far."""
+    if len(run_id) < MIN_ID_PREFIX or not all(c in "0123456789abcdef-" for c in run_id.lower()):
+        raise RecordsError(f"run id '{run_id}': give at least {MIN_ID_PREFIX} hex digits of a run id")
     with engine.connect() as conn:
-        found = conn.execute(select(runs.c.record).where(runs.c.run_id.like(f"{run_id}%"))).scalars().all()
-    if len(found) != 1:
-        raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
-    return json.loads(found[0])
+        found = conn.execute(select(runs.c.run_id, runs.c.record).where(runs.c.run_id.startswith(run_id.lower()))).all()
+        if len(found) != 1:
+            raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
+        record = json.loads(found[0].record)
+        if record["status"] != "complete":
+            stored = conn.execute(select(results.c.position, results.c.evidence).where(results.c.run_id == found[0].run_id)
+                                  .order_by(results.c.position)).all()
+            for meter in record["meters"]:
+                meter["results"] = [json.loads(row.evidence) for row in stored if row.position == meter["position"]]
+    return record
 
 
 def history(engine: Engine, serial: str) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ class ScpiAcSource(ScpiInstrument):
     frequency = control("FREQ?", "FREQ", "Output frequency", low=45, high=65, unit="Hz", fmt="{:.5f}")
     output = control("OUTP?", "OUTP", "Output relay state", parse=parse_bool)
     phases = control("SYST:PHAS?", None, "Number of output phases", parse=parse_int)
+    protection_tripped = control("OUTP:PROT:TRIP?", None, "Output switched off by its own protection",
+                                 parse=parse_bool)
 
     def __init__(self, address: str, *, name: str = "source", timeout_s: float = 2.0,
                  ranges: dict[str, tuple[float, float]] | None = None) -> None:

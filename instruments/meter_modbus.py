@@ -1,14 +1,30 @@
-"""Meter-under-test communications over Modbus TCP, through the meter type's register map."""
+"""Meter-under-test communications over Modbus TCP, through the meter type's register map.
+
+Transient link faults (a timeout, a dropped connection, a meter answering "busy") are retried a
+bounded number of times, each retry logged; what is still failing after that is one
+``InstrumentError`` line. A read's worst case is (retries + 1) x (timeout + reconnect).
+"""
 from __future__ import annotations
 
 import logging
+import select
+import socket
 from dataclasses import dataclass
+from typing import Callable
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
-from instruments.errors import InstrumentError, ReplyError
-from instruments.register_map import RegisterMap
+from instruments.errors import InstrumentError, RangeError, ReplyError
+from instruments.register_map import Register, RegisterMap
+
+log = logging.getLogger("bench.instruments")
+
+ACKNOWLEDGE, DEVICE_BUSY = 5, 6
+EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+                   4: "server device failure", ACKNOWLEDGE: "acknowledge", DEVICE_BUSY: "server device busy",
+                   8: "memory parity error", 10: "gateway path unavailable", 11: "gateway target failed to respond"}
 
 
 @dataclass(frozen=True)
@@ -18,17 +34,32 @@ class MeterIdentity:
     firmware: str
 
 
+class _Transient(Exception):
+    """A failure another attempt may cure. ``may_have_acted``: the meter may have carried the
+    request out, so a command must not be sent again."""
+
+    def __init__(self, cause: str, *, may_have_acted: bool) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.may_have_acted = may_have_acted
+
+
 class ModbusMeter:
-    """One meter position. ``address`` is ``host:port``; ``device_id`` the Modbus unit id."""
+    """One meter position. ``address`` is ``host:port``; ``device_id`` the Modbus unit id;
+    ``retries`` how many times a transient failure is tried again (each try waits up to
+    ``timeout_s``)."""
 
     def __init__(self, address: str, register_map: RegisterMap, *, name: str = "meter",
-                 device_id: int = 1, timeout_s: float = 2.0) -> None:
+                 device_id: int = 1, timeout_s: float = 2.0, retries: int = 2) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise InstrumentError(name, address, "address must be host:port")
+        if retries < 0:
+            raise InstrumentError(name, address, f"retries must be 0 or more, not {retries}")
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.name, self.address, self.device_id = name, address, device_id
         self.register_map = register_map
+        self.timeout_s, self.retries = timeout_s, retries
         self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
 
     def open(self) -> "ModbusMeter":
@@ -36,41 +67,114 @@ class ModbusMeter:
             raise InstrumentError(self.name, self.address, "no Modbus TCP connection (refused or unreachable)")
         return self
 
+    @property
+    def is_open(self) -> bool:
+        """A connection is up now (after a transient fault the next request reconnects by itself)."""
+        return self._client.connected
+
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
     def close(self) -> None:
         self._client.close()
 
     def read(self, name: str) -> float | int | str:
-        register = self.register_map.get(name)
-        if register is None:
-            raise InstrumentError(self.name, self.address, f"register map has no '{name}'")
-        try:
-            reply = self._client.read_holding_registers(register.address, count=register.count,
-                                                        device_id=self.device_id)
-        except ModbusException as error:
-            raise InstrumentError(self.name, self.address, f"reading '{name}': {error}") from None
-        if reply.isError():
-            raise ReplyError(self.name, self.address, f"reading '{name}' at {register.address}: exception {reply}")
+        """Read and strictly decode one register; reads are idempotent, so every transient
+        failure is retried."""
+        register = self._register(name, writable=False)
+        reply = self._transact("reading", register, idempotent=True, request=lambda: self._client.read_holding_registers(
+            register.address, count=register.count, device_id=self.device_id))
         if len(reply.registers) != register.count:
-            raise ReplyError(self.name, self.address, f"reading '{name}': {len(reply.registers)} registers, expected {register.count}")
+            raise ReplyError(self.name, self.address,
+                             f"reading '{name}': {len(reply.registers)} registers, expected {register.count}")
         try:
             return register.decode(reply.registers)
         except ValueError as error:
             raise ReplyError(self.name, self.address, f"garbled '{name}' at {register.address}: {error}") from None
 
     def write(self, name: str, value: float | int | str) -> None:
-        """Write a writable register (a command or a setting) through the register map."""
-        register = self.register_map.get(name)
-        if register is None or not register.writable:
-            raise InstrumentError(self.name, self.address, f"register map has no writable '{name}'")
+        """Write a writable register (a command or a setting) through the register map.
+
+        A write is a command, so it is sent again only when the meter certainly did not carry
+        it out: no connection could be made, the connection was found closed before sending,
+        or the meter answered exception 6 (busy: by the Modbus spec, not processed). After a
+        timeout or a drop once sent it may have acted: that is an error at once, not a retry.
+        """
+        register = self._register(name, writable=True)
         try:
-            reply = self._client.write_registers(register.address, register.encode(value), device_id=self.device_id)
-        except ModbusException as error:
-            raise InstrumentError(self.name, self.address, f"writing '{name}': {error}") from None
-        if reply.isError():
-            raise ReplyError(self.name, self.address, f"writing '{name}' at {register.address}: exception {reply}")
+            words = register.encode(value)
+        except ValueError as error:
+            raise RangeError(self.name, self.address, f"'{name}' cannot hold {value!r}: {error}") from None
+        self._transact("writing", register, idempotent=False, request=lambda: self._client.write_registers(
+            register.address, words, device_id=self.device_id))
 
     def energy_wh(self) -> float:
         return float(self.read("energy_wh"))
 
     def identity(self) -> MeterIdentity:
         return MeterIdentity(str(self.read("serial")), str(self.read("mac")), str(self.read("firmware")))
+
+    def _register(self, name: str, *, writable: bool) -> Register:
+        register = self.register_map.get(name)
+        if register is None or (writable and not register.writable):
+            raise InstrumentError(self.name, self.address, f"register map has no {'writable ' if writable else ''}'{name}'")
+        return register
+
+    def _transact(self, verb: str, register: Register, *, idempotent: bool,
+                  request: Callable[[], ModbusPDU]) -> ModbusPDU:
+        """Run one request, trying transient failures again up to ``retries`` times when safe."""
+        what, attempt = f"{verb} '{register.name}' at {register.address}", 0
+        while True:
+            attempt += 1
+            try:
+                reply = self._attempt(what, request)
+            except _Transient as failure:
+                if failure.may_have_acted and not idempotent:
+                    raise InstrumentError(self.name, self.address,
+                                          f"{what}: {failure.cause}; not retried: the meter may have carried it out") from None
+                if attempt > self.retries:
+                    raise InstrumentError(self.name, self.address,
+                                          f"{what}: {failure.cause}; gave up after {attempt} attempt{'s' * (attempt > 1)}") from None
+                log.warning("%s @ %s: %s: %s; retry %d of %d", self.name, self.address, what, failure.cause,
+                            attempt, self.retries)
+                continue
+            if reply.isError():
+                code = reply.exception_code
+                raise ReplyError(self.name, self.address,
+                                 f"{what}: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})")
+            return reply
+
+    def _attempt(self, what: str, request: Callable[[], ModbusPDU]) -> ModbusPDU:
+        """One request on a live connection; transient failures raise ``_Transient``."""
+        self._reopen_if_stale(what)
+        if not self._client.connect():
+            raise _Transient("no Modbus TCP connection (refused or unreachable)", may_have_acted=False)
+        try:
+            reply = request()
+        except ConnectionException:
+            self._client.close()
+            raise _Transient("the meter dropped the connection", may_have_acted=True) from None
+        except ModbusIOException:
+            self._client.close()  # a late reply must never be taken for the next request's answer
+            raise _Transient(f"no valid reply within {self.timeout_s:g} s", may_have_acted=True) from None
+        except ModbusException as error:
+            raise InstrumentError(self.name, self.address, f"{what}: {error}") from None
+        if reply.isError() and reply.exception_code == DEVICE_BUSY:
+            raise _Transient("exception 6 (server device busy)", may_have_acted=False)
+        if reply.isError() and reply.exception_code == ACKNOWLEDGE:
+            raise _Transient("exception 5 (acknowledge: still busy with a long command)", may_have_acted=True)
+        return reply
+
+    def _reopen_if_stale(self, what: str) -> None:
+        """Anything readable before a request is sent means a stale link: the meter closed it (a
+        reboot) or a late reply is waiting. Close it, so the request goes out on a fresh one."""
+        link = self._client.socket
+        if link is None or not select.select([link], [], [], 0)[0]:
+            return
+        try:
+            why = "a late reply was waiting" if link.recv(1, socket.MSG_PEEK) else "the meter closed the connection"
+        except OSError:
+            why = "the meter reset the connection"
+        log.warning("%s @ %s: %s: %s; reconnecting", self.name, self.address, what, why)
+        self._client.close()

@@ -2,33 +2,66 @@
 
 One channel per board position counts the meter's test-output pulses; the reference standard's
 high-frequency pulses go to the reference input. A gate opens on a MUT edge and closes N MUT
-edges later; the board latches the reference count and the edge timestamps of its own timebase.
+edges later; the board latches the reference count and the edge timestamps of its own timebase,
+a counter that wraps (2^32 ticks, 429.5 s at 10 MHz).
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from instruments.errors import ReplyError
-from instruments.scpi import ScpiInstrument, parse_int
-from instruments.transport import SerialLine
+from instruments.scpi import ScpiInstrument, control
+from instruments.transport import LineTransport, SerialLine
 
 GATE_STATES = ("IDLE", "ARMED", "GATING", "DONE")
+MAX_WHOLE = 2 ** 64 - 1  # counts and tick values are unsigned 64-bit on the board
+_WHOLE = re.compile(r"[0-9]{1,20}")  # strict: no sign, no spaces, no other scripts' digits
+_IDN_FIELD = re.compile(r"[\x20-\x7e]+")  # printable ASCII: a noise-prefixed line fails here
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """Raw evidence of one gated measurement: counts and edge timestamps in timebase ticks."""
+    """Raw evidence of one gated measurement: counts, edge timestamps and MUT periods in ticks.
+
+    ``start_ticks``/``stop_ticks`` are the board's wrapped timestamps as read; ``duration_ticks``
+    is the gate's length with the timebase's whole wraps resolved.
+    """
 
     mut_pulses: int
     ref_pulses: int
     start_ticks: int
     stop_ticks: int
+    duration_ticks: int
     timebase_hz: int
+    rejected_glitches: int
+    min_period_ticks: int
+    max_period_ticks: int
 
     @property
     def gate_time_s(self) -> float:
-        return (self.stop_ticks - self.start_ticks) / self.timebase_hz
+        return self.duration_ticks / self.timebase_hz
+
+    @property
+    def min_period_s(self) -> float:
+        return self.min_period_ticks / self.timebase_hz
+
+    @property
+    def max_period_s(self) -> float:
+        return self.max_period_ticks / self.timebase_hz
+
+    def irregularity(self, max_ratio: float = 1.5) -> str | None:
+        """Why this pulse train is not the steady one a meter at constant power gives, or None.
+
+        A missed pulse makes one period about twice the others, a spurious one makes one short:
+        either way the longest period exceeds ``max_ratio`` times the shortest.
+        """
+        if self.max_period_ticks <= max_ratio * self.min_period_ticks:
+            return None
+        rejected = f"; {self.rejected_glitches} glitches rejected" if self.rejected_glitches else ""
+        return (f"irregular pulse train: MUT periods from {self.min_period_s:.6g} s to {self.max_period_s:.6g} s "
+                f"over {self.mut_pulses} pulses (more than {max_ratio:g}x apart: a missed or spurious pulse){rejected}")
 
 
 @dataclass(frozen=True)
@@ -37,18 +70,63 @@ class GateState:
     mut_pulses: int
 
 
+def resolve_duration(raw_ticks: int, wrap_ticks: int, approx_ticks: float | None) -> int:
+    """The duration ``raw_ticks + k * wrap_ticks`` (k >= 0) nearest the approximate one, or the
+    one shorter than a wrap without it."""
+    if approx_ticks is None:
+        return raw_ticks
+    return raw_ticks + max(0, round((approx_ticks - raw_ticks) / wrap_ticks)) * wrap_ticks
+
+
 class SerialPulseCounter(ScpiInstrument):
+    """The counter board over a serial line (or a pyserial URL); every reply parsed strictly."""
+
+    # The board's default is 0.5 ms. Keep it below the meters' pulse width (10 ms for the simulated
+    # ones), or every pulse is rejected.
+    min_pulse_width_s = control("CONF:FILT?", "CONF:FILT", "Glitch filter: narrower input pulses are rejected",
+                                low=0.0, high=0.1, unit="s")
+
     def __init__(self, address: str, *, name: str = "counter", timeout_s: float = 2.0,
                  baudrate: int = 115200) -> None:
-        super().__init__(name, lambda: SerialLine(address, timeout_s, baudrate), address)
+        super().__init__(name, self._open_line, address)
+        self._timeout_s, self._baudrate = timeout_s, baudrate
         self.timebase_hz = 0
+        self.wrap_ticks = 0
         self.channels = 0
+
+    def _open_line(self) -> LineTransport:
+        """A fresh serial line, cleared of noise and of any partial line the board holds."""
+        return SerialLine(self.address, self._timeout_s, self._baudrate).resynchronise()
 
     def open(self) -> "SerialPulseCounter":
         super().open()
-        self.timebase_hz = self.query_as("CONF:TIM?", parse_int)
-        self.channels = self.query_as("CONF:CHAN?", parse_int)
+        try:
+            self._check_identity()
+            self.timebase_hz = self._query_whole("CONF:TIM?", low=1)
+            self.wrap_ticks = self._query_whole("CONF:TIM:WRAP?", low=2)
+            self.channels = self._query_whole("CONF:CHAN?", low=1)
+        except ReplyError:
+            self.close()
+            raise
         return self
+
+    def _garbled(self, command: str, reply: str, why: str = "") -> ReplyError:
+        return ReplyError(self.name, self.address, f"garbled reply to '{command}': {reply!r}" + (f" ({why})" if why else ""))
+
+    def _check_identity(self) -> None:
+        """Four fields of printable ASCII: noise glued to the reply fails here."""
+        fields = self.idn.split(",")
+        if len(fields) != 4 or not all(_IDN_FIELD.fullmatch(f) for f in fields):
+            raise self._garbled("*IDN?", self.idn, "expected four printable fields")
+
+    def _whole(self, command: str, reply: str, text: str, low: int = 0, high: int = MAX_WHOLE) -> int:
+        if not _WHOLE.fullmatch(text) or not low <= int(text) <= high:
+            raise self._garbled(command, reply, f"expected a whole number in {low}..{high}, got {text!r}")
+        return int(text)
+
+    def _query_whole(self, command: str, low: int = 0) -> int:
+        reply = self.query(command)
+        return self._whole(command, reply, reply, low)
 
     def arm(self, channel: int, pulses: int) -> None:
         """Open a gate on the next MUT edge of ``channel``; close it ``pulses`` edges later."""
@@ -58,33 +136,47 @@ class SerialPulseCounter(ScpiInstrument):
         self.set("GATE:ABOR")
 
     def states(self) -> list[GateState]:
-        reply = self.query("GATE:STAT?")
+        command = "GATE:STAT?"
+        reply = self.query(command)
         states = []
         for token in reply.split(","):
-            match = re.fullmatch(r"([A-Z]+):(\d+)", token.strip())
-            if not match or match.group(1) not in GATE_STATES:
-                raise ReplyError(self.name, self.address, f"garbled reply to 'GATE:STAT?': {reply!r}")
-            states.append(GateState(match.group(1), int(match.group(2))))
+            state, _, count = token.partition(":")
+            if state not in GATE_STATES:
+                raise self._garbled(command, reply, f"unknown state {state!r}")
+            states.append(GateState(state, self._whole(command, reply, count)))
         if len(states) != self.channels:
-            raise ReplyError(self.name, self.address, f"'GATE:STAT?' gave {len(states)} channels, expected {self.channels}")
+            raise self._garbled(command, reply, f"{len(states)} channels, expected {self.channels}")
         return states
 
-    def result(self, channel: int) -> GateResult:
-        reply = self.query(f"GATE:RES? {channel}")
+    def result(self, channel: int, approx_duration_s: float | None = None) -> GateResult:
+        """A DONE gate's evidence. A gate may outlast one timebase wrap: ``approx_duration_s``, the
+        gate's length as the caller timed it on its own clock (within half a wrap), resolves the
+        whole wraps; without it the gate is taken to be shorter than one wrap, and a gate whose
+        MUT periods do not add up to that is refused rather than given a wrong duration."""
+        if approx_duration_s is not None and not (math.isfinite(approx_duration_s) and approx_duration_s >= 0):
+            raise ValueError(f"approx_duration_s must be a finite duration, not {approx_duration_s!r}")
+        command = f"GATE:RES? {channel}"
+        reply = self.query(command)
         fields = reply.split(",")
-        if len(fields) != 4 or not all(re.fullmatch(r"\d+", f.strip()) for f in fields):
-            raise ReplyError(self.name, self.address, f"garbled reply to 'GATE:RES? {channel}': {reply!r}")
-        mut, ref, start, stop = (int(f) for f in fields)
-        if stop < start:
-            raise ReplyError(self.name, self.address, f"gate {channel} stops before it starts: {reply!r}")
-        return GateResult(mut, ref, start, stop, self.timebase_hz)
+        if len(fields) != 7:
+            raise self._garbled(command, reply, "expected n_mut,n_ref,t_start,t_stop,rejected,p_min,p_max")
+        mut, ref, start, stop, rejected, p_min, p_max = (self._whole(command, reply, f) for f in fields)
+        if mut < 1 or p_min > p_max or max(start, stop) >= self.wrap_ticks:
+            raise self._garbled(command, reply, "needs n_mut >= 1, p_min <= p_max, timestamps below the wrap")
+        approx = None if approx_duration_s is None else approx_duration_s * self.timebase_hz
+        duration = resolve_duration((stop - start) % self.wrap_ticks, self.wrap_ticks, approx)
+        if not mut * p_min - mut <= duration <= mut * p_max + mut:  # a tick of rounding per period
+            hint = "" if approx_duration_s is not None else "; a gate longer than one timebase wrap needs approx_duration_s"
+            raise ReplyError(self.name, self.address, f"'{command}': {mut} MUT periods of {p_min}..{p_max} ticks "
+                                                      f"cannot make a gate of {duration} ticks{hint}")
+        return GateResult(mut, ref, start, stop, duration, self.timebase_hz, rejected, p_min, p_max)
 
     def mut_count(self, channel: int) -> int:
         """MUT edges seen on a channel since power-up (creep and starting tests count these)."""
-        return self.query_as(f"COUN:MUT? {channel}", parse_int)
+        return self._query_whole(f"COUN:MUT? {channel}")
 
     def interlock_closed(self) -> bool:
-        reply = self.query("INT?").strip()
+        reply = self.query("INT?")
         if reply not in ("OPEN", "CLOSED"):
-            raise ReplyError(self.name, self.address, f"garbled reply to 'INT?': {reply!r}")
+            raise self._garbled("INT?", reply, "expected OPEN or CLOSED")
         return reply == "CLOSED"

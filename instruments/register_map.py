@@ -5,6 +5,8 @@ that moves or rescales a register shows up as a decoding difference, not a silen
 """
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,33 +38,54 @@ class Register:
         return self.words if self.type == "string" else _NUMERIC[self.type].value[1]
 
     def decode(self, registers: list[int]) -> float | int | str:
-        """Raises ValueError for registers that do not hold this type (e.g. text that is not ASCII)."""
+        """Strict: words that do not hold this type raise ValueError (a register is never read as
+        NaN, inf or unprintable text, which would pass silently into a result)."""
+        words = list(registers)
+        if len(words) != self.count or not all(isinstance(w, int) and 0 <= w <= 0xFFFF for w in words):
+            raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
         if self.type == "string":
-            data = b"".join(word.to_bytes(2, "big") for word in registers).rstrip(b"\x00 ")
-            try:
-                return data.decode("ascii")
-            except UnicodeDecodeError:
-                raise ValueError(f"not ASCII text: {data!r}") from None
-        raw = ModbusClientMixin.convert_from_registers(registers, _NUMERIC[self.type])
-        return raw * self.scale if self.scale != 1.0 else raw
+            return _text(words)
+        value = ModbusClientMixin.convert_from_registers(words, _NUMERIC[self.type])
+        value = value * self.scale if self.scale != 1.0 else value
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {value}")
+        return value
 
     def resolution(self, value: float) -> float:
         """The smallest step this register can show near ``value``: the scale for integers,
         the spacing of adjacent floats for float types."""
         if self.type == "float32":
-            return float(np.spacing(np.float32(value / self.scale))) * self.scale
+            return abs(float(np.spacing(np.float32(value / self.scale))) * self.scale)
         if self.type == "float64":
-            return float(np.spacing(value / self.scale)) * self.scale
-        return self.scale
+            return abs(float(np.spacing(value / self.scale)) * self.scale)
+        return abs(self.scale)
 
     def encode(self, value: float | int | str) -> list[int]:
+        """Raises ValueError for a value this register cannot hold (non-finite, out of range,
+        unprintable text); text longer than the register is cut to fit."""
         if self.type == "string":
-            data = str(value).encode("ascii", "replace")[: 2 * self.words].ljust(2 * self.words, b"\x00")
+            text = str(value)
+            if not all(" " <= char <= "~" for char in text):
+                raise ValueError(f"not printable ASCII text: {text!r}")
+            data = text.encode("ascii")[: 2 * self.words].ljust(2 * self.words, b"\x00")
             return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
         raw = value / self.scale
+        if not math.isfinite(raw):
+            raise ValueError(f"not a finite number: {value}")
         if not self.type.startswith("float"):
             raw = int(round(raw))
-        return ModbusClientMixin.convert_to_registers(raw, _NUMERIC[self.type])
+        try:
+            return ModbusClientMixin.convert_to_registers(raw, _NUMERIC[self.type])
+        except (OverflowError, struct.error):
+            raise ValueError(f"{value} is out of range for {self.type} with scale {self.scale}") from None
+
+
+def _text(words: list[int]) -> str:
+    """Printable ASCII, padded at the end with NULs or spaces."""
+    data = b"".join(word.to_bytes(2, "big") for word in words).rstrip(b"\x00 ")
+    if not all(0x20 <= byte <= 0x7E for byte in data):
+        raise ValueError(f"not ASCII text: {data!r} (printable characters and NUL padding only)")
+    return data.decode("ascii")
 
 
 RegisterMap = dict[str, Register]

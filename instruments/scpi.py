@@ -13,14 +13,21 @@ from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.transport import LineTransport, TransportError
 
 T = TypeVar("T")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_ERROR = re.compile(r'([+-]?\d+),"(.*)"')
+# SCPI replies are ASCII: [0-9], not \d, which also matches other scripts' digits.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ERROR = re.compile(r'([+-]?[0-9]+),"(.*)"', re.S)
+
+
+OVER_RANGE = 9.9e37  # SCPI-99 returns 9.91E37 for a measurement over range or not a number
 
 
 def parse_float(reply: str) -> float:
     if not _NUMBER.fullmatch(reply.strip()):
         raise ValueError("not a number")
-    return float(reply)
+    value = float(reply)
+    if abs(value) >= OVER_RANGE:
+        raise ValueError("over range: the instrument reports the value outside its measuring range")
+    return value
 
 
 def parse_floats(reply: str) -> list[float]:
@@ -29,7 +36,7 @@ def parse_floats(reply: str) -> list[float]:
 
 
 def parse_int(reply: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", reply.strip()):
+    if not re.fullmatch(r"[+-]?[0-9]+", reply.strip()):
         raise ValueError("not a whole number")
     return int(reply)
 
@@ -73,6 +80,10 @@ class ScpiInstrument:
                 raise ReplyError(self.name, self.address, f"garbled reply to '*IDN?': {self.idn!r}")
             self.write("*CLS")
         return self
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None
 
     def reopen(self) -> None:
         self.close()
@@ -163,6 +174,8 @@ class Control(Generic[T]):
     def check(self, instrument: ScpiInstrument, value: Any) -> None:
         if self.command is None:
             raise instrument.error(f"{self.name} is read-only")
+        if not isinstance(value, bool) and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise RangeError(instrument.name, instrument.address, f"{self.name} {value!r} is not a finite number")
         bounds = self.limits(instrument)
         if bounds and not bounds[0] <= value <= bounds[1]:
             raise RangeError(instrument.name, instrument.address,

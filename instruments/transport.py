@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Protocol
 
 import pyvisa
@@ -30,12 +31,15 @@ class VisaLine:
 
     def __init__(self, address: str, timeout_s: float, backend: str = "@py") -> None:
         self.address = address
+        timeout_ms = max(1, int(timeout_s * 1000))
         try:
             self._resource = resource_manager(backend).open_resource(
-                address, read_termination="\n", write_termination="\n", timeout=int(timeout_s * 1000)
+                address, read_termination="\n", write_termination="\n", timeout=timeout_ms, open_timeout=timeout_ms
             )
-        except (pyvisa.Error, OSError, ValueError) as error:
-            raise TransportError(f"cannot open: {error}") from None
+        except Exception as error:  # noqa: BLE001 - pyvisa-py raises a bare Exception when connect times out
+            if str(pyvisa.constants.StatusCode.error_timeout.value) in str(error):
+                raise TransportError(f"cannot open: connection not accepted within {timeout_s:g} s") from None
+            raise TransportError(f"cannot open: {_describe(error)}") from None
 
     def write(self, line: str) -> None:
         try:
@@ -71,6 +75,27 @@ class SerialLine:
             self._port = serial.serial_for_url(address, baudrate=baudrate, timeout=timeout_s)
         except (serial.SerialException, OSError, ValueError) as error:
             raise TransportError(f"cannot open: {error}") from None
+
+    def resynchronise(self, quiet_s: float = 0.05, limit_s: float = 0.5) -> "SerialLine":
+        """Start from a clean line: a serial line keeps what noise or an earlier session left.
+
+        Drops what waits in the input buffer, ends any partial line the device holds with a bare
+        LF (an empty line, ignored), then drops whatever arrives until the line has been quiet
+        for ``quiet_s`` (at most ``limit_s`` in all, so a babbling line cannot hold up opening).
+        """
+        deadline = time.monotonic() + limit_s
+        try:
+            self._port.reset_input_buffer()
+            self._buffer = b""
+            self._port.write(b"\n")
+            self._port.timeout = quiet_s
+            while self._port.read(4096) and time.monotonic() < deadline:
+                pass
+            self._port.timeout = self._timeout
+        except (serial.SerialException, OSError) as error:
+            self._port.close()
+            raise TransportError(f"cannot resynchronise the line ({error})") from None
+        return self
 
     def write(self, line: str) -> None:
         try:

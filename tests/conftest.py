@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -80,3 +81,19 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed; `make test` installs it")
         pytest.skip(f"{name} not installed")
     return path
+
+
+def read_line(sock: socket.socket) -> bytes:
+    """One LF-terminated line (bytes are read one at a time so nothing after it is consumed)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError(f"closed after {line!r}")
+        line += byte
+    return line[:-1]
+
+
+def query(sock: socket.socket, command: str) -> str:
+    sock.sendall(command.encode() + b"\n")
+    return read_line(sock).decode()

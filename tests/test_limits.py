@@ -65,7 +65,7 @@ def row(data, point_id):
     (lambda d: row(d, "MAX-PF1").update(id="FL-PF1"), r"point\[4\] FL-PF1.id", "more than one row"),
     (lambda d: row(d, "F98").update(tolerence={"0.2": 0.1}), r"point\[14\] F98.tolerence", "unknown key"),
     (lambda d: row(d, "START").pop("provenance"), r"point\[2\] START.provenance", "missing"),
-    (lambda d: d["dwell"].update(min_pulses=0), r"dwell.min_pulses", "whole number >= 1"),
+    (lambda d: d["dwell"].update(min_pulses=0), r"dwell.min_pulses", "whole number in [1, 100000]"),
 ])
 def test_a_broken_table_is_one_line_naming_file_and_row(tmp_path, edit, where, says):
     path = write_table(tmp_path, edit)

@@ -115,6 +115,6 @@ def test_unreachable_instrument_stops_the_session_with_one_line(tmp_path):
     profile.write_text(tomli_w.dumps(data))
     run = subprocess.run(plan_command(tmp_path, "test_plans/", "--bench", str(profile), "-q"),
                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert run.returncode == 3
-    assert re.search(r"bench cannot start: sim-control @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: '\*IDN\?': write failed "
+    assert run.returncode == 4  # refused at start: the first thing it does is reach the source
+    assert re.search(r"bench cannot start: source @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: '\*IDN\?': write failed "
                      r"\(ConnectionRefusedError", run.stdout + run.stderr)

@@ -191,3 +191,20 @@ def test_sigterm_mid_dwell_leaves_outputs_off(tmp_path):
         assert run.returncode != 0
         assert not sim.world.source.output and not sim.world.load.output, output
         assert sim.world.time_s < 300  # it was stopped mid-dwell, not after
+
+
+def test_every_energised_settle_watches_the_interlock(tmp_path, sim, sim_bench, control):
+    """The audit's and firmware checks' settles wait through Bench.wait: an interlock opened while
+    they settle ends the step at once (they used to sleep on the clock, blind to it)."""
+    from bench import store
+    from bench.audit import Audit
+    from bench.firmware_checks import FirmwareChecks
+
+    audit = Audit(sim_bench, store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"), tmp_path / "keys", POINT)
+    for settle in (audit.energise_nominal, FirmwareChecks(audit)._energise_1kw):
+        control.interlock(closed=True)
+        sim_bench.safe_state()
+        control.schedule(1.0, "SIM:INT OPEN")
+        with pytest.raises(SafetyError, match=r"interlock opened during 'settling at"):
+            settle()
+        control.clear_schedule()

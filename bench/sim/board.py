@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.config import Section, load_toml
 from bench.forms import forms
-from bench.profile import parse_register_map
+from bench.profile import MAX_CURRENT_A, MAX_KH_WH, MAX_VOLTAGE_V, parse_register_map
 from bench.sim.meter_model import ErrorCurve, Functional, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
@@ -20,6 +20,17 @@ _INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the s
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s",
                   "element_offsets_pct", "creep_w", "fault", "fails", "diagnosis", *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
                   *_INSPECTION_KEYS}
+
+
+MAX_ERROR_PCT = 100.0  # a simulated meter's error terms; a real meter is within a few percent
+
+
+def _functional(pos: Section) -> Functional:
+    """The firmware and comms behaviour a position declares, each value of the type its field has."""
+    typed = {bool: pos.boolean, str: pos.text,
+             float: lambda key: pos.number(key, low=-1000.0, high=1000.0)}
+    defaults = Functional()
+    return Functional(**{key: typed[type(getattr(defaults, key))](key) for key in _FUNCTIONAL_KEYS if key in pos})
 
 
 @dataclass
@@ -47,16 +58,16 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
     form_name = mt.text("form", choices=tuple(forms()))
     form = forms()[form_name]
-    if mt.integer("elements", low=1) != form.elements:
+    if mt.integer("elements", low=1, high=3) != form.elements:
         raise mt.error("elements", f"form {form_name} has {form.elements} elements")
     src, load, ref = doc.table("source"), doc.table("load"), doc.table("reference")
-    phases = src.integer("phases", low=1)
+    phases = src.integer("phases", low=1, high=3)
     if phases < form.elements:
         raise src.error("phases", f"a {form.elements}-element meter needs at least {form.elements} source phases")
     meters, expected, diagnoses, inspection = [], {}, {}, {}
     for index, pos in enumerate(doc.tables("position"), start=1):
         pos.unknown(_POSITION_KEYS)
-        offsets = tuple(float(x) for x in pos.data.get("element_offsets_pct", ()))
+        offsets = pos.numbers("element_offsets_pct", (), low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT)
         if offsets and len(offsets) != form.elements:
             raise pos.error("element_offsets_pct", f"needs {form.elements} values, one per element")
         meters.append(MeterModel(
@@ -64,39 +75,42 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             serial=pos.text("serial"),
             mac=pos.text("mac"),
             firmware=pos.text("firmware"),
-            kh_wh=mt.number("kh_wh", positive=True),
-            test_amperes=mt.number("test_amperes", positive=True),
-            nominal_voltage=mt.number("nominal_voltage_v", positive=True),
-            nominal_frequency=mt.number("frequency_hz", positive=True),
-            curve=ErrorCurve(**{k: pos.number(k, 0.0) for k in _CURVE_KEYS}),
-            starting_current_a=pos.number("starting_current_a", mt.number("starting_current_a", positive=True)),
-            pulse_jitter_s=pos.number("pulse_jitter_s", mt.number("pulse_jitter_s", low=0)),
+            kh_wh=mt.number("kh_wh", positive=True, high=MAX_KH_WH),
+            test_amperes=mt.number("test_amperes", positive=True, high=MAX_CURRENT_A),
+            nominal_voltage=mt.number("nominal_voltage_v", positive=True, high=MAX_VOLTAGE_V),
+            nominal_frequency=mt.number("frequency_hz", low=45.0, high=65.0),
+            curve=ErrorCurve(**{k: pos.number(k, 0.0, low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT) for k in _CURVE_KEYS}),
+            starting_current_a=pos.number("starting_current_a",
+                                          mt.number("starting_current_a", positive=True, high=MAX_CURRENT_A),
+                                          positive=True, high=MAX_CURRENT_A),
+            pulse_jitter_s=pos.number("pulse_jitter_s", mt.number("pulse_jitter_s", low=0, high=1.0), low=0, high=1.0),
             element_offsets_pct=offsets,
-            creep_w=pos.number("creep_w", 0.0, low=0),
-            alarm_code=pos.data.get("alarm_code", ""),
+            creep_w=pos.number("creep_w", 0.0, low=0, high=1000.0),
+            alarm_code=pos.text("alarm_code") if "alarm_code" in pos else "",
             seed=seed,
-            functional=Functional(**{k: pos.data[k] for k in _FUNCTIONAL_KEYS if k in pos.data}),
+            functional=_functional(pos),
         ))
         if "fails" in pos:
-            expected[index] = tuple(pos.data["fails"])
+            expected[index] = pos.texts("fails")
         if "diagnosis" in pos:
             diagnoses[index] = pos.text("diagnosis")
-        if pos.data.get("inspected", True):
-            inspection[pos.text("serial")] = {"torque_in_lb": pos.data.get("torque_in_lb", 50.0),
-                                              "jaw_tension_ok": pos.data.get("jaw_tension_ok", True),
+        if pos.boolean("inspected", True):
+            inspection[pos.text("serial")] = {"torque_in_lb": pos.number("torque_in_lb", 50.0, positive=True, high=1000.0),
+                                              "jaw_tension_ok": pos.boolean("jaw_tension_ok", True),
                                               "technician": "simulated technician"}
     world = World(
-        source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True),
-                           frequency_hz=mt.number("frequency_hz", positive=True), gain_error=src.number("gain_error", 0.0)),
-        load=LoadState(phases=phases, max_current_a=load.number("max_current_a", positive=True),
-                       gain_error=load.number("gain_error", 0.0)),
-        reference=ReferenceState(error_pct=ref.number("error_pct", 0.0),
-                                 pulse_constant_wh=ref.number("pulse_constant_wh", positive=True)),
+        source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),
+                           frequency_hz=mt.number("frequency_hz", low=45.0, high=65.0),
+                           gain_error=src.number("gain_error", 0.0, low=-0.5, high=0.5)),
+        load=LoadState(phases=phases, max_current_a=load.number("max_current_a", positive=True, high=MAX_CURRENT_A),
+                       gain_error=load.number("gain_error", 0.0, low=-0.5, high=0.5)),
+        reference=ReferenceState(error_pct=ref.number("error_pct", 0.0, low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT),
+                                 pulse_constant_wh=ref.number("pulse_constant_wh", positive=True, high=MAX_KH_WH)),
         meters=meters,
         angles_deg=form.voltage_angles_deg,
         scale=scale,
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating
-    ambient = board.number("ambient_c", None) if "ambient_c" in board else None
+    ambient = board.number("ambient_c", low=-40.0, high=85.0) if "ambient_c" in board else None
     return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), ambient, expected,
                  diagnoses, inspection)

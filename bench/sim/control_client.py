@@ -1,7 +1,7 @@
 """Client of the simulator's control channel: its clock, ground truth and fault injection."""
 from __future__ import annotations
 
-from instruments.scpi import ScpiInstrument, parse_float
+from instruments.scpi import ScpiInstrument, parse_float, parse_int
 from instruments.transport import VisaLine
 
 
@@ -33,8 +33,24 @@ class SimControlClient(ScpiInstrument):
         source, _, load = self.query("SIM:TRUT:OUTP?").partition(",")
         return source == "1", load == "1"
 
-    def fault(self, instrument: str, kind: str) -> None:
-        self.set(f"SIM:FAUL {instrument},{kind}")
+    def fault(self, instrument: str, kind: str, arg: float | int | None = None) -> None:
+        """Inject ``kind`` (SLOW takes seconds, ERRQ an error code) on SOURCE, LOAD, REFERENCE or COUNTER."""
+        self.set(f"SIM:FAUL {instrument},{kind}" + ("" if arg is None else f",{arg}"))
+
+    def trip_source(self) -> None:
+        """The source's output protection trips (output off until cleared)."""
+        self.set("SIM:SOUR:TRIP")
+
+    def schedule(self, delay_s: float, command: str) -> None:
+        """Run a control command (no ';') when simulated time has advanced ``delay_s`` from now."""
+        self.set(f"SIM:SCH {float(delay_s)!r},{command}")
+
+    def clear_schedule(self) -> None:
+        self.set("SIM:SCH:CLE")
+
+    def pending(self) -> int:
+        """How many scheduled commands have not run yet."""
+        return self.query_as("SIM:SCH?", parse_int)
 
     def interlock(self, closed: bool) -> None:
         self.set(f"SIM:INT {'CLOSED' if closed else 'OPEN'}")

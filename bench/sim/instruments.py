@@ -6,13 +6,21 @@ exactly these.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
+import re
 
 import numpy as np
 
 from bench.harmonics import Harmonic, active_power, analyse, power_by_order, synthesize, thd_pct
-from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_bool, parse_number, parse_whole, scpi
+from bench.sim.scpi import (LINK_FAULTS, ScpiDevice, ScpiError, illegal_value, out_of_range, parse_bool, parse_number,
+                            parse_whole, scpi)
 from bench.sim.world import World
+
+
+OVER_RANGE = "9.91E37"  # SCPI-99: the value of a measurement over range or not a number
+_MEASURE_QUERY = re.compile(r"MEAS(?:URE)?:.*\?", re.IGNORECASE)
 
 
 def _fmt(value: float) -> str:
@@ -69,11 +77,22 @@ class SimSource(WorldDevice):
 
     @scpi("OUTPut[:STATe]")
     def set_output(self, arg: str | None) -> None:
-        self.world.source.output = parse_bool(arg)
+        on = parse_bool(arg)
+        if on and self.world.source.tripped:  # a tripped source stays off until the trip is cleared
+            raise ScpiError(-221, "Settings conflict;protection tripped")
+        self.world.source.output = on
 
     @scpi("OUTPut[:STATe]?")
     def get_output(self, _: str | None) -> str:
         return "1" if self.world.source.output else "0"
+
+    @scpi("OUTPut:PROTection:TRIPped?")
+    def get_tripped(self, _: str | None) -> str:
+        return "1" if self.world.source.tripped else "0"
+
+    @scpi("OUTPut:PROTection:CLEar")
+    def clear_trip(self, _: str | None) -> None:
+        self.world.source.tripped = False
 
     @scpi("SYSTem:PHASes?")
     def get_phases(self, _: str | None) -> str:
@@ -156,6 +175,13 @@ class SimReference(WorldDevice):
     output is wired to the counter."""
 
     idn = "MeterBench,SIM-RS-3,RS0001,1.0"
+    fault_kinds = (*LINK_FAULTS, "OVERRANGE")  # every measurement over range until NONE
+
+    def _dispatch(self, header: str, argument: str | None) -> str | None:
+        reply = super()._dispatch(header, argument)
+        if self.fault == "OVERRANGE" and _MEASURE_QUERY.fullmatch(header):
+            return OVER_RANGE
+        return reply
 
     def _waves(self) -> list[tuple[np.ndarray, np.ndarray]]:
         c = self.world.conditions()
@@ -256,19 +282,29 @@ class SimThermometer(WorldDevice):
 
 
 class SimControl(WorldDevice):
-    """The simulator's own channel: its clock, ground truth and fault injection."""
+    """The simulator's own channel: its clock, ground truth and fault injection.
+
+    In stepped mode a control line can be scheduled at a simulated time (``SIM:SCH 20,SIM:SOUR:TRIP``):
+    SIM:ADV stops the world at that instant, runs it, and goes on, so a fault lands mid-dwell exactly.
+    """
 
     idn = "MeterBench,SIM-CONTROL,0,1.0"
 
     def __init__(self, world: World, devices: dict[str, ScpiDevice], extensions: tuple[object, ...] = ()) -> None:
         super().__init__(world, extensions)
         self.devices = devices
+        self._scheduled: list[tuple[float, int, str]] = []  # (due simulated time, order, control line)
+        self._order = itertools.count()
 
     def _meter(self, arg: str | None):
         position = parse_whole(arg)
         if not 1 <= position <= len(self.world.meters):
             raise out_of_range(arg)
         return self.world.meters[position - 1]
+
+    def _require_stepped_clock(self) -> None:
+        if self.world.scale is not None:
+            raise ScpiError(-221, "Settings conflict;clock is scaled")
 
     @scpi("SIMulation:TIME?")
     def time(self, _: str | None) -> str:
@@ -277,11 +313,46 @@ class SimControl(WorldDevice):
     @scpi("SIMulation:ADVance")
     def advance(self, arg: str | None) -> None:
         seconds = parse_number(arg)
-        if self.world.scale is not None:
-            raise ScpiError(-221, "Settings conflict;clock is scaled")
+        self._require_stepped_clock()
         if seconds < 0:
             raise out_of_range(arg)
-        self.world.advance(seconds)
+        end = self.world.time_s + seconds
+        while self._scheduled and self._scheduled[0][0] <= end:
+            due, _, line = heapq.heappop(self._scheduled)
+            self.world.advance(max(0.0, due - self.world.time_s))
+            self._run_scheduled(line)
+        self.world.advance(max(0.0, end - self.world.time_s))
+
+    def _run_scheduled(self, line: str) -> None:
+        """Through handle_line, as if sent now: its errors go to this channel's queue, replies nowhere."""
+        for _ in self.handle_line(line):
+            pass
+
+    @scpi("SIMulation:SCHedule")
+    def schedule(self, arg: str | None) -> None:
+        """``<delay_s>,<control line>``: the line runs when SIM:ADV reaches now + delay."""
+        self._require_stepped_clock()
+        delay_text, _, line = (arg or "").partition(",")
+        delay = parse_number(delay_text)
+        header = line.strip().partition(" ")[0]
+        if delay < 0 or not header:
+            raise illegal_value(arg)
+        if not self.knows(header):
+            raise ScpiError(-224, f"Illegal parameter value;unknown command {header}")
+        heapq.heappush(self._scheduled, (self.world.time_s + delay, next(self._order), line.strip()))
+
+    @scpi("SIMulation:SCHedule:CLEar")
+    def clear_schedule(self, _: str | None) -> None:
+        self._scheduled.clear()
+
+    @scpi("SIMulation:SCHedule?")
+    def pending(self, _: str | None) -> str:
+        return str(len(self._scheduled))
+
+    @scpi("SIMulation:SOURce:TRIP")
+    def trip_source(self, _: str | None) -> None:
+        """The source's output protection trips: output off until OUTP:PROT:CLE and OUTP ON."""
+        self.world.source.output, self.world.source.tripped = False, True
 
     @scpi("SIMulation:MODE?")
     def mode(self, _: str | None) -> str:
@@ -301,10 +372,13 @@ class SimControl(WorldDevice):
 
     @scpi("SIMulation:FAULt")
     def inject_fault(self, arg: str | None) -> None:
-        target, _, kind = (arg or "").upper().partition(",")
-        if target not in self.devices or kind not in ("NONE", "GARBLE", "SILENT", "DROP"):
-            raise ScpiError(-224, f"Illegal parameter value;{arg}")
-        self.devices[target].fault = kind
+        """``<target>,<kind>[,<arg>]``: a fault of one instrument or of its link."""
+        target, _, rest = (arg or "").partition(",")
+        kind, comma, fault_arg = rest.partition(",")
+        device = self.devices.get(target.strip().upper())
+        if device is None:
+            raise illegal_value(arg)
+        device.inject_fault(kind.strip().upper(), fault_arg.strip() if comma else None)
 
     @scpi("SIMulation:REFerence:ERRor")
     def reference_error(self, arg: str | None) -> None:

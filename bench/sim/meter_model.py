@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -126,6 +127,7 @@ class ErrorCurve:
 
 
 INTERVAL_S = 900.0  # 15-minute load-profile intervals
+NV_SAVE_INTERVAL_S = 60.0  # simulation working value: how often a meter saves its energy register to non-volatile memory
 
 
 @dataclass
@@ -174,13 +176,29 @@ class MeterModel:
     alarm_code: str = ""
     functional: Functional = field(default_factory=Functional)
     seed: int = 0
-    energy_wh: float = 0.0  # the meter's own register: what it believes it measured
+    energy_wh: float = 0.0  # the metrology core's accumulator: what it believes it measured; drives the pulses
     pulses: int = 0  # test-output pulses emitted so far
+    register_lost_wh: float = 0.0  # what reboots took from the energy register (saved copy behind the accumulator)
+    saved_register_wh: float = 0.0  # the register's last copy in non-volatile memory
+    link_fault: str = "NONE"  # the Modbus link's persistent fault, set by fault injection
+    restart_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. drop its connections
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
         self.release = release_for(self.firmware)
+
+    @property
+    def register_wh(self) -> float:
+        """The energy register as the meter serves it: the accumulator less what reboots lost."""
+        return self.energy_wh - self.register_lost_wh
+
+    def reboot(self) -> None:
+        """Restart the meter: the register reloads its last non-volatile save, while the metrology
+        core (and so the pulse output) keeps counting; whoever serves its links drops them."""
+        self.register_lost_wh = self.energy_wh - self.saved_register_wh
+        for hook in self.restart_hooks:
+            hook()
 
     def registered_power_w(self, c: Conditions) -> float:
         """Power the meter's metrology integrates. Below the starting current it registers only
@@ -223,6 +241,12 @@ class MeterModel:
             f.open_interval_wh, t = 0.0, boundary
         f.open_interval_wh += power * (end - t) / 3600.0
 
+    def _save_register(self, t0: float, dt: float, power: float) -> None:
+        """Keep the register's value at the last save boundary crossed in (t0, t0 + dt]."""
+        boundary = math.floor((t0 + dt) / NV_SAVE_INTERVAL_S + 1e-9) * NV_SAVE_INTERVAL_S
+        if boundary > t0 + 1e-9:
+            self.saved_register_wh = self.register_wh + power * (boundary - t0) / 3600.0
+
     def write(self, name: str, value: object) -> None:
         """A write over the meter's comms: key rotation, mesh ping, interval selection, tamper clear."""
         f = self.functional
@@ -255,6 +279,7 @@ class MeterModel:
         """
         power = self.registered_power_w(c)
         start_energy = self.energy_wh
+        self._save_register(t0, dt, power)
         self.energy_wh += power * dt / 3600.0
         self._record_intervals(t0, dt, power)
         if self.release.buffers_alarms and 0 < c.voltage_v * self.functional.voltage_reading_gain < 0.9 * self.nominal_voltage:

@@ -1,24 +1,29 @@
 """Each board position's meter served as a Modbus TCP device (pymodbus server, one loop thread).
 
 Registers are filled from the live meter model on every read, so a read returns what the
-meter holds at that simulated instant.
+meter holds at that simulated instant. Faults on a meter's link (``MeterFaults``) act per
+position, inside pymodbus's own hooks: the others keep being served.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from functools import partial
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.sim.meter_model import MeterModel
+from bench.sim.scpi import ScpiError, out_of_range, parse_whole, scpi
 from bench.sim.world import World
-from instruments.register_map import RegisterMap, span
+from instruments.register_map import Register, RegisterMap, span
 
 READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
+LINK_FAULTS = ("NONE", "EXCEPTION", "TIMEOUT", "SWAP")  # persistent until the next one; REBOOT happens once
 QUANTITIES = ("energy_wh", "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
               "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
@@ -31,7 +36,7 @@ def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str
     pf = (c.power_factor if c.current_a else 1.0) * (-1 if f.ct_reversed else 1)
     selected = f.intervals_wh[f.interval_select] if 0 <= f.interval_select < len(f.intervals_wh) else 0.0
     return {
-        "energy_wh": meter.energy_wh,
+        "energy_wh": meter.register_wh,
         "voltage_v": c.voltage_v * f.voltage_reading_gain,
         "current_a": c.current_a,
         "power_w": meter.registered_power_w(c),
@@ -69,7 +74,9 @@ class ModbusMeters:
         self.register_map = register_map
         self.device_id = device_id
         self.ports: list[int] = []
+        self.requests: list[int] = [0] * len(world.meters)  # requests each position received, answered or not
         self._servers: list[ModbusTcpServer] = []
+        self._hooks: list[tuple[MeterModel, partial]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modbus-meters", daemon=True)
 
@@ -85,13 +92,39 @@ class ModbusMeters:
                 simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
                 action=partial(self._serve, meter),
             )
-            server = ModbusTcpServer(device, address=("127.0.0.1", 0))
+            server = ModbusTcpServer(device, address=("127.0.0.1", 0), trace_pdu=partial(self._received, meter))
             await server.serve_forever(background=True)
             self._servers.append(server)
             self.ports.append(server.transport.sockets[0].getsockname()[1])
+            hook = partial(self._drop_connections, server)
+            meter.restart_hooks.append(hook)
+            self._hooks.append((meter, hook))
+
+    def _received(self, meter: MeterModel, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
+        """pymodbus's trace hook on every PDU. A request it hands back as None is never served
+        (the handler only answers a PDU it gets back), which is how a TIMEOUT meter stays silent
+        without holding up the loop the other positions share."""
+        if sending:
+            return pdu
+        self.requests[meter.position - 1] += 1
+        return None if meter.link_fault == "TIMEOUT" else pdu
+
+    @staticmethod
+    def _drop_connections(server: ModbusTcpServer) -> None:
+        """Shut down every open connection of one server now, from the caller's thread: the
+        clients see the drop at once, and the loop then closes the transports on end of file."""
+        for connection in list(server.active_connections.values()):
+            transport = connection.transport
+            if transport is not None:
+                try:
+                    transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
                      count: int, registers: list[int], set_values: object) -> ExcCodes | None:
+        if meter.link_fault == "EXCEPTION":
+            return ExcCodes.DEVICE_BUSY
         if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):
             return self._write(meter, address, list(set_values or []))
         if function_code != READ_HOLDING:
@@ -101,27 +134,38 @@ class ModbusMeters:
             values = meter_values(meter, self.world)
         for register in self.register_map.values():
             if register.address < address + count and address < register.address + register.count:
-                words = register.encode(values[register.name])
+                words = _on_the_wire(meter, register, register.encode(values[register.name]))
                 registers[register.address - start: register.address - start + register.count] = words
         return None
 
     def _write(self, meter: MeterModel, address: int, words: list[int]) -> ExcCodes | None:
-        """Writes must cover whole writable registers; each one is a command to the meter."""
-        end, covered = address + len(words), 0
-        for register in self.register_map.values():
-            if register.address >= address and register.address + register.count <= end and register.writable:
-                offset = register.address - address
-                with self.world.lock:
-                    self.world.sync()
-                    meter.write(register.name, register.decode(words[offset:offset + register.count]))
-                covered += register.count
-        return None if covered == len(words) else ExcCodes.ILLEGAL_ADDRESS
+        """Writes must cover whole writable registers, each one a command to the meter; values
+        the registers cannot hold are refused whole (exception 3), before any is carried out."""
+        end, commands = address + len(words), []
+        try:
+            for register in self.register_map.values():
+                if register.address >= address and register.address + register.count <= end and register.writable:
+                    offset = register.address - address
+                    served = _on_the_wire(meter, register, words[offset:offset + register.count])
+                    commands.append((register, register.decode(served)))
+        except ValueError:
+            return ExcCodes.ILLEGAL_VALUE
+        if sum(register.count for register, _ in commands) != len(words):
+            return ExcCodes.ILLEGAL_ADDRESS
+        with self.world.lock:
+            self.world.sync()
+            for register, value in commands:
+                meter.write(register.name, value)
+        return None
 
     def stop(self) -> None:
         async def shutdown() -> None:
             for server in self._servers:
                 await server.shutdown()
 
+        for meter, hook in self._hooks:
+            meter.restart_hooks.remove(hook)
+        self._hooks.clear()
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -129,8 +173,42 @@ class ModbusMeters:
         self._loop.close()
 
 
+def _on_the_wire(meter: MeterModel, register: Register, words: list[int]) -> list[int]:
+    """A SWAP link (a firmware or gateway with the wrong word order) reverses the 16-bit words
+    of every multi-word number, both ways; text is not affected."""
+    if meter.link_fault == "SWAP" and register.type != "string":
+        return words[::-1]
+    return words
+
+
 class MeterFaults:
-    """Fault injection on the meters' Modbus links, served on the simulator's control channel."""
+    """Fault injection on the meters' Modbus links, served on the simulator's control channel.
+
+    ``SIMulation:FAULt:METer <position>,<kind>``: NONE, EXCEPTION (every request answered with
+    exception 6, busy), TIMEOUT (no answer at all), SWAP (multi-word numbers in the wrong word
+    order) persist until the next kind; REBOOT happens once and leaves the persistent kind as it was.
+    """
 
     def __init__(self, world: World) -> None:
         self.world = world
+
+    def _meter(self, arg: str | None) -> MeterModel:
+        position = parse_whole(arg)
+        if not 1 <= position <= len(self.world.meters):
+            raise out_of_range(arg)
+        return self.world.meters[position - 1]
+
+    @scpi("SIMulation:FAULt:METer")
+    def inject(self, arg: str | None) -> None:
+        position, _, kind = (arg or "").partition(",")
+        meter, kind = self._meter(position), kind.strip().upper()
+        if kind == "REBOOT":
+            meter.reboot()
+        elif kind in LINK_FAULTS:
+            meter.link_fault = kind
+        else:
+            raise ScpiError(-224, f"Illegal parameter value;{arg}")
+
+    @scpi("SIMulation:FAULt:METer?")
+    def link_fault(self, arg: str | None) -> str:
+        return self._meter(arg).link_fault

@@ -4,20 +4,33 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
 
-from bench.sim.scpi import ScpiDevice
+from bench.sim.scpi import NOISE, LineBuffer, ScpiDevice, input_overrun, reply_delay_s, reply_on_link
 
 
 class PtySerialServer:
-    """The simulator keeps the master end; clients open ``port`` (the slave) with pyserial."""
+    """The simulator keeps the master end; clients open ``port`` (the slave) with pyserial.
+
+    Link faults as a serial line has them: DROP loses one line, DEAD is an unplugged cable (what
+    the client sends is lost, nothing is answered), NOISE leaves a partial line on the wire.
+    """
+
+    WRITE_TIMEOUT_S = 1.0  # a client that never reads loses replies, as on a real UART
 
     def __init__(self, device: ScpiDevice) -> None:
         self.device = device
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # before anything is written: no echo, no CR/LF translation
         tty.setraw(self._master)
+        os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
+        self._lines = LineBuffer(input_overrun(device))
+        self._wake_in, self._wake_out = os.pipe()
+        for fd in (self._wake_in, self._wake_out):
+            os.set_blocking(fd, False)
+        self._unwatch = device.watch_faults(self._wake)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="pty-counter", daemon=True)
 
@@ -25,38 +38,78 @@ class PtySerialServer:
         self._thread.start()
         return self
 
-    def _serve(self) -> None:
-        buffer = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self._master, 4096)
-            except OSError:
-                return
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                self._answer(raw.decode("ascii", "replace").strip())
-
-    def _answer(self, line: str) -> None:
-        fault = self.device.fault
-        if fault == "DROP":  # a board reset: this line is lost, the next one is answered
-            self.device.fault = "NONE"
-            return
-        for reply in self.device.handle_line(line):
-            if fault == "SILENT":
-                continue
-            if fault == "GARBLE":
-                reply = "#\x15" + reply[::-1] + "?!"
-            os.write(self._master, reply.encode("ascii", "replace") + b"\n")
-
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._unwatch()
         self._stop.set()
-        self._thread.join(timeout=2)
-        for fd in (self._master, self._slave):
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        for fd in (self._master, self._slave, self._wake_in, self._wake_out):
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_out, b"!")
+        except OSError:  # already pending, or stopped
+            pass
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._master, self._wake_in], [], [])
+            if self._wake_in in ready:
+                self._woken()
+            if self._master in ready and not self._stop.is_set() and not self._receive():
+                return
+
+    def _woken(self) -> None:
+        try:
+            os.read(self._wake_in, 4096)
+        except OSError:
+            pass
+        if self.device.consume_fault("NOISE"):
+            self._write(NOISE)
+
+    def _receive(self) -> bool:
+        """Read and answer what arrived; False when the pty is gone."""
+        try:
+            chunk = os.read(self._master, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if self.device.fault == "DEAD":  # unplugged: the bytes never reach the board
+            self._lines.clear()
+            return True
+        for line in self._lines.feed(chunk):
+            self._answer(line)
+        return True
+
+    def _answer(self, line: str) -> None:
+        device = self.device
+        if device.consume_fault("DROP"):  # a board reset: this line is lost, the next one is answered
+            return
+        for reply in device.handle_line(line):
+            data = reply_on_link(device, reply)
+            if data is None:
+                continue
+            if self._stop.wait(reply_delay_s(device)):
+                return
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Write within WRITE_TIMEOUT_S; what a client leaves unread past it is lost."""
+        deadline = time.monotonic() + self.WRITE_TIMEOUT_S
+        while data:
+            try:
+                data = data[os.write(self._master, data):]
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([], [self._master], [], remaining)[1]:
+                    return
+            except OSError:
+                return

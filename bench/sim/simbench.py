@@ -81,7 +81,7 @@ class SimulatedBench:
                                 "uncertainty_pct_k2": ref.data["uncertainty_pct_k2"]},
             },
             "counter": {"driver": "serial-pulse-counter", "address": self.counter_line.port, "baudrate": 115200,
-                        "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0)},
+                        "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0, high=1.0)},
             "meters": {"driver": "modbus-tcp", "device_id": self.meters.device_id},
             "positions": [{"serial": m.serial, "address": f"127.0.0.1:{port}"}
                           for m, port in zip(self.world.meters, self.meters.ports)],

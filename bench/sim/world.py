@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from bench.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
@@ -26,6 +27,7 @@ class SourceState:
     output: bool = False
     gain_error: float = 0.0
     harmonics: dict[int, Harmonic] = field(default_factory=dict)
+    tripped: bool = False  # output protection tripped: the output is off until OUTP:PROT:CLE
 
     @property
     def output_voltage_v(self) -> float:
@@ -67,7 +69,14 @@ class ReferenceState:
 
 @dataclass
 class Gate:
-    """One counter channel: reference pulses counted between MUT pulse edges."""
+    """One counter channel: its input stage, then the gate counting reference pulses between MUT edges.
+
+    The input stage does what the scanning head and the board's glitch filter do to a meter's pulse
+    train: edges the head misses are never seen; pulses narrower than the filter (``filter_s``) are
+    rejected and counted; anything at least as wide, an injected glitch too, is a MUT edge. The
+    board's filter setting and timebase offset are common to all channels; each channel keeps a
+    copy, as the world holds no board-wide counter state.
+    """
 
     state: str = "IDLE"  # IDLE | ARMED | GATING | DONE
     target: int = 0
@@ -77,16 +86,50 @@ class Gate:
     t_start: float = 0.0
     t_stop: float = 0.0
     total_edges: int = 0
+    rejected: int = 0  # glitches rejected while the gate was open
+    period_min_s: float = math.inf  # shortest and longest MUT period inside the gate
+    period_max_s: float = 0.0
+    last_edge_s: float = 0.0
+    filter_s: float = 0.0005
+    timebase_offset_ticks: int = 0
+    pulse_width_s: float = 0.010  # the simulated meters' test-output pulses: a stated working value
+    misses: int = 0  # the next MUT edges the head will not see
+    glitches: list[tuple[float, float]] = field(default_factory=list)  # pending (time, width), in time order
 
     def arm(self, pulses: int) -> None:
         self.state, self.target, self.mut_edges = "ARMED", pulses, 0
+
+    def add_glitches(self, start_s: float, count: int, width_s: float, span_s: float) -> None:
+        """``count`` glitches of ``width_s``, one in the middle of each equal slice of the span."""
+        self.glitches.extend((start_s + span_s * (k + 0.5) / count, width_s) for k in range(count))
+        self.glitches.sort()
+
+    def feed(self, pulses: list[float], until_s: float, ref_count_at: Callable[[float], int]) -> None:
+        """The meter's pulses (rising-edge times) and the glitches due by ``until_s``, in time order."""
+        due = [g for g in self.glitches if g[0] <= until_s]
+        self.glitches = self.glitches[len(due):]
+        events = sorted([(t, self.pulse_width_s, False) for t in pulses] + [(t, w, True) for t, w in due])
+        for t, width, glitch in events:
+            if not glitch and self.misses:
+                self.misses -= 1
+            elif width < self.filter_s:
+                self._reject()
+            else:
+                self.edge(t, ref_count_at(t))
+
+    def _reject(self) -> None:
+        if self.state == "GATING":
+            self.rejected += 1
 
     def edge(self, t: float, ref_count: int) -> None:
         self.total_edges += 1
         if self.state == "ARMED":
             self.state, self.t_start, self.ref_start = "GATING", t, ref_count
+            self.rejected, self.period_min_s, self.period_max_s, self.last_edge_s = 0, math.inf, 0.0, t
         elif self.state == "GATING":
             self.mut_edges += 1
+            period, self.last_edge_s = t - self.last_edge_s, t
+            self.period_min_s, self.period_max_s = min(self.period_min_s, period), max(self.period_max_s, period)
             if self.mut_edges == self.target:
                 self.state, self.t_stop, self.ref_stop = "DONE", t, ref_count
 
@@ -151,10 +194,12 @@ class World:
         c = self.conditions()
         t0, ref = self.time_s, self.reference
         ref_power = self.reference_power_w() if c.active_power_w > 0 else 0.0
+
+        def ref_count_at(t: float) -> int:
+            return ref.pulses_at(ref.total_wh + ref_power * (t - t0) / 3600.0)
+
         for meter in self.meters:
-            for t_edge in meter.advance(t0, dt, c):
-                ref_energy = ref.total_wh + ref_power * (t_edge - t0) / 3600.0
-                self.gates[meter.position - 1].edge(t_edge, ref.pulses_at(ref_energy))
+            self.gates[meter.position - 1].feed(meter.advance(t0, dt, c), t0 + dt, ref_count_at)
         ref.total_wh += ref_power * dt / 3600.0
         ref.accumulator_wh += ref_power * dt / 3600.0
         self.time_s = t0 + dt

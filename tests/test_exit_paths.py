@@ -1,0 +1,207 @@
+"""Every exit path reaches safe state and says so: signals, a failing lab test, -x, a lost link,
+and the next invocation after a SIGKILL. Real pytest processes against a simulated bench whose
+world this test process watches directly."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from bench import store
+from bench.limits import load_table
+from bench.sim import SimulatedBench
+from tests.conftest import REPO, plan_command
+
+
+def energised(sim: SimulatedBench) -> bool:
+    return sim.world.source.output and sim.world.load.output
+
+
+def start_plan(tmp_path: Path, sim: SimulatedBench, *args: str) -> subprocess.Popen:
+    profile = tmp_path / "sim.toml"
+    profile.write_text(tomli_w.dumps(sim.profile_data()))
+    return subprocess.Popen(plan_command(tmp_path, "test_plans/", "--bench", str(profile), "-q", *args), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_energised(sim: SimulatedBench, run: subprocess.Popen, within_s: float = 30.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not energised(sim):
+        assert time.monotonic() < deadline and run.poll() is None, "never energised"
+        time.sleep(0.01)
+
+
+def time_to_safe(sim: SimulatedBench, started: float, within_s: float = 20.0) -> float:
+    """Seconds from ``started`` (time.monotonic) until both outputs are off."""
+    while sim.world.source.output or sim.world.load.output:
+        assert time.monotonic() - started < within_s, "still energised"
+        time.sleep(0.001)
+    return time.monotonic() - started
+
+
+def stored_runs(tmp_path: Path) -> list[dict]:
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(store.runs.select())]
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGHUP,), (signal.SIGTERM,), (signal.SIGINT,),
+                                     (signal.SIGINT, signal.SIGINT)], ids=["SIGHUP", "SIGTERM", "SIGINT", "SIGINTx2"])
+def test_a_signal_mid_dwell_reaches_safe_state_and_leaves_an_incomplete_record(tmp_path, signals):
+    with SimulatedBench(scale=20.0) as sim:  # the five-minute dwell takes ~16 s of wall time
+        run = start_plan(tmp_path, sim)
+        try:
+            wait_energised(sim, run)
+            sent = time.monotonic()
+            for number in signals:
+                os.kill(run.pid, number)
+                time.sleep(0.005)
+            to_safe = time_to_safe(sim, sent)
+            output, _ = run.communicate(timeout=60)
+        finally:
+            run.kill()
+        assert run.returncode != 0
+        assert not energised(sim), output
+        assert sim.world.time_s < 300  # stopped mid-dwell, not after
+    print(f"time to safe state after {'+'.join(signal.Signals(s).name for s in signals)}: {to_safe * 1000:.1f} ms")
+    assert to_safe < 2.0
+    assert [r["status"] for r in stored_runs(tmp_path)] == ["incomplete"]
+    assert not (tmp_path / "certificates").exists()
+
+
+def test_after_a_sigkill_the_next_invocation_finds_the_board_energised_and_makes_it_safe(tmp_path):
+    with SimulatedBench(scale=20.0) as sim:
+        run = start_plan(tmp_path, sim)
+        try:
+            wait_energised(sim, run)
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait(timeout=10)
+        finally:
+            run.kill()
+        assert energised(sim)  # nothing could switch it off
+        # The next run is refused for a bad option, yet the board is made safe first, and it says so.
+        refused = subprocess.run(plan_command(tmp_path, "test_plans/", "--bench", str(tmp_path / "sim.toml"),
+                                              "--limits", str(tmp_path / "no-such-table.toml")),
+                                 capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert refused.returncode == 4
+        assert "ENERGISED at open (a previous run did not end cleanly): switching to safe state" in refused.stderr
+        assert "no-such-table.toml: cannot read" in refused.stderr
+        assert not energised(sim)
+
+
+def test_bench_check_connect_identifies_every_role_without_touching_outputs(tmp_path, sim):
+    profile = tmp_path / "sim.toml"
+    profile.write_text(tomli_w.dumps(sim.profile_data()))
+    checked = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(profile), "--connect"],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    for role in ("source", "load", "reference", "counter"):
+        assert f"  {role} " in checked.stdout
+    assert sum(": meter SIM16A" in line for line in checked.stdout.splitlines()) == len(sim.world.meters)
+    touched = [c for c in (*sim.source.received, *sim.load.received) if not c.endswith("?") and c not in ("*CLS",)]
+    assert touched == [], touched  # queries and *CLS only: no output was switched or set
+
+
+def test_bench_check_connect_makes_an_energised_board_safe_and_says_so(tmp_path, sim):
+    sim.world.source.voltage_v, sim.world.source.output = 120.0, True
+    profile = tmp_path / "sim.toml"
+    profile.write_text(tomli_w.dumps(sim.profile_data()))
+    checked = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(profile), "--connect"],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert checked.returncode == 0
+    assert "found source @ " in checked.stderr and "ENERGISED" in checked.stderr
+    assert not sim.world.source.output
+
+
+LAB_TESTS = '''
+from bench.stimulus import Stimulus
+
+def test_a_lab_script_that_fails_while_energised(bench):
+    mt = bench.profile.meter_type
+    bench.apply(Stimulus(mt.nominal_voltage_v, 1.0, 0.0, mt.frequency_hz, mt.elements))
+    raise RuntimeError("the lab's own check failed")
+
+def test_the_next_test_finds_the_board_safe(bench):
+    assert bench.source.output is False and bench.load.output is False
+'''
+
+
+def test_a_failing_lab_test_leaves_the_board_safe_for_the_next(tmp_path, sim):
+    plan = tmp_path / "test_lab_plan.py"
+    plan.write_text(LAB_TESTS)
+    profile = tmp_path / "sim.toml"
+    profile.write_text(tomli_w.dumps(sim.profile_data()))
+    run = subprocess.run([sys.executable, "-m", "pytest", str(plan), "--bench", str(profile), "-p", "no:cacheprovider",
+                          "--reports-dir", str(tmp_path), "-q", "--rootdir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert "1 failed, 1 passed" in run.stdout, run.stdout[-3000:]
+
+
+def test_stop_at_first_failure_leaves_the_board_safe(tmp_path):
+    with SimulatedBench("mixed") as sim:
+        run = start_plan(tmp_path, sim, "-x", "test_plans/c12_20/")
+        output, _ = run.communicate(timeout=120)
+        assert "1 failed" in output and "stopping after 1 failures" in output, output[-2000:]
+        assert not energised(sim)
+
+
+def test_a_link_lost_for_good_stops_the_session_at_once_in_one_line(tmp_path):
+    with SimulatedBench(scale=20.0) as sim:
+        run = start_plan(tmp_path, sim)
+        try:
+            wait_energised(sim, run)
+            sim.stop()  # the simulator dies mid-dwell: every link is gone for good
+            stopped_at = time.monotonic()
+            output, _ = run.communicate(timeout=60)
+            took = time.monotonic() - stopped_at
+        finally:
+            run.kill()
+    assert run.returncode != 0
+    assert "Traceback" not in output, output[-3000:]
+    stop_lines = [line for line in output.splitlines() if "bench stopped:" in line]
+    assert stop_lines and all("could not confirm safe state" in line or "link lost" in line for line in stop_lines)
+    assert "bench: SAFETY: could not confirm safe state" in output and output.count("SAFETY") == 1, output[-3000:]
+    assert "Interrupted: bench stopped:" in output, output[-3000:]  # nothing ran after it
+    print(f"session stopped {took:.1f} s after the simulator died")
+    assert took < 20.0
+
+
+KILL_IN_FINAL_PUBLISH = '''
+import os, signal
+from bench import store
+from bench.limits import load_table
+
+_publish = store.publish
+
+def publish(engine, record, fingerprint):
+    if record["status"] == "complete":
+        os.kill(os.getpid(), signal.SIGKILL)  # the machine dies inside the final publish
+    return _publish(engine, record, fingerprint)
+
+store.publish = publish
+'''
+
+
+LOAD_PERFORMANCE_POINTS = sum(1 for p in load_table().rows if p.family == "load_performance")
+
+
+def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
+    (tmp_path / "kill_in_publish.py").write_text(KILL_IN_FINAL_PUBLISH)
+    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_load_performance.py", "-q", "-p", "kill_in_publish"),
+                         capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert run.returncode == -signal.SIGKILL
+    (stored,) = stored_runs(tmp_path)
+    assert stored["status"] == "incomplete"
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    record = store.load_run(engine, stored["run_id"])
+    held = sum(len(m["results"]) for m in record["meters"])
+    assert held == 8 * LOAD_PERFORMANCE_POINTS, held  # every item that ran is kept
+    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", stored["run_id"][:8], "--records",
+                             f"sqlite:///{tmp_path / 'records.sqlite'}", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert f"it holds {held} result(s)" in report.stdout and "no certificates" in report.stdout
