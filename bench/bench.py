@@ -1,5 +1,5 @@
 """The bench: opens each role of a profile, energises only within limits, and always returns to
-safe state (safety contract in DESIGN.md).
+safe state, on every exit path (the safety section of the README).
 """
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 import threading
@@ -15,7 +14,7 @@ import tomli_w
 
 from bench.bench import Bench, SafetyError, make_safe_if_energised
 from bench.certificate import verify, write_certificates
-from bench.config import ConfigError
+from bench.config import ConfigError, number_argument
 from bench.profile import load_profile
 from bench.record import now_iso
 from bench.store import RecordsError, append_audit, connect, history, load_run
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("sim", help="serve the simulated bench on loopback until interrupted")
     sim.add_argument("--scenario", default="default", help="board name (bench/sim/boards) or file")
-    sim.add_argument("--scale", type=positive_number, default=None,
+    sim.add_argument("--scale", type=number_argument("--scale", above=0.0), default=None,
                      help="simulated seconds per wall second (default: stepped by the bench's clock)")
     sim.add_argument("--profile", type=Path, default=Path("reports/sim-profile.toml"),
                      help="where to write the bench profile for these addresses")
@@ -61,17 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RecordsError, InstrumentError, SafetyError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-
-
-def positive_number(text: str) -> float:
-    """A finite number above zero (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
-    return value
 
 
 def check_profile(args: argparse.Namespace) -> int:

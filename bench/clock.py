@@ -1,4 +1,4 @@
-"""The one clock all waiting goes through (time contract in DESIGN.md).
+"""The one clock all waiting goes through.
 
 On hardware it is the wall clock. On the simulated bench it steps the simulated world, so a
 five-minute dwell costs milliseconds, or sleeps a scaled fraction of the wall time.

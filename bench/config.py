@@ -1,6 +1,7 @@
 """Reading TOML data files with errors that name the file and the key, in one line."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import sys
@@ -172,3 +173,20 @@ class Section:
         for name in self.data:
             if name not in allowed:
                 raise self.error(name, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+
+def number_argument(name: str, *, above: float | None = None, at_least: float | None = None) -> Callable[[str], float]:
+    """A command-line option's value (argparse ``type``): a finite number above a bound, or at
+    least one; NaN would compare false and slip past either."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a number") from None
+        if not math.isfinite(value) or (above is not None and value <= above) or (at_least is not None and value < at_least):
+            bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} must be a finite number {bound}")
+        return value
+
+    return parse

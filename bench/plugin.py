@@ -6,12 +6,10 @@ point of that family and board position; each point is measured once for the who
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import html
 import json
-import math
 import os
 import sys
 import time
@@ -26,7 +24,7 @@ from bench.certificate import write_certificates
 from bench.audit import Audit, load_inspection
 from bench.certification import Certification, FunctionalCheck, Point, Result
 from bench.firmware_checks import Baseline, FirmwareChecks, compare, load_baseline
-from bench.config import ConfigError, Section
+from bench.config import ConfigError, Section, number_argument
 from bench.forms import forms
 from bench.limits import LimitTable, load_table
 from bench.metrology import RULE_TEXT, Rule
@@ -48,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench", metavar="PROFILE", help="bench profile (TOML); default: the built-in simulated bench")
     group.addoption("--sim-scenario", metavar="BOARD", default="default",
                     help="simulated board: a name from bench/sim/boards or a path (default: default)")
-    group.addoption("--sim-scale", metavar="FACTOR", type=_positive_number("--sim-scale"), default=None,
+    group.addoption("--sim-scale", metavar="FACTOR", type=number_argument("--sim-scale", above=0.0), default=None,
                     help="run the simulated clock at FACTOR x wall time instead of stepping it")
     group.addoption("--limits", metavar="TABLE", help="test points and limits (TOML); default: bench/standards/c12_20.toml")
     group.addoption("--decision-rule", choices=[r.value for r in Rule], default=None,
@@ -64,32 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--firmware-baseline", metavar="RELEASE", help="firmware every meter must run (default: the audit limits')")
     group.addoption("--baseline", metavar="RUN_OR_RELEASE", help="compare every point with a stored run (id or prefix) "
                     "or the latest complete run on a firmware release; a regression fails its item")
-    group.addoption("--regression-margin", metavar="PCT", type=_non_negative_number("--regression-margin"), default=0.05,
+    group.addoption("--regression-margin", metavar="PCT", type=number_argument("--regression-margin", at_least=0.0), default=0.05,
                     help="how far (in %% of reading) an error may move towards its limit before it is a regression")
-
-
-def _number_option(name: str, low: float, inclusive: bool) -> Callable[[str], float]:
-    """An option's value as a finite number above ``low`` (or at it, when inclusive)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a number") from None
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            bound = f">= {low:g}" if inclusive else f"> {low:g}"
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} must be a finite number {bound}")
-        return value
-
-    return parse
-
-
-def _positive_number(name: str) -> Callable[[str], float]:
-    return _number_option(name, 0.0, inclusive=False)
-
-
-def _non_negative_number(name: str) -> Callable[[str], float]:
-    return _number_option(name, 0.0, inclusive=True)
 
 
 class BenchSession:
@@ -178,11 +152,10 @@ class BenchSession:
         request.node.stash[RESULT_KEY] = result
         request.node.user_properties.extend(result.cells().items())
         self.reported[(point_id, position.number)] = (family, result)
-        store.add_result(self.records, self.recorder.run_id, position.number,
-                         entry(point_id, family, result, self.certification.faults.get(point_id, [])))
+        now = entry(point_id, family, result, self.certification.faults.get(point_id, []))
+        store.add_result(self.records, self.recorder.run_id, position.number, now)
         regression = ""
         if self.baseline is not None:
-            now = entry(point_id, family, result)
             comparison = compare(self.baseline, position.serial, now["point"], now, self.config.getoption("--regression-margin"))
             if comparison:
                 request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
