@@ -1,6 +1,7 @@
 """Points judged by counting test-output pulses over a period: no-load creep and starting load."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.bench import Bench
@@ -59,6 +60,8 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
     """Apply, settle at reference conditions, count every position's MUT edges over the period."""
     mt = bench.profile.meter_type
     stimulus, period = point.stimulus(mt), point.period_s(mt)
+    if not (math.isfinite(period) and period > 0):  # "0 pulses in nan s" must never read as a pass
+        raise ValueError(f"{point.id}: counting period {period!r} s is not a positive finite time")
     if isinstance(point, CreepPoint):
         limit, judge = f"at most {point.max_pulses} pulse(s)", lambda n: n <= point.max_pulses
     else:

@@ -141,3 +141,39 @@ def test_fault_scenario(scenario):
         else:
             assert result.verdict.value == clean[number], result.summary()
     assert len(discarded) >= 1  # it was measured again before it was called an ERROR
+
+
+def test_a_reference_point_that_could_not_be_measured_is_never_silently_measured_again():
+    """FL-PF1 fails for a reference fault; the fault clears; V90, a shift from FL-PF1, comes next.
+    V90 is ERROR for want of its reference, and FL-PF1 stays what its items reported."""
+    with SimulatedBench() as sim:
+        bench = Bench(sim.profile()).open()
+        try:
+            points = {p.id: p for p in load_table().points(bench.profile.meter_type)}
+            certification = Certification(bench, points)
+            control = SimControlClient(sim.control.resource).open()
+            control.fault("REFERENCE", "GARBLE")
+            full_load = certification.run(points["FL-PF1"])
+            control.fault("REFERENCE", "NONE")
+            shift = certification.run(points["V90"])
+            control.close()
+        finally:
+            bench.close()
+    assert all(r.verdict.value == "ERROR" for r in full_load.values())
+    assert certification.results["FL-PF1"] is full_load  # not replaced by a later measurement
+    assert all(isinstance(r, FaultResult) and r.cause.startswith("reference point FL-PF1 was not measured")
+               for r in shift.values())
+
+
+def test_a_counting_period_that_is_not_finite_is_an_error_not_a_pass(sim):
+    """Creep with a NaN Kh once recorded PASS, '0 pulses in nan s'."""
+    import dataclasses
+    import math
+    with Bench(sim.profile()) as bench:
+        bench.profile = dataclasses.replace(bench.profile, meter_type=dataclasses.replace(bench.profile.meter_type,
+                                                                                          kh_wh=math.nan))
+        points = {p.id: p for p in load_table().points(bench.profile.meter_type)}
+        creep = next(p for p in points.values() if p.family == "creep")
+        results = Certification(bench, points).run(creep)
+    assert {r.verdict.value for r in results.values()} == {"ERROR"}
+    assert "is not a positive finite time" in next(iter(results.values())).cause
