@@ -8,7 +8,7 @@ from typing import Callable, Union
 
 from bench.bench import Bench, SafetyError
 from bench.counting import CreepPoint, StartingPoint, count_pulses
-from bench.gating import AccuracyPoint, MeasurementFault, Progress, measure_point
+from bench.gating import AccuracyPoint, Progress, measure_point
 from bench.metrology import Budget, Component, decide
 from bench.profile import Position
 from bench.results import CheckResult, CountResult, FaultResult, Measured, PositionResult, ShiftResult
@@ -100,7 +100,7 @@ class Certification:
         reference point that was never measured)."""
         try:
             found = self._measure(point)
-        except (InstrumentError, MeasurementFault) as fault:
+        except InstrumentError as fault:
             return {pos.number: FaultResult(point.id, point.name, pos, str(fault)) for pos in self._positions}, True
         except SafetyError:  # the session stops: safe state now, nothing to measure again
             self.bench.safe_state()

@@ -25,11 +25,6 @@ from instruments.reference_standard import Readings
 Progress = Callable[[str, str, float, float], None]  # (point, what is happening, elapsed s, expected s)
 
 
-class MeasurementFault(RuntimeError):
-    """The evidence of a point is not valid (the measurement failed, not the meter): it is
-    measured again from a fresh gate, and is an ERROR if it keeps failing."""
-
-
 @dataclass(frozen=True)
 class Load:
     """What a point applies, as data; resolved into a Stimulus against the meter type."""

@@ -62,8 +62,8 @@ def with_value(path: Path, table: str, key: str, literal: str) -> Path:
 def test_non_finite_or_absurd_profile_values_are_refused_by_bench_check(profile_file, table, key, literal, says):
     checked = bench_cli("check", str(with_value(profile_file, table, key, literal)))
     assert checked.returncode == 2
-    assert one_line(checked.stderr) == f"bench: {profile_file}: {says}" or says in one_line(checked.stderr)
-    assert one_line(checked.stderr).startswith(f"bench: {profile_file}: {table}.{key}: ")
+    line = one_line(checked.stderr)
+    assert line.startswith(f"bench: {profile_file}: {table}.{key}: ") and says in line
 
 
 def test_a_nan_rating_never_reaches_the_source(sim, profile_file):
@@ -234,7 +234,7 @@ def test_bench_opens_fast_and_names_the_role_when_the_source_never_accepts(tmp_p
         sock.close()
     assert run.returncode == 4, run.stdout[-2000:]
     assert f"source @ TCPIP0::127.0.0.1::{port}::SOCKET: cannot open" in run.stderr
-    assert "passed" not in run.stdout and "error" not in run.stdout.lower().split("bench cannot start")[0][-200:]
+    assert " passed" not in run.stdout and " error" not in run.stdout  # no item ran
     assert elapsed < 30, elapsed
 
 
