@@ -133,7 +133,13 @@ class Audit:
     def result(self, step: str, name: str, pos: Position, passed: bool, observed: str, expected: str,
                code: str = "", note: str = "") -> CheckResult:
         return CheckResult(step, name, pos, passed, observed, expected, code if not passed else "",
-                           self.matrix.get(code, "") if not passed else "", note)
+                           self.hint(code, pos) if not passed else "", note)
+
+    def hint(self, code: str, pos: Position) -> str:
+        """The matrix's entry, its command filled in for this meter on this bench, ready to paste."""
+        source = self.bench.profile.source_file
+        profile = source if Path(source).is_file() else "PROFILE"
+        return self.matrix.get(code, "").replace("{serial}", pos.serial).replace("{profile}", profile)
 
     def each(self, step: str, name: str, check: Callable[[Position], tuple[bool, str, str, str, str]]) -> dict[int, CheckResult]:
         return {pos.number: self.result(step, name, pos, *check(pos)) for pos in self.bench.profile.positions}

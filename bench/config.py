@@ -175,18 +175,21 @@ class Section:
                 raise self.error(name, f"unknown key (expected one of {', '.join(sorted(allowed))})")
 
 
-def number_argument(name: str, *, above: float | None = None, at_least: float | None = None) -> Callable[[str], float]:
-    """A command-line option's value (argparse ``type``): a finite number above a bound, or at
-    least one; NaN would compare false and slip past either."""
+def number_argument(name: str, *, above: float | None = None, at_least: float | None = None,
+                    at_most: float | None = None) -> Callable[[str], float]:
+    """A command-line option's value (argparse ``type``): a finite number within its bounds; NaN
+    would compare false and slip past any of them."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a number") from None
-        if not math.isfinite(value) or (above is not None and value <= above) or (at_least is not None and value < at_least):
-            bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} must be a finite number {bound}")
+        bounds = [f"> {above:g}"] if above is not None else [f">= {at_least:g}"] if at_least is not None else []
+        bounds += [f"<= {at_most:g}"] if at_most is not None else []
+        if (not math.isfinite(value) or (above is not None and value <= above)
+                or (at_least is not None and value < at_least) or (at_most is not None and value > at_most)):
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} must be a finite number {' and '.join(bounds)}")
         return value
 
     return parse

@@ -123,24 +123,56 @@ class FirmwareChecks:
 class Baseline:
     reference: str  # what the user asked for: a run id or a release
     run_id: str
+    started_at: str
     entries: dict[tuple[str, str], dict[str, Any]]  # (serial, point) -> that run's result entry
 
+    @property
+    def serials(self) -> set[str]:
+        return {serial for serial, _ in self.entries}
 
-def load_baseline(engine: Engine, reference: str) -> Baseline:
-    """A stored run by id (or unique prefix), else the latest complete run on release ``reference``."""
+
+METER_TYPE_KEYS = ("manufacturer", "model", "form", "accuracy_class")
+
+
+def comparable(record: dict[str, Any], plan: str, meter_type: dict[str, Any]) -> str:
+    """Why a stored run cannot be a baseline for this run ('' when it can): only a complete run of
+    the same plan and limits version, on the same meter type, compares point for point."""
+    if record["status"] != "complete":
+        return f"run {record['run_id'][:8]} is {record['status']}: only a complete run can be a baseline"
+    its_plan = f"{record['plan']['name']} {record['plan']['version']}"
+    if its_plan != plan:
+        return f"run {record['run_id'][:8]} ran '{its_plan}', not '{plan}'"
+    theirs = {k: record["meter_type"].get(k) for k in METER_TYPE_KEYS}
+    ours = {k: meter_type[k] for k in METER_TYPE_KEYS}
+    if theirs != ours:
+        return f"run {record['run_id'][:8]} tested {theirs}, not {ours}"
+    return ""
+
+
+def load_baseline(engine: Engine, reference: str, plan: str, meter_type: dict[str, Any]) -> Baseline:
+    """A stored run by id (or unique prefix), else the latest comparable run with meters on release
+    ``reference``."""
     try:
         record = store.load_run(engine, reference)
     except store.RecordsError:
+        record = None
+    if record is not None:
+        why = comparable(record, plan, meter_type)
+        if why:
+            raise store.RecordsError(why)
+    else:
         query = (select(store.runs.c.run_id).join(store.meter_runs, store.meter_runs.c.run_id == store.runs.c.run_id)
                  .where((store.meter_runs.c.firmware == reference) & (store.runs.c.status == "complete"))
-                 .order_by(store.runs.c.started_at.desc()).limit(1))
+                 .distinct().order_by(store.runs.c.run_id))
         with engine.connect() as conn:
-            run_id = conn.execute(query).scalar_one_or_none()
-        if run_id is None:
-            raise store.RecordsError(f"no run and no complete run on release '{reference}' in the records") from None
-        record = store.load_run(engine, run_id)
+            candidates = [store.load_run(engine, run_id) for run_id in conn.execute(query).scalars()]
+        usable = sorted((r for r in candidates if not comparable(r, plan, meter_type)), key=lambda r: r["started_at"])
+        if not usable:
+            raise store.RecordsError(f"no run and no complete run of '{plan}' on {meter_type['model']} meters with "
+                                     f"release '{reference}' in the records")
+        record = usable[-1]
     entries = {(m["serial"], e["point"]): e for m in record["meters"] for e in m["results"]}
-    return Baseline(reference, record["run_id"], entries)
+    return Baseline(reference, record["run_id"], record["started_at"], entries)
 
 
 @dataclass(frozen=True)

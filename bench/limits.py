@@ -55,6 +55,7 @@ class LimitTable:
     source: str
     name: str
     version: str
+    standard: str  # the standard and edition the table represents, as printed on certificates
     provenance: str
     rule: Rule
     dwell: Section
@@ -109,7 +110,7 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
     doc = load_toml(path)
     doc.unknown({"table", "dwell", "reference_conditions", "point"})
     table, dwell = doc.table("table"), doc.table("dwell")
-    table.unknown({"name", "version", "decision_rule", "provenance"})
+    table.unknown({"name", "version", "standard", "decision_rule", "provenance"})
     dwell.unknown({"settle_s", "min_pulses", "min_dwell_s", "target_u_fraction", "provenance"})
     dwell.number("settle_s", low=0, high=3600.0)
     dwell.number("min_dwell_s", low=0, high=86400.0)
@@ -120,7 +121,7 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
                   else default_reference_conditions())
     profiles = load_profiles(HARMONICS_FILE)
     rows = _rows(doc, profiles)
-    return LimitTable(doc.source, table.text("name"), table.text("version"), table.text("provenance"),
+    return LimitTable(doc.source, table.text("name"), table.text("version"), table.text("standard"), table.text("provenance"),
                       Rule(table.text("decision_rule", choices=tuple(r.value for r in Rule))), dwell, conditions, rows)
 
 

@@ -1,107 +1,295 @@
 """Certificate plots as SVG (matplotlib): error curves with limit lines, harmonic spectra.
 
 The SVG text is deterministic for the same data (fixed id salt, no date), so a certificate can be
-re-rendered from its record and compared byte for byte.
+re-rendered from its record and compared byte for byte. Each plot is built as a Figure first
+(``*_figure``) so what it shows can be checked before it is serialised.
+
+A plot on a certificate must not hide what the table says: every planned point is on it or listed
+in its legend as not measured, a point outside its limit or without a PASS looks different from a
+passing one, and the legend sits outside the data so it can never cover a point.
 """
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 matplotlib.rcParams.update({"svg.hashsalt": "meter-bench", "svg.fonttype": "none", "font.size": 9})
-PF_STYLE = {"PF 1.0": ("tab:blue", "o"), "PF 0.5 lag": ("tab:red", "s"), "PF 0.8 lead": ("tab:green", "^")}
+# No red or orange among the series colours: red marks a point outside its limit or not PASS.
+PF_STYLE = {"PF 1.0": ("tab:blue", "o"), "PF 0.5 lag": ("tab:green", "s"), "PF 0.8 lead": ("tab:purple", "^"),
+            "PF not recorded": ("0.4", "o")}
+SPARE_STYLES = (("tab:brown", "D"), ("tab:cyan", "v"), ("tab:olive", "P"), ("tab:pink", "h"), ("tab:gray", "<"))
+OUTSIDE = {"marker": "X", "color": "#d00000", "markeredgecolor": "#600000", "markersize": 10, "linestyle": "none"}
+NOT_PASS = {"marker": "D", "color": "#d00000", "markerfacecolor": "none", "markeredgewidth": 1.5, "markersize": 10,
+            "linestyle": "none"}
+X_MARGIN = 1.6  # the x axis reaches this factor beyond the lowest and highest current (log axis)
+TICK_GAP_PT = 4.0  # least space between two current labels before one is left blank
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One load-performance entry as the error curve needs it (current in % of TA)."""
+
+    point: str
+    pf: str
+    current_pct: float | None  # None: the entry does not say which current (a point that faulted)
+    value_pct: float | None  # None: not measured
+    u_pct: float
+    limit_pct: float | None
+    verdict: str
+
+    @property
+    def outside_limit(self) -> bool:
+        return self.value_pct is not None and self.limit_pct is not None and abs(self.value_pct) > self.limit_pct
+
+    @property
+    def not_pass(self) -> bool:
+        return self.verdict != "PASS"
 
 
 def _pf_label(phase_deg: float) -> str:
+    """"PF 1.0", or the power factor with lag (current behind the voltage: positive angle) or lead."""
     if abs(phase_deg) < 1e-6:
         return "PF 1.0"
-    return "PF 0.5 lag" if phase_deg > 0 else "PF 0.8 lead"
+    return f"PF {math.cos(math.radians(phase_deg)):.2g} {'lag' if phase_deg > 0 else 'lead'}"
 
 
-def _svg(figure: Any) -> str:
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def curve_points(results: list[dict[str, Any]], test_amperes: float) -> list[CurvePoint]:
+    """Every load-performance entry, measured or not, in the record's order."""
+    points = []
+    for entry in results:
+        if entry["family"] != "load_performance":
+            continue
+        evidence = entry["evidence"]
+        stimulus = evidence.get("stimulus") or {}
+        current = _finite(stimulus.get("current_a"))
+        value = _finite(entry["value_pct"])
+        points.append(CurvePoint(
+            point=entry["point"],
+            pf=_pf_label(stimulus["phase_deg"]) if "phase_deg" in stimulus else "PF not recorded",
+            current_pct=100 * current / test_amperes if current and current > 0 else None,
+            value_pct=value,
+            u_pct=(_finite(entry["u_pct"]) or 0.0) if value is not None else 0.0,
+            limit_pct=_finite(evidence.get("limit_pct")),
+            verdict=entry["verdict"]))
+    return points
+
+
+def _styles(labels: list[str]) -> dict[str, tuple[str, str]]:
+    spare = iter(SPARE_STYLES)
+    return {label: PF_STYLE[label] if label in PF_STYLE else next(spare, ("black", "o")) for label in labels}
+
+
+def _limit_label(limits: list[float], pfs: list[str]) -> str:
+    low, high = min(limits), max(limits)
+    span = f"±{low:g} %" if low == high else f"±{low:g} to ±{high:g} %"
+    return f"limit {span} ({', '.join(pfs)})"
+
+
+def _draw_limits(axes: Any, series: dict[str, list[CurvePoint]], styles: dict[str, tuple[str, str]]) -> None:
+    """Limit lines as steps centred (on the log axis) on each current, labelled with the limit and
+    the PFs it applies to: PFs whose limits agree at every current they share get one line, so no
+    line hides under another of a different meaning."""
+    groups: list[tuple[dict[float, float], list[str]]] = []
+    for pf, points in series.items():
+        steps: dict[float, float] = {}
+        for p in points:
+            if p.current_pct is not None and p.limit_pct is not None:
+                steps[p.current_pct] = max(p.limit_pct, steps.get(p.current_pct, 0.0))
+        if not steps:
+            continue
+        same = next((g for g in groups if steps.keys() & g[0].keys()
+                     and all(g[0][c] == v for c, v in steps.items() if c in g[0])), None)
+        if same:
+            same[0].update(steps)
+            same[1].append(pf)
+        else:
+            groups.append((steps, [pf]))
+    for k, (steps, pfs) in enumerate(groups):
+        x = sorted(steps)
+        limits = [steps[c] for c in x]
+        edges = [x[0] / X_MARGIN] + [math.sqrt(a * b) for a, b in zip(x, x[1:])] + [x[-1] * X_MARGIN]
+        color = styles[pfs[0]][0] if len(pfs) == 1 else "0.35"
+        style = ("--", ":", "-.")[k % 3]
+        label = _limit_label(limits, pfs)
+        axes.stairs(limits, edges, baseline=None, color=color, linestyle=style, linewidth=1.0, label=label,
+                    gid=f"limit-{k}")
+        axes.stairs([-v for v in limits], edges, baseline=None, color=color, linestyle=style, linewidth=1.0,
+                    gid=f"limit-{k}-low")
+
+
+def _thin_tick_labels(figure: Figure, axes: Any, currents: list[float]) -> None:
+    """A tick at every current; a label left blank where it would run into the previous one."""
+    labels = [f"{c:.4g}" for c in currents]
+    axes.set_xticks(currents, labels)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw_without_rendering()
+    kept, right = [], -math.inf
+    for text, label in zip(axes.get_xticklabels(), labels):
+        box = text.get_window_extent(renderer)
+        if box.x0 >= right + TICK_GAP_PT * figure.dpi / 72:
+            kept.append(label)
+            right = box.x1
+        else:
+            kept.append("")
+    axes.set_xticks(currents, kept)
+
+
+def error_curve_figure(results: list[dict[str, Any]], test_amperes: float) -> Figure | None:
+    """Error vs current (% of TA, log scale) at each PF, with ±U bars and the limit lines; points
+    outside their limit or not PASS marked, points not measured listed. None without load points."""
+    points = curve_points(results, test_amperes)
+    if not points:
+        return None
+    series: dict[str, list[CurvePoint]] = {}
+    for p in points:
+        series.setdefault(p.pf, []).append(p)
+    styles = _styles(list(series))
+    figure = Figure(figsize=(6.2, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_xscale("log")
+    handles: list[Any] = []
+    for pf, members in series.items():
+        color, marker = styles[pf]
+        measured = sorted((p for p in members if p.value_pct is not None and p.current_pct is not None),
+                          key=lambda p: p.current_pct)
+        if measured:
+            handles.append(axes.errorbar([p.current_pct for p in measured], [p.value_pct for p in measured],
+                                         yerr=[p.u_pct for p in measured], color=color, marker=marker, capsize=3,
+                                         label=pf, gid=f"series-{pf}"))
+    _draw_limits(axes, series, styles)
+    handles.extend(h for h in axes.patches if h.get_label() and not h.get_label().startswith("_"))
+    outside = [p for p in points if p.outside_limit and p.current_pct is not None]
+    if outside:
+        handles.extend(axes.plot([p.current_pct for p in outside], [p.value_pct for p in outside], zorder=5,
+                                 label="outside limit", gid="outside-limit", **OUTSIDE))
+    not_pass = [p for p in points if p.not_pass and not p.outside_limit and p.value_pct is not None
+                and p.current_pct is not None]
+    if not_pass:
+        verdicts = "/".join(sorted({p.verdict for p in not_pass}))
+        handles.extend(axes.plot([p.current_pct for p in not_pass], [p.value_pct for p in not_pass], zorder=5,
+                                 label=f"within limit, verdict {verdicts}", gid="not-pass", **NOT_PASS))
+    handles.extend(_not_measured(axes, points, styles))
+    axes.axhline(0, color="grey", linewidth=0.5)
+    currents = sorted({p.current_pct for p in points if p.current_pct is not None})
+    if currents:
+        axes.set_xlim(currents[0] / X_MARGIN, currents[-1] * X_MARGIN)
+    axes.minorticks_off()
+    axes.set_xlabel("current, % of TA")
+    axes.set_ylabel("error, %")
+    axes.set_title("Registration error with U (k=2) and the limit at each point")
+    axes.grid(True, which="major", linewidth=0.3)
+    legend = figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    legend.set_gid("legend")
+    _thin_tick_labels(figure, axes, currents)
+    return figure
+
+
+def _not_measured(axes: Any, points: list[CurvePoint], styles: dict[str, tuple[str, str]]) -> list[Any]:
+    """Hollow markers on the current axis line (stacked upwards where several share a current) at
+    each point that has no value, each listed in the legend with its verdict; a point without a
+    current is listed only."""
+    transform = blended_transform_factory(axes.transData, axes.transAxes)
+    handles: list[Any] = []
+    stacked: dict[float, int] = {}
+    for p in points:
+        if p.value_pct is not None and p.current_pct is not None:
+            continue
+        color, marker = styles[p.pf]
+        label = f"not measured: {p.point} ({p.verdict})" if p.value_pct is None else \
+            f"not plotted (no current recorded): {p.point} ({p.verdict})"
+        if p.current_pct is None:
+            handles.append(Line2D([], [], color=color, marker=marker, markerfacecolor="none", linestyle="none",
+                                  label=label))
+            continue
+        row = stacked[p.current_pct] = stacked.get(p.current_pct, -1) + 1
+        handles.extend(axes.plot([p.current_pct], [0.07 * row], transform=transform,
+                                 color=color, marker=marker, markerfacecolor="none", markersize=8, linestyle="none",
+                                 clip_on=False, label=label, gid=f"not-measured-{p.point}"))
+    return handles
+
+
+def harmonic_spectrum_figure(results: list[dict[str, Any]]) -> Figure | None:
+    """Programmed current (and voltage) harmonics of each distortion point, % of the fundamental:
+    at each order the bars present there form a group centred on the order."""
+    profiles: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for entry in results:
+        evidence = entry["evidence"]
+        stimulus = evidence.get("stimulus") or evidence.get("measured", {}).get("stimulus") or {}
+        if entry["family"] == "harmonics" and stimulus.get("harmonics"):
+            profile = stimulus["harmonics"]
+            profiles.setdefault(profile["name"], ([], profile))[0].append(entry["point"])
+    series = [(f"{', '.join(ids)} {name.replace('_', ' ')}: {quantity}", k, quantity,
+               {h["order"]: h["pct"] for h in profile[quantity]})
+              for k, (name, (ids, profile)) in enumerate(profiles.items())
+              for quantity in ("current", "voltage") if profile[quantity]]
+    if not series:
+        return None
+    orders = sorted({order for *_, bars in series for order in bars})
+    groups = {order: [s for s in series if order in s[3]] for order in orders}
+    width = 0.8 / max(len(members) for members in groups.values())
+    figure = Figure(figsize=(6.2, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    for label, k, quantity, bars in series:
+        x = [order + (groups[order].index((label, k, quantity, bars)) - (len(groups[order]) - 1) / 2) * width
+             for order in bars]
+        style = {"color": f"C{k}"} if quantity == "current" else \
+            {"facecolor": "white", "edgecolor": f"C{k}", "hatch": "///"}
+        axes.bar(x, list(bars.values()), width=width, label=label, gid=f"bars-{k}-{quantity}", **style)
+    axes.set_xticks(orders, ["DC" if order == 0 else str(order) for order in orders])
+    axes.set_xlim(orders[0] - 0.6, orders[-1] + 0.6)
+    axes.set_xlabel("harmonic order")
+    axes.set_ylabel("% of fundamental")
+    axes.set_title("Harmonic content applied (filled: current, hatched: voltage)")
+    axes.grid(True, axis="y", linewidth=0.3)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=8).set_gid("legend")
+    return figure
+
+
+def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(figure)
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]  # inline: no XML prolog or doctype
 
 
 def error_curve_svg(results: list[dict[str, Any]], test_amperes: float) -> str | None:
-    """Error vs current (% of TA, log scale) at each PF, with ±U bars and the limit at each point."""
-    series: dict[str, list[tuple[float, float, float, float]]] = {}
-    for entry in results:
-        evidence = entry["evidence"]
-        if entry["family"] != "load_performance" or entry["value_pct"] is None:
-            continue
-        stimulus = evidence["stimulus"]
-        series.setdefault(_pf_label(stimulus["phase_deg"]), []).append(
-            (100 * stimulus["current_a"] / test_amperes, entry["value_pct"], entry["u_pct"], evidence["limit_pct"]))
-    if not series:
-        return None
-    figure, axes = plt.subplots(figsize=(6.2, 3.2))
-    for label, points in sorted(series.items()):
-        points.sort()
-        color, marker = PF_STYLE.get(label, ("black", "o"))
-        x = [p[0] for p in points]
-        axes.errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], color=color, marker=marker,
-                      capsize=3, label=label)
-        axes.step(x, [p[3] for p in points], where="mid", color=color, linestyle="--", linewidth=0.8)
-        axes.step(x, [-p[3] for p in points], where="mid", color=color, linestyle="--", linewidth=0.8)
-    axes.axhline(0, color="grey", linewidth=0.5)
-    axes.set_xscale("log")
-    currents = sorted({round(p[0], 3) for points in series.values() for p in points})
-    axes.set_xticks(currents, [f"{c:g}" for c in currents])
-    axes.minorticks_off()
-    axes.set_xlabel("current, % of TA")
-    axes.set_ylabel("error, %")
-    axes.set_title("Registration error with U (k=2); dashed: limits")
-    axes.legend(loc="best", fontsize=8)
-    axes.grid(True, which="both", linewidth=0.3)
-    return _svg(figure)
+    """The error curve of ``error_curve_figure`` as inline SVG."""
+    figure = error_curve_figure(results, test_amperes)
+    return _svg(figure) if figure else None
 
 
 def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:
-    """Programmed current (and voltage) harmonics of each distortion point, % of the fundamental."""
-    profiles = {}
-    for entry in results:
-        evidence = entry["evidence"]
-        stimulus = evidence.get("stimulus") or evidence.get("measured", {}).get("stimulus") or {}
-        if entry["family"] == "harmonics" and stimulus.get("harmonics"):
-            profiles[stimulus["harmonics"]["name"]] = stimulus["harmonics"]
-    if not profiles:
-        return None
-    figure, axes = plt.subplots(figsize=(6.2, 3.0))
-    width = 0.8 / (2 * len(profiles))
-    for k, (name, profile) in enumerate(sorted(profiles.items())):
-        for j, (quantity, hatch) in enumerate((("current", ""), ("voltage", "//"))):
-            bars = profile[quantity]
-            if bars:
-                offset = (2 * k + j) * width - 0.4 + width / 2
-                axes.bar([h["order"] + offset for h in bars], [h["pct"] for h in bars], width=width, hatch=hatch,
-                         color=f"C{k}", label=f"{name.replace('_', ' ')} ({quantity})")
-    axes.set_xlabel("harmonic order (0 = DC)")
-    axes.set_ylabel("% of fundamental")
-    axes.set_title("Harmonic content applied")
-    axes.legend(fontsize=7)
-    axes.grid(True, axis="y", linewidth=0.3)
-    return _svg(figure)
+    """The harmonic chart of ``harmonic_spectrum_figure`` as inline SVG."""
+    figure = harmonic_spectrum_figure(results)
+    return _svg(figure) if figure else None
 
 
 def result_svg(result: Any) -> str | None:
     """A small plot for one item of the session report: the value and its U against the limit band.
-    Drawn directly (one value does not need a figure library: 216 items in microseconds)."""
+    Drawn directly (one value does not need a figure library: 216 items in microseconds). A value
+    outside its limit or without a PASS is a red cross, not a green dot."""
     cells = result.cells()
     if cells["U (k=2)"] in ("", "n/a"):
         return None
     value = float(cells["Measured"].split()[-2])
     u = float(cells["U (k=2)"].split()[0])
     limit = float(cells["Limit"].lstrip("±").split()[0])
-    span = 1.5 * max(limit, abs(value) + u)
+    verdict = cells["Verdict"]
+    span = 1.5 * max(limit, abs(value) + u) or 1.0
 
     def x(v: float) -> float:
         return 20 + 280 * (v + span) / (2 * span)
@@ -109,9 +297,16 @@ def result_svg(result: Any) -> str | None:
     ticks = "".join(f'<line x1="{x(t):.1f}" y1="38" x2="{x(t):.1f}" y2="42" stroke="#333"/>'
                     f'<text x="{x(t):.1f}" y="54" font-size="10" text-anchor="middle">{t:+.3g} %</text>'
                     for t in (-limit, 0.0, limit))
-    colour = "#0a6b0a" if abs(value) <= limit else "#b00000"
+    outside = abs(value) > limit
+    flagged = outside or verdict != "PASS"
+    colour = "#b00000" if flagged else "#0a6b0a"
+    cx = x(value)
+    mark = (f'<path d="M{cx - 4:.1f},19 L{cx + 4:.1f},27 M{cx - 4:.1f},27 L{cx + 4:.1f},19" stroke="{colour}" '
+            f'stroke-width="2.5"/>' if flagged else f'<circle cx="{cx:.1f}" cy="23" r="4" fill="{colour}"/>')
+    title = f"{value:+.4f} % ± {u:.4f} %, limit ±{limit:g} %: {verdict}" + (" (outside limit)" if outside else "")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="60" viewBox="0 0 320 60">'
+            f'<title>{title}</title>'
             f'<rect x="{x(-limit):.1f}" y="8" width="{x(limit) - x(-limit):.1f}" height="30" fill="#e6f2e6"/>'
             f'<line x1="20" y1="40" x2="300" y2="40" stroke="#333"/>{ticks}'
             f'<line x1="{x(value - u):.1f}" y1="23" x2="{x(value + u):.1f}" y2="23" stroke="{colour}" stroke-width="2"/>'
-            f'<circle cx="{x(value):.1f}" cy="23" r="4" fill="{colour}"/></svg>')
+            f'{mark}</svg>')

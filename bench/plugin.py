@@ -1,4 +1,5 @@
-"""The pytest plugin: bench options, the bench / position / point fixtures, and report columns.
+"""The pytest plugin: bench options, the bench / position / point fixtures, the run's scope and
+status, and its record and signed documents (the HTML session report is bench.session_report).
 
 Without ``--bench`` it starts the built-in simulated bench in this process and uses its profile.
 A plan module names its family (``FAMILY = "load_performance"``) and gets one item per test
@@ -6,11 +7,9 @@ point of that family and board position; each point is measured once for the who
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import html
+import getpass
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from bench import store
 from bench.bench import Bench, SafetyError, make_safe_if_energised
-from bench.certificate import write_certificates
+from bench.documents import check_template, write_documents
 from bench.audit import Audit, load_inspection
 from bench.certification import Certification, FunctionalCheck, Point, Result
 from bench.firmware_checks import Baseline, FirmwareChecks, compare, load_baseline
@@ -29,12 +28,10 @@ from bench.forms import forms
 from bench.limits import LimitTable, load_table
 from bench.metrology import RULE_TEXT, Rule
 from bench.plans import payload_accuracy_point
-from bench.profile import Position, Profile, load_profile
-from bench.plots import result_svg
-from bench.record import RunRecorder, entry, fingerprint
-from bench.results import COLUMNS
-
-REPORT_COLUMNS = (*COLUMNS, "Baseline", "Change")
+from bench.paths import meter_keys_dir
+from bench.profile import Position, Profile, Signatory, load_profile
+from bench.record import RunRecorder, Scope, entry, fingerprint
+from bench.signing import Signer, SigningKeyError, default_key_path, sign_record
 from instruments.errors import InstrumentError
 
 RESULT_KEY = pytest.StashKey[Result]()
@@ -54,14 +51,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--records", metavar="URL", help="records database (SQLAlchemy URL); default: the profile's, "
                     "else sqlite under --reports-dir")
     group.addoption("--reports-dir", metavar="DIR", default="reports", help="where certificates and JSON records go")
-    group.addoption("--operator", metavar="NAME", default=os.environ.get("USER", "unknown"), help="who runs the bench")
-    group.addoption("--allow-expired-reference", metavar="REASON",
-                    help="certify although the reference standard is past its calibration due date (recorded)")
+    group.addoption("--operator", metavar="NAME", default=getpass.getuser(),
+                    help="who runs the bench: 'tested by' on every certificate (default: the login name)")
+    group.addoption("--allow-expired-calibration", metavar="REASON",
+                    help="run although an instrument is past its calibration due date (the reason is recorded and "
+                         "printed on every certificate)")
+    group.addoption("--approved-by", metavar="NAME", help="the lab signatory who approves this run's certificates "
+                    "(one of the profile's [lab] signatories; default: the first)")
     group.addoption("--inspection", metavar="FILE", help="the technician's physical inspection (TOML, one table per "
                     "meter serial); without it the bench asks at the terminal, or the check fails")
     group.addoption("--firmware-baseline", metavar="RELEASE", help="firmware every meter must run (default: the audit limits')")
     group.addoption("--baseline", metavar="RUN_OR_RELEASE", help="compare every point with a stored run (id or prefix) "
                     "or the latest complete run on a firmware release; a regression fails its item")
+    group.addoption("--baseline-min-overlap", metavar="FRACTION", default=0.8,
+                    type=number_argument("--baseline-min-overlap", above=0.0, at_most=1.0),
+                    help="the share of this run's points the baseline must also hold, or the comparison stops "
+                         "(default: 0.8)")
     group.addoption("--regression-margin", metavar="PCT", type=number_argument("--regression-margin", at_least=0.0), default=0.05,
                     help="how far (in %% of reading) an error may move towards its limit before it is a regression")
 
@@ -85,6 +90,8 @@ class BenchSession:
         path, limits = config.getoption("--bench"), config.getoption("--limits")
         self.reported: dict[tuple[str, int], tuple[str, Result]] = {}  # (point, position) -> (family, result)
         self.stopped: str | None = None  # why the session stopped early (safety, a lost link)
+        self.plans: set[str] = set()  # the plans the run selected (c12_20, audit, firmware), deselected items included
+        self.deselected: list[str] = []
         try:
             if path:
                 # First of all: a run killed with SIGKILL may have left the board energised.
@@ -112,6 +119,9 @@ class BenchSession:
         if self.bench is None:
             # Everything that can refuse the run is settled before any instrument is touched.
             self._check_calibration()
+            self._check_template()
+            approved_by = self._approver()
+            self.signer = self._signer()
             try:
                 self.reports_dir.mkdir(parents=True, exist_ok=True)
                 self.records = store.connect(self.records_url())
@@ -128,22 +138,57 @@ class BenchSession:
                 pytest.exit(f"bench cannot start: {type(error).__name__}: {error}", returncode=pytest.ExitCode.INTERNAL_ERROR)
             self.clock_start = self.bench.clock.now()
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
-            self.audit = Audit(self.bench, self.records, self.reports_dir / "keys", payload_accuracy_point(),
+            self.audit = Audit(self.bench, self.records, meter_keys_dir(), payload_accuracy_point(),
                                inspection=inspection, firmware_baseline=self.config.getoption("--firmware-baseline"))
             self.firmware = FirmwareChecks(self.audit)
             self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
-                                        self.config.getoption("--operator"), self.config.getoption("--allow-expired-reference"))
-            self.publish(complete=False)  # until it ends normally, the run is incomplete
+                                        self.config.getoption("--operator"), approved_by,
+                                        self.config.getoption("--allow-expired-calibration"))
+            self.publish(self.scope(None, ended="the run had not ended"))  # until it ends normally, the run is incomplete
         return self.bench
 
+    def _check_template(self) -> None:
+        """A lab's broken certificate template is found before anything is measured, not at publish."""
+        if self.profile.lab.template is not None:
+            try:
+                check_template(self.profile.lab.template)
+            except ConfigError as error:
+                pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def _approver(self) -> Signatory:
+        lab, name = self.profile.lab, self.config.getoption("--approved-by")
+        found = next((s for s in lab.signatories if s.name == name), None) if name else lab.signatories[0]
+        if found is None:
+            pytest.exit(f"bench cannot start: --approved-by {name!r} is not a signatory of {lab.name} (the profile's "
+                        f"[lab] signatories: {', '.join(s.name for s in lab.signatories)})",
+                        returncode=pytest.ExitCode.USAGE_ERROR)
+        return found
+
+    def _signer(self) -> Signer:
+        try:
+            return Signer.load(self.profile.lab.signing_key or default_key_path())
+        except SigningKeyError as error:
+            pytest.exit(f"bench cannot start: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+
     def _load_baseline(self) -> Baseline | None:
+        """The run to compare with, refused in one line unless it is a complete run of this plan on
+        this meter type that holds enough of this board's meters to compare."""
         reference = self.config.getoption("--baseline")
         if not reference:
             return None
+        plan = f"{self.table.name} {self.table.version}"
         try:
-            return load_baseline(self.records, reference)
+            baseline = load_baseline(self.records, reference, plan, self.profile.meter_type.__dict__)
         except store.RecordsError as error:
             pytest.exit(f"bench cannot start: baseline: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        ours = {p.serial for p in self.profile.positions}
+        shared = ours & baseline.serials
+        if len(shared) < self.config.getoption("--baseline-min-overlap") * len(ours):
+            pytest.exit(f"bench cannot start: baseline: run {baseline.run_id[:8]} holds {len(shared)} of this board's "
+                        f"{len(ours)} meters (--baseline-min-overlap {self.config.getoption('--baseline-min-overlap'):g}): "
+                        f"nothing to compare them with", returncode=pytest.ExitCode.USAGE_ERROR)
+        self.compared = 0
+        return baseline
 
     def conclude(self, request: pytest.FixtureRequest, point_id: str, result: Result, position: Position,
                  family: str) -> None:
@@ -157,6 +202,7 @@ class BenchSession:
         regression = ""
         if self.baseline is not None:
             comparison = compare(self.baseline, position.serial, now["point"], now, self.config.getoption("--regression-margin"))
+            self.compared += comparison is not None
             if comparison:
                 request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
                 regression = comparison.regression
@@ -179,32 +225,38 @@ class BenchSession:
         if self.sim is not None:
             return {serial: Section(entry, f"<simulated technician at {self.sim.board_file.name}>", serial)
                     for serial, entry in self.sim.board.inspection.items()}
-        if sys.stdin.isatty():
-            return self._ask_inspection()
-        return None
+        return self._ask_inspection()
 
-    def _ask_inspection(self) -> dict[str, Section]:
+    def _ask_inspection(self) -> dict[str, Section] | None:
+        """At the terminal, when there is one: pytest's capture hides stdin too, so lift it (``-s`` is
+        not needed) and put it back after."""
         capture = self.config.pluginmanager.get_plugin("capturemanager")
+        capture.suspend_global_capture(in_=True)
+        try:
+            return self._ask_at_terminal() if sys.stdin.isatty() else None
+        finally:
+            capture.resume_global_capture()
+
+    def _ask_at_terminal(self) -> dict[str, Section]:
         found = {}
-        with capture.global_and_fixture_disabled():
-            for pos in self.profile.positions:
-                torque = input(f"position {pos.number} {pos.serial}: terminal torque, in-lb (empty: not inspected): ").strip()
-                if not torque:
-                    continue
-                jaws = input("  jaw tension good? [y/n]: ").strip().lower()
-                try:
-                    found[pos.serial] = Section({"torque_in_lb": float(torque), "jaw_tension_ok": jaws == "y",
-                                                 "technician": self.config.getoption("--operator")}, "<terminal>", pos.serial)
-                except ValueError:
-                    continue  # not a number: no entry, and the check will say so
+        for pos in self.profile.positions:
+            torque = input(f"position {pos.number} {pos.serial}: terminal torque, in-lb (empty: not inspected): ").strip()
+            if not torque:
+                continue
+            jaws = input("  jaw tension good? [y/n]: ").strip().lower()
+            try:
+                found[pos.serial] = Section({"torque_in_lb": float(torque), "jaw_tension_ok": jaws == "y",
+                                             "technician": self.config.getoption("--operator")}, "<terminal>", pos.serial)
+            except ValueError:
+                continue  # not a number: no entry, and the check will say so
         return found
 
     def _check_calibration(self) -> None:
-        cal = self.profile.reference.calibration
-        if dt.date.today() > cal.due and not self.config.getoption("--allow-expired-reference"):
-            pytest.exit(f"bench cannot start: reference standard {self.profile.reference.serial} calibration "
-                        f"{cal.certificate} was due {cal.due}: certification is blocked "
-                        f"(--allow-expired-reference REASON overrides it, and the reason is recorded)",
+        past = self.profile.past_due(dt.date.today())
+        if past and not self.config.getoption("--allow-expired-calibration"):
+            overdue = "; ".join(f"{role} calibration {cal.certificate} was due {cal.due}" for role, cal in past.items())
+            pytest.exit(f"bench cannot start: {overdue}: certification is blocked "
+                        f"(--allow-expired-calibration REASON overrides it, and the reason is recorded)",
                         returncode=pytest.ExitCode.USAGE_ERROR)
 
     def records_url(self) -> str:
@@ -245,13 +297,51 @@ class BenchSession:
         except SafetyError as error:
             self.unsafe = str(error)
 
-    def publish(self, complete: bool) -> dict[str, Any]:
-        record = self.recorder.record(self.bench, self.reported, self.certification.faults, self.points, complete)
+    def planned(self) -> set[tuple[str, int]]:
+        """Every (point, position) the selected plans hold: what a complete run must have run."""
+        ids = {"c12_20": [p.id for p in self.points], "audit": [step[0] for step in AUDIT_STEPS.values()],
+               "firmware": [step[0] for step in FIRMWARE_STEPS.values()]}
+        return {(point, pos.number) for plan in self.plans for point in ids[plan] for pos in self.profile.positions}
+
+    def scope(self, session: pytest.Session | None, ended: str) -> Scope:
+        """The run's status from what ran: ``ended`` is "normally", or why it did not end normally."""
+        planned = self.planned()
+        not_run = sorted(planned - set(self.reported), key=lambda key: (key[1], key[0]))
+        why = [] if ended == "normally" else [ended]
+        if session is not None and session.shouldfail:
+            why.append(str(session.shouldfail))
+        if self.deselected:
+            why.append(f"{len(self.deselected)} item(s) deselected (-k, -m, --lf or --deselect)")
+        if not_run:
+            why.append(f"{len(not_run)} of {len(planned)} planned item(s) not run")
+        status = "incomplete" if ended != "normally" else "partial" if why else "complete"
+        return Scope(status, len(planned), len(set(self.reported) & planned),
+                     tuple(f"{point}@pos{number}" for point, number in not_run), "; ".join(why))
+
+    def publish(self, scope: Scope) -> dict[str, Any]:
+        record = self.recorder.record(self.bench, self.reported, self.certification.faults, self.points, scope)
         if self.baseline is not None:
             record["baseline"] = {"reference": self.baseline.reference, "run_id": self.baseline.run_id,
-                                  "margin_pct": self.config.getoption("--regression-margin"), "regressions": self.regressions}
+                                  "started_at": self.baseline.started_at, "points_compared": self.compared,
+                                  "points_run": len(self.reported),
+                                  "min_overlap": self.config.getoption("--baseline-min-overlap"),
+                                  "margin_pct": self.config.getoption("--regression-margin"),
+                                  "regressions": self.regressions}
+        if scope.status == "complete":
+            self._number_certificates(record)
         store.publish(self.records, record, fingerprint(record))
         return record
+
+    def _number_certificates(self, record: dict[str, Any]) -> None:
+        """A complete run's meters with accuracy results get certificate numbers from the lab's sequence."""
+        lab, issued = self.profile.lab, record["ended_at"][:10]
+        serials = [m["serial"] for m in record["meters"] if m["verdicts"]["accuracy"] != "NO RESULTS"]
+        numbers = store.issue_certificates(self.records, record["run_id"], serials, issued,
+                                           lambda seq, serial: lab.certificate_number_for(seq, int(issued[:4]), serial,
+                                                                                          record["run_id"]))
+        for meter in record["meters"]:
+            if meter["serial"] in numbers:
+                meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
 
     def close(self) -> None:
         try:
@@ -275,9 +365,42 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[SESSION_KEY].close()
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """-k, -m, --lf and --deselect take items out of the plans: the run can then only be partial."""
+    if items:
+        session = items[0].config.stash[SESSION_KEY]
+        session.deselected.extend(item.nodeid for item in items)
+        session.plans.update(plan for plan in map(plan_of, items) if plan)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].plans.update(plan for plan in map(plan_of, session.items) if plan)
+
+
+PLAN_FIXTURES = {"certify": "c12_20", "audit": "audit", "firmware": "firmware"}
+
+
+def plan_of(item: pytest.Item) -> str | None:
+    """Which plan an item belongs to, by the fixture that runs it."""
+    return next((plan for fixture, plan in PLAN_FIXTURES.items() if fixture in getattr(item, "fixturenames", ())), None)
+
+
+def ending(session: pytest.Session, bench_session: BenchSession, exitstatus: int) -> str:
+    """"normally", or why the session did not end normally."""
+    if bench_session.bench is not None and bench_session.bench.interrupted:
+        return f"interrupted by {bench_session.bench.interrupted}"
+    if bench_session.stopped:
+        return f"bench stopped: {bench_session.stopped}"
+    if bench_session.unsafe:
+        return f"safe state not confirmed: {bench_session.unsafe}"
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return f"pytest ended with {pytest.ExitCode(exitstatus).name}"
+    return "normally"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Also reached after Ctrl-C or SIGTERM: outputs off before anything else happens; then the
-    run's record (complete only if the session ended normally), certificates and JSON record."""
+    run's record with its status, and (complete runs only) its signed documents."""
     bench_session = session.config.stash[SESSION_KEY]
     if bench_session.bench is None:
         return
@@ -287,15 +410,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"bench: SAFETY: {bench_session.unsafe}: check the board by hand", red=True, bold=True)
-    complete = (exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not bench_session.bench.interrupted
-                and not bench_session.stopped and not bench_session.unsafe)
-    record = bench_session.publish(complete)
+    record = bench_session.publish(bench_session.scope(session, ending(session, bench_session, exitstatus)))
+    if bench_session.baseline is not None and not enough_overlap(record):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     directory = bench_session.reports_dir
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"run-{record['run_id']}.json").write_text(json.dumps(record, indent=1, default=str))
-    if complete:
-        write_certificates(record, directory / "certificates")
+    signed = sign_record(record, bench_session.signer)
+    (directory / f"run-{record['run_id']}.json").write_text(json.dumps(signed, indent=1, default=str))
+    if record["status"] == "complete":
+        write_documents(record, directory, bench_session.signer, bench_session.profile.lab.template)
     bench_session.last_record = record
+
+
+def enough_overlap(record: dict[str, Any]) -> bool:
+    """A comparison that covered too few of the run's points is no regression verdict at all."""
+    baseline = record["baseline"]
+    return baseline["points_compared"] >= baseline["min_overlap"] * baseline["points_run"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -397,28 +527,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
         item.config.stash[SESSION_KEY].make_safe_after_failure()
-    result = item.stash.get(RESULT_KEY, None)
-    if result is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
-        return
-    from pytest_html import extras
-
-    plot = result_svg(result)
-    report.extras = [*getattr(report, "extras", []), extras.json(result.to_dict(), name="measurement")]
-    if plot:
-        report.extras.append(extras.svg(base64.b64encode(plot.encode()).decode(), name="plot"))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_header(cells: list[str]) -> None:
-    for offset, name in enumerate(REPORT_COLUMNS):
-        cells.insert(2 + offset, f"<th>{name}</th>")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    values = dict(p for p in report.user_properties if p[0] in REPORT_COLUMNS)
-    for offset, name in enumerate(REPORT_COLUMNS):
-        cells.insert(2 + offset, f"<td>{html.escape(str(values.get(name, '')))}</td>")
 
 
 class ProgressLine:
@@ -445,14 +553,18 @@ def traceability(session: BenchSession) -> list[str]:
     cal = p.reference.calibration
     mt = p.meter_type
     rule = session.rule or session.table.rule
+    recorder = session.recorder
     return [
-        f"run {session.recorder.run_id} by {session.recorder.operator}, records in {store.safe_url(session.records_url())}",
+        f"run {recorder.run_id} tested by {recorder.operator}, approved by {recorder.approved_by.name} "
+        f"({recorder.approved_by.title}), {p.lab.name}; records in {store.safe_url(session.records_url())}",
         f"bench {p.bench_id}, profile {p.source_file}, sha256 {p.digest[:16]}",
-        f"reference standard {bench.reference.idn} (serial {p.reference.serial}), certificate {cal.certificate}, "
-        f"calibrated {cal.date}, due {cal.due}, {cal.uncertainty.describe()}",
+        f"reference standard {bench.reference.idn} (serial {p.reference.serial}), {cal.uncertainty.describe()}",
+        "calibration: " + "; ".join(f"{role} {c.certificate} due {c.due}" for role, c in p.calibrations().items())
+        + (f" (past due allowed: {recorder.calibration_override})" if recorder.calibration_override else ""),
         f"{len(p.positions)} positions: {mt.manufacturer} {mt.model}, form {mt.form}, class {mt.accuracy_class:g}, "
         f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh",
-        f"limits: {session.table.name}, version {session.table.version} ({session.table.source}); {session.table.provenance}",
+        f"limits: {session.table.name}, version {session.table.version} ({session.table.standard}); "
+        f"{session.table.provenance}",
         f"decision rule: {RULE_TEXT[rule]}",
         f"bench time covered: {bench.now() - session.clock_start:.1f} s",
     ]
@@ -465,27 +577,29 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("meter bench")
     for line in traceability(session):
         terminalreporter.write_line(line)
-    if session.baseline is not None:
-        terminalreporter.write_line(f"baseline: {session.baseline.reference} (run {session.baseline.run_id[:8]}): "
-                                    f"{len(session.regressions)} regression(s)")
-        for regression in session.regressions:
-            terminalreporter.write_line(f"  REGRESSION {regression['serial']} {regression['point']}: {regression['why']}")
     record = getattr(session, "last_record", None)
-    if record:
-        for meter in record["meters"]:
-            state = "CERTIFIED" if meter["certified"] else f"not certified ({meter['verdict']})"
-            terminalreporter.write_line(f"  position {meter['position']} {meter['serial']}: {state}")
-        terminalreporter.write_line(f"run {record['status']}; certificates and JSON record in {session.reports_dir}")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_report_title(report: Any) -> None:
-    report.title = "Meter certification report"
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
-                                session: pytest.Session) -> None:
-    bench_session = session.config.stash[SESSION_KEY]
-    if bench_session.bench is not None:
-        prefix.extend(f"<p>{html.escape(line)}</p>" for line in traceability(bench_session))
+    if record is None:
+        return
+    if session.baseline is not None:
+        base = record["baseline"]
+        terminalreporter.write_line(f"baseline: {base['reference']} = run {base['run_id'][:8]} of {base['started_at']}: "
+                                    f"{base['points_compared']} of {base['points_run']} points compared, "
+                                    f"{len(base['regressions'])} regression(s)")
+        if not enough_overlap(record):
+            terminalreporter.write_line(f"baseline: too few points compared (--baseline-min-overlap "
+                                        f"{config.getoption('--baseline-min-overlap'):g}): no regression verdict",
+                                        red=True, bold=True)
+        for regression in base["regressions"]:
+            terminalreporter.write_line(f"  REGRESSION {regression['serial']} {regression['point']}: {regression['why']}")
+    for meter in record["meters"]:
+        documents = ", ".join(f"{name} {verdict}" for name, verdict in meter["verdicts"].items() if verdict != "NO RESULTS")
+        state = "CERTIFIED" if meter["certified"] else "not certified"
+        terminalreporter.write_line(f"  position {meter['position']} {meter['serial']}: {state} ({documents or 'no results'})")
+    scope = record["scope"]
+    terminalreporter.write_line(f"run {record['status']}: {scope['ran']} of {scope['planned']} planned item(s) ran"
+                                + (f" ({scope['why']})" if scope["why"] else ""))
+    if record["status"] == "complete":
+        terminalreporter.write_line(f"signed documents and JSON record in {session.reports_dir} "
+                                    f"(key {session.signer.fingerprint})")
+    else:
+        terminalreporter.write_line(f"no certificates: only a complete run certifies; JSON record in {session.reports_dir}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,17 +37,57 @@ REQUIRED_REGISTERS = ("energy_wh", "serial", "mac", "firmware")
 
 
 @dataclass(frozen=True)
-class Calibration:
+class CalibrationRecord:
+    """An instrument's calibration: its certificate, when it was done, and when it is due."""
+    certificate: str
     date: dt.date
     due: dt.date
-    certificate: str
+
+    def past_due(self, today: dt.date) -> bool:
+        return today > self.due
+
+    def to_dict(self) -> dict[str, str]:
+        return {"certificate": self.certificate, "date": str(self.date), "due": str(self.due)}
+
+
+@dataclass(frozen=True)
+class Calibration(CalibrationRecord):
     uncertainty: CertifiedUncertainty  # of active energy, by power factor
+
+
+@dataclass(frozen=True)
+class Signatory:
+    name: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Lab:
+    """Who issues the certificates: printed on each, with the number pattern and the signatories."""
+    name: str
+    address: str
+    accreditation_body: str
+    accreditation_number: str
+    certificate_number: str  # a pattern: {year}, {seq} (the lab's running number), {serial}, {run}
+    traceability: str
+    signatories: tuple[Signatory, ...]
+    template: Path | None  # the lab's own certificate template (Jinja2)
+    signing_key: Path | None  # the lab's Ed25519 key; default: bench.signing.default_key_path()
+
+    def certificate_number_for(self, seq: int, year: int, serial: str, run_id: str) -> str:
+        return self.certificate_number.format(seq=seq, year=year, serial=serial, run=run_id[:8])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "accreditation_body": self.accreditation_body,
+                "accreditation_number": self.accreditation_number, "traceability": self.traceability,
+                "signatories": [{"name": s.name, "title": s.title} for s in self.signatories]}
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     driver: str
     address: str
+    calibration: CalibrationRecord
     max_voltage_v: float  # instrument range, from its specification
     stability_pct: float  # output stability over a dwell, from its specification
 
@@ -55,6 +96,7 @@ class SourceConfig:
 class LoadConfig:
     driver: str
     address: str
+    calibration: CalibrationRecord
     max_current_a: float
 
 
@@ -70,6 +112,7 @@ class ReferenceConfig:
 class CounterConfig:
     driver: str
     address: str
+    calibration: CalibrationRecord
     baudrate: int
     timing_uncertainty_s: float  # timebase resolution and input-capture latency spread
 
@@ -115,29 +158,43 @@ class Profile:
     meter_type: MeterType
     interlock: str | None  # "counter": the counter board's interlock input
     environment_address: str | None  # a thermometer at the board, if there is one
+    environment_calibration: CalibrationRecord | None
     records_url: str | None  # SQLAlchemy URL of the records database, if the lab has one
+    lab: Lab
+
+    def calibrations(self) -> dict[str, CalibrationRecord]:
+        """Every role whose calibration a result depends on (the thermometer gates reference conditions)."""
+        found: dict[str, CalibrationRecord] = {"source": self.source.calibration, "load": self.load.calibration,
+                                               "reference": self.reference.calibration,
+                                               "counter": self.counter.calibration}
+        if self.environment_calibration is not None:
+            found["environment"] = self.environment_calibration
+        return found
+
+    def past_due(self, today: dt.date) -> dict[str, CalibrationRecord]:
+        return {role: cal for role, cal in self.calibrations().items() if cal.past_due(today)}
 
 
 def load_profile(path: Path) -> Profile:
-    return parse_profile(load_toml(path))
+    return parse_profile(load_toml(path), path.parent)
 
 
-def parse_profile(doc: Section) -> Profile:
+def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
+    """``directory`` resolves relative paths in the profile (the lab's template and key)."""
     doc.unknown({"bench", "clock", "source", "load", "reference", "counter", "meters", "positions",
-                 "meter_type", "interlock", "environment", "records"})
+                 "meter_type", "interlock", "environment", "records", "lab"})
     bench = doc.table("bench")
     clock = doc.table("clock", {"kind": "wall"})
     clock_kind = clock.text("kind", choices=("wall", "sim"))
     src, load, ref, cnt, met = (doc.table(r) for r in ("source", "load", "reference", "counter", "meters"))
     for section, keys in ((bench, {"id"}), (clock, {"kind", "address"}),
-                          (src, {"driver", "address", "max_voltage_v", "stability_pct"}),
-                          (load, {"driver", "address", "max_current_a"}),
+                          (src, {"driver", "address", "max_voltage_v", "stability_pct", "calibration"}),
+                          (load, {"driver", "address", "max_current_a", "calibration"}),
                           (ref, {"driver", "address", "serial", "calibration"}),
-                          (cnt, {"driver", "address", "baudrate", "timing_uncertainty_s"}),
+                          (cnt, {"driver", "address", "baudrate", "timing_uncertainty_s", "calibration"}),
                           (met, {"driver", "device_id"})):
         section.unknown(keys)
     cal = ref.table("calibration")
-    cal.unknown({"date", "due", "certificate", "uncertainty_pct_k2"})
     position_tables = doc.tables("positions")
     for table in position_tables:
         table.unknown({"serial", "address"})
@@ -146,22 +203,22 @@ def parse_profile(doc: Section) -> Profile:
     if len(set(serials)) != len(serials):
         raise doc.error("positions", "two positions share a meter serial")
     interlock = doc.table("interlock", None)
-    calibration = Calibration(cal.date("date"), cal.date("due"), cal.text("certificate"), _uncertainty_by_pf(cal))
-    if calibration.due <= calibration.date:
-        raise cal.error("due", "calibration due date is not after the calibration date")
+    reference_cal = _calibration(cal, {"uncertainty_pct_k2"})
+    calibration = Calibration(reference_cal.certificate, reference_cal.date, reference_cal.due, _uncertainty_by_pf(cal))
+    environment = doc.table("environment", None)
     return Profile(
         source_file=doc.source,
         digest=hashlib.sha256(json.dumps(doc.data, sort_keys=True, default=str).encode()).hexdigest(),
         bench_id=bench.text("id"),
         clock_kind=clock_kind,
         clock_address=clock.text("address") if clock_kind == "sim" else None,
-        source=SourceConfig(_driver(src, "source"), src.text("address"),
+        source=SourceConfig(_driver(src, "source"), src.text("address"), _calibration(src.table("calibration")),
                             src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),
                             src.number("stability_pct", low=0, high=1.0)),
-        load=LoadConfig(_driver(load, "load"), load.text("address"),
+        load=LoadConfig(_driver(load, "load"), load.text("address"), _calibration(load.table("calibration")),
                         load.number("max_current_a", positive=True, high=MAX_CURRENT_A)),
         reference=ReferenceConfig(_driver(ref, "reference"), ref.text("address"), ref.text("serial"), calibration),
-        counter=CounterConfig(_driver(cnt, "counter"), cnt.text("address"),
+        counter=CounterConfig(_driver(cnt, "counter"), cnt.text("address"), _calibration(cnt.table("calibration")),
                               cnt.integer("baudrate", 115200, low=50, high=MAX_BAUDRATE),
                               cnt.number("timing_uncertainty_s", low=0, high=1.0)),
         meters_driver=_driver(met, "meters"),
@@ -169,9 +226,50 @@ def parse_profile(doc: Section) -> Profile:
         positions=positions,
         meter_type=parse_meter_type(doc.table("meter_type")),
         interlock=_interlock(interlock),
-        environment_address=_environment(doc.table("environment", None)),
+        environment_address=_environment(environment),
+        environment_calibration=_calibration(environment.table("calibration")) if environment is not None else None,
         records_url=_records(doc.table("records", None)),
+        lab=parse_lab(doc.table("lab"), directory),
     )
+
+
+def _calibration(cal: Section, also: set[str] | None = None) -> CalibrationRecord:
+    cal.unknown({"date", "due", "certificate"} | (also or set()))
+    record = CalibrationRecord(cal.text("certificate"), cal.date("date"), cal.date("due"))
+    if record.due <= record.date:
+        raise cal.error("due", "calibration due date is not after the calibration date")
+    return record
+
+
+NUMBER_FIELDS = {"seq", "year", "serial", "run"}
+
+
+def parse_lab(lab: Section, directory: Path | None) -> Lab:
+    lab.unknown({"name", "address", "accreditation_body", "accreditation_number", "certificate_number",
+                 "traceability", "signatories", "template", "signing_key"})
+    pattern = lab.text("certificate_number")
+    try:
+        fields = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        unknown = fields - NUMBER_FIELDS
+        if unknown or "seq" not in fields:
+            raise ValueError(f"fields {sorted(unknown)} are unknown" if unknown else "it has no {seq}")
+        pattern.format(seq=1, year=2026, serial="S", run="0123abcd")
+    except (ValueError, IndexError, KeyError) as error:
+        raise lab.error("certificate_number", f"not a usable pattern ({error}); use {{year}}, {{seq}} (required, "
+                                              f"e.g. {{seq:05d}}), {{serial}}, {{run}}") from None
+    signatories = tuple(Signatory(s.text("name"), s.text("title")) for s in lab.tables("signatories"))
+    for table in lab.tables("signatories"):
+        table.unknown({"name", "title"})
+    return Lab(lab.text("name"), lab.text("address"), lab.text("accreditation_body"), lab.text("accreditation_number"),
+               pattern, lab.text("traceability"), signatories,
+               _path(lab, "template", directory), _path(lab, "signing_key", directory))
+
+
+def _path(section: Section, key: str, directory: Path | None) -> Path | None:
+    if key not in section:
+        return None
+    path = Path(section.text(key)).expanduser()
+    return path if path.is_absolute() or directory is None else directory / path
 
 
 def parse_meter_type(mt: Section) -> MeterType:
@@ -255,7 +353,7 @@ def _records(section: Section | None) -> str | None:
 def _environment(section: Section | None) -> str | None:
     if section is None:
         return None
-    section.unknown({"driver", "address"})
+    section.unknown({"driver", "address", "calibration"})
     _driver(section, "environment")
     return section.text("address")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from bench.bench import Bench
@@ -15,8 +16,8 @@ from bench.certification import Point, Result
 from bench.forms import forms
 from bench.limits import LimitTable
 from bench.metrology import RULE_TEXT, Rule
-from bench.profile import Profile
-from bench.results import CountResult, PositionResult, ShiftResult
+from bench.profile import Profile, Signatory
+from bench.results import PositionResult, ShiftResult
 from bench.store import canonical_json
 
 
@@ -28,19 +29,27 @@ def fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
+DOCUMENT_FAMILIES = {"audit": "audit", "firmware": "firmware"}  # every other family is the accuracy plan
+
+
+def document_of(family: str) -> str:
+    """Which document a result belongs on: the accuracy certificate, the audit or the firmware report."""
+    return DOCUMENT_FAMILIES.get(family, "accuracy")
+
+
 class RunRecorder:
     """Collects a session into a record; ``record()`` may be called at any time (a run that is
     published before it finishes says so: status "incomplete")."""
 
-    def __init__(self, profile: Profile, table: LimitTable, rule: Rule, operator: str,
-                 reference_override: str | None) -> None:
+    def __init__(self, profile: Profile, table: LimitTable, rule: Rule, operator: str, approved_by: Signatory,
+                 calibration_override: str | None) -> None:
         self.profile, self.table, self.rule = profile, table, rule
-        self.operator, self.reference_override = operator, reference_override
+        self.operator, self.approved_by, self.calibration_override = operator, approved_by, calibration_override
         self.run_id = str(uuid.uuid4())
         self.started_at = now_iso()
 
     def record(self, bench: Bench, reported: dict[tuple[str, int], tuple[str, Result]],
-               faults: dict[str, list[str]], plan_points: list[Point], complete: bool) -> dict[str, Any]:
+               faults: dict[str, list[str]], plan_points: list[Point], scope: Scope) -> dict[str, Any]:
         """The run as its items reported it: each point's entry is exactly the result its item
         concluded with (and the faults that made the bench measure it again)."""
         p = self.profile
@@ -51,31 +60,52 @@ class RunRecorder:
             identity = bench.identities[pos.number]
             entries = [entry(point_id, family, result, faults.get(point_id, []))
                        for (point_id, number), (family, result) in reported.items() if number == pos.number]
-            verdict = meter_verdict({e["verdict"] for e in entries})
-            covered = {e["point"] for e in entries if e["verdict"] == "PASS"}
+            verdicts = {document: meter_verdict({e["verdict"] for e in entries if document_of(e["family"]) == document})
+                        for document in ("accuracy", "audit", "firmware")}
+            passed = {e["point"] for e in entries if e["verdict"] == "PASS"}
             meters.append({
                 "position": pos.number, "serial": identity.serial, "mac": identity.mac, "firmware": identity.firmware,
-                "verdict": verdict,
-                "certified": bool(complete and blondel and table_ids and set(table_ids) <= covered),
+                "verdict": meter_verdict({e["verdict"] for e in entries}),
+                "verdicts": verdicts,
+                "certified": bool(scope.status == "complete" and blondel and table_ids and set(table_ids) <= passed),
+                "certificate": None,
                 "results": entries,
             })
         return {
             "run_id": self.run_id,
             "started_at": self.started_at,
-            "ended_at": now_iso() if complete else None,
-            "status": "complete" if complete else "incomplete",
+            "ended_at": now_iso() if scope.status != "incomplete" else None,
+            "status": scope.status,
+            "scope": scope.to_dict(),
             "bench": {"id": p.bench_id, "profile": p.source_file, "profile_sha256": p.digest,
                       "bench_time_s": round(bench.now(), 3)},
-            "plan": {"name": self.table.name, "version": self.table.version, "source": self.table.source,
-                     "provenance": self.table.provenance, "points": table_ids,
+            "plan": {"name": self.table.name, "version": self.table.version, "standard": self.table.standard,
+                     "source": self.table.source, "provenance": self.table.provenance, "points": table_ids,
                      "reference_conditions": self.table.conditions.__dict__},
             "decision_rule": {"rule": self.rule.value, "text": RULE_TEXT[self.rule]},
             "operator": self.operator,
-            "reference_override": self.reference_override,
+            "approved_by": {"name": self.approved_by.name, "title": self.approved_by.title},
+            "lab": p.lab.to_dict(),
+            "calibration_override": self.calibration_override,
             "instruments": _instruments(bench),
             "meter_type": {k: v for k, v in p.meter_type.__dict__.items() if k != "registers"},
             "meters": meters,
         }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a run covered, as a fact: ``complete`` only when every item of the selected plans ran
+    to a verdict; ``partial`` when a normal end left items out (-k, -x, --lf, deselection);
+    ``incomplete`` when it was interrupted, stopped or crashed."""
+    status: str
+    planned: int
+    ran: int
+    not_run: tuple[str, ...]
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"planned": self.planned, "ran": self.ran, "not_run": list(self.not_run), "why": self.why}
 
 
 def meter_verdict(verdicts: set[str]) -> str:
@@ -99,18 +129,19 @@ def entry(point_id: str, family: str, result: Result, faults: list[str] | None =
 
 
 def _instruments(bench: Bench) -> list[dict[str, Any]]:
+    """Every role that contributed to a result, with its identity and calibration."""
     p = bench.profile
-    cal = p.reference.calibration
+    calibrations = p.calibrations()
     found = []
     for role, instrument in (("source", bench.source), ("load", bench.load), ("reference", bench.reference),
                              ("counter", bench.counter), ("environment", bench.thermometer)):
         if instrument is None:
             continue
         idn = instrument.idn.split(",")
-        entry = {"role": role, "idn": instrument.idn, "address": instrument.address, "serial": idn[2] if len(idn) == 4 else ""}
+        entry = {"role": role, "idn": instrument.idn, "address": instrument.address,
+                 "serial": idn[2].strip() if len(idn) == 4 else "", "calibration": calibrations[role].to_dict()}
         if role == "reference":
-            entry.update(serial=p.reference.serial, certificate=cal.certificate, calibration_date=str(cal.date),
-                         calibration_due=str(cal.due), uncertainty=cal.uncertainty.describe())
+            entry.update(serial=p.reference.serial, uncertainty=p.reference.calibration.uncertainty.describe())
         found.append(entry)
     return found
 

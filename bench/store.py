@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import (Boolean, Column, Connection, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, delete, inspect, select, text)
+                        UniqueConstraint, create_engine, delete, func, inspect, select, text)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -71,6 +71,15 @@ audit_trail = Table(
     Column("detail", Text, nullable=False),
     UniqueConstraint("serial", "action", "seal"),
 )
+certificates = Table(
+    "certificates", metadata,
+    Column("seq", Integer, primary_key=True),  # the lab's running number, in issue order
+    Column("number", String(100), nullable=False, unique=True),
+    Column("run_id", String(36), ForeignKey("runs.run_id"), nullable=False),
+    Column("serial", String(64), nullable=False),
+    Column("issued", String(10), nullable=False),
+    UniqueConstraint("run_id", "serial"),
+)
 _APPEND_ONLY = {
     "sqlite": ["CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail "
                "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
@@ -105,7 +114,12 @@ def _v3(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+def _v4(conn: Connection) -> None:
+    """Certificates get numbers: one per meter per complete run, from the lab's running sequence."""
+    certificates.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -189,6 +203,23 @@ def add_result(engine: Engine, run_id: str, position: int, result: dict[str, Any
             evidence=canonical_json(result)))
 
 
+def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: str,
+                       number: Callable[[int, str], str]) -> dict[str, str]:
+    """Each meter's certificate number for this run: taken once from the lab's running sequence
+    and kept, so re-publishing a run re-prints the same numbers. ``number(seq, serial)`` formats it."""
+    with engine.begin() as conn:
+        known = dict(conn.execute(select(certificates.c.serial, certificates.c.number)
+                                  .where(certificates.c.run_id == run_id)).all())
+        seq = conn.execute(select(func.max(certificates.c.seq))).scalar_one() or 0
+        for serial in serials:
+            if serial not in known:
+                seq += 1
+                known[serial] = number(seq, serial)
+                conn.execute(certificates.insert().values(seq=seq, number=known[serial], run_id=run_id, serial=serial,
+                                                          issued=issued))
+    return {serial: known[serial] for serial in serials}
+
+
 MIN_ID_PREFIX = 4  # hex digits of a run id a user must give
 
 
@@ -246,16 +277,18 @@ def append_audit(engine: Engine, serial: str, action: str, operator: str, seal: 
     return True
 
 
-def audit_entries(engine: Engine, serial: str) -> list[dict[str, Any]]:
+def audit_entries(engine: Engine, serial: str | None = None) -> list[dict[str, Any]]:
+    """The audit trail in the order it was written: one meter's entries, or every meter's."""
+    query = select(audit_trail).order_by(audit_trail.c.entry)
     with engine.connect() as conn:
-        rows = conn.execute(select(audit_trail).where(audit_trail.c.serial == serial).order_by(audit_trail.c.entry))
+        rows = conn.execute(query.where(audit_trail.c.serial == serial) if serial else query)
         return [dict(row._mapping) for row in rows]
 
 
 def count_rows(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {t.name: conn.execute(select(text("count(*)")).select_from(t)).scalar_one()
-                for t in (runs, meter_runs, results, meter_registry, audit_trail)}
+                for t in (runs, meter_runs, results, meter_registry, audit_trail, certificates)}
 
 
 def canonical_json(data: Any) -> str:

@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,8 +13,11 @@ import pytest
 import tomli_w
 
 from bench.bench import Bench
+from bench.signing import default_key_path, init_key
 from bench.sim import SimulatedBench, board_path
 from bench.sim.control_client import SimControlClient
+
+BENCH_HOME = pytest.StashKey[Path]()
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,6 +25,21 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests never touch the user's own lab signing key or meter keys: a bench home of their own
+    (inherited by every bench and pytest process they start), with a lab key in it."""
+    home = Path(tempfile.mkdtemp(prefix="meter-bench-tests-"))
+    os.environ["METER_BENCH_HOME"] = str(home)
+    init_key(default_key_path())
+    config.stash[BENCH_HOME] = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(BENCH_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

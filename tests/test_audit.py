@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -40,8 +41,11 @@ def test_each_fault_fails_exactly_its_step_with_its_diagnosis(tmp_path):
     assert run.returncode == 1 and set(found) == expected
     for (step, position), message in found.items():
         code = board.expected_diagnoses.get(position)
-        if code:  # the entry the technician needs, verbatim from the matrix
-            assert matrix[code] in message, (position, message)
+        if code:  # the entry the technician needs, from the matrix, its command filled in for this meter
+            serial = board.world.meters[position - 1].serial
+            assert matrix[code].replace("{serial}", serial).replace("{profile}", "PROFILE") in message, (position, message)
+            if code == "TAMPER":
+                assert f"bench tamper-clear {serial} --bench PROFILE --operator ID --seal NUMBER" in message
     assert "no inspection entry for SIM16F00013" in found[("INSPECTION", 13)]
 
 
@@ -52,6 +56,11 @@ def test_rerunning_the_audit_adds_no_registry_or_trail_entries(tmp_path):
     engine = store.connect(f"sqlite:///{tmp_path / 'reports' / 'records.sqlite'}")
     counts = store.count_rows(engine)
     assert counts["meter_registry"] == 8 and counts["audit_trail"] == 0 and counts["runs"] == 2
+    # the meters' key files stay with the bench, never beside what QA publishes
+    assert not [p for p in (tmp_path / "reports").rglob("*") if p.name.endswith(".key")]
+    kept = Path(os.environ["METER_BENCH_HOME"]) / "meter-keys"
+    assert {p.name for p in kept.glob("SIM16A0000?.key")} == {f"SIM16A0000{n}.key" for n in range(1, 9)}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in kept.glob("*.key")} == {0o600}
 
 
 def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
@@ -64,10 +73,11 @@ def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
         command = [sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile),
                    "--operator", "tech-17", "--seal", "S-004211", "--records", url]
         first = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        assert first.returncode == again.returncode == 0, first.stderr
-        assert "recorded in the audit trail" in first.stdout and "already in the audit trail" in again.stdout
+        assert first.returncode == 0 and "recorded in the audit trail" in first.stdout, first.stderr
         assert not meter.functional.tamper
+        again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)  # nothing left to clear
+        assert again.returncode == 1
+        assert again.stderr == f"bench: meter {meter.serial} shows no tamper alarm: nothing cleared, nothing recorded\n"
     engine = store.connect(url)
     [entry] = store.audit_entries(engine, meter.serial)
     assert (entry["operator"], entry["seal"], entry["action"]) == ("tech-17", "S-004211", "tamper-clear")
@@ -78,6 +88,28 @@ def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile)],
                              capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "--operator" in missing.stderr
+    trail = subprocess.run([sys.executable, "-m", "bench.cli", "trail", "--records", url], capture_output=True, text=True,
+                           cwd=REPO)
+    [row] = trail.stdout.splitlines()[2:]
+    assert trail.returncode == 0 and row.split()[2:6] == [meter.serial, "tamper-clear", "tech-17", "S-004211"]
+    other = subprocess.run([sys.executable, "-m", "bench.cli", "trail", "SIM16A00001", "--records", url],
+                           capture_output=True, text=True, cwd=REPO)
+    assert other.returncode == 1 and other.stdout == "no audit-trail entries for meter SIM16A00001\n"
+
+
+def test_tamper_clear_on_a_meter_without_a_tamper_alarm_writes_nothing(tmp_path):
+    """The trail is append-only: a false "cleared" entry could never be removed, so none is written."""
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    with SimulatedBench("audit_faults") as sim:
+        profile = tmp_path / "bench.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        healthy = sim.world.meters[0]
+        assert not healthy.functional.tamper
+        run = subprocess.run([sys.executable, "-m", "bench.cli", "tamper-clear", healthy.serial, "--bench", str(profile),
+                              "--operator", "tech-17", "--seal", "S-004212", "--records", url],
+                             capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 1 and "shows no tamper alarm: nothing cleared, nothing recorded" in run.stderr
+    assert store.count_rows(store.connect(url))["audit_trail"] == 0
 
 
 def test_key_files_are_owner_only_and_shared_keys_are_refused(tmp_path):

@@ -34,8 +34,8 @@ def test_creep_and_starting_periods_follow_from_the_meter_constant():
     by_id = {p.id: p for p in load_table().points(METER_16S)}
     creep, start = by_id["CREEP"], by_id["START"]
     assert isinstance(creep, CreepPoint) and isinstance(start, StartingPoint)
-    # 600e6 / (k m Un Imax) minutes, k = 1000 imp/kWh, m = 3, Un = 120 V, Imax = 200 A
-    assert creep.period_s(METER_16S) == pytest.approx(600e6 / (1000 * 3 * 120 * 200) * 60)
+    # class 0.2: 900e6 / (k m Un Imax) minutes, k = 1000 imp/kWh, m = 3, Un = 120 V, Imax = 200 A
+    assert creep.period_s(METER_16S) == pytest.approx(900e6 / (1000 * 3 * 120 * 200) * 60)
     # 1.5 x the time of 2 pulses of 1 Wh at 3 x 120 V x 0.03 A
     assert start.period_s(METER_16S) == pytest.approx(1.5 * 2 * 3600 / (3 * 120 * 0.03))
 
@@ -44,8 +44,15 @@ def test_class_picks_each_rows_values_and_single_element_meters_skip_element_row
     meter = dataclasses.replace(METER_16S, accuracy_class=0.5, form="1S", elements=1)
     by_id = {p.id: p for p in load_table().points(meter, Rule.GUARDED)}
     assert by_id["LL-PF05"].limit_pct == 0.6 and by_id["FL-PF1"].rule is Rule.GUARDED
-    assert by_id["CREEP"].period_constant == 900e6
+    assert by_id["CREEP"].period_constant == 600e6
     assert not any(p.family == "polyphase" for p in by_id.values())
+
+
+def test_a_tighter_class_gets_a_creep_period_at_least_as_long():
+    """IEC 62053-22: 900e6 for class 0.2 S, 600e6 for class 0.5 S; a tighter class, a longer period."""
+    constants = {c: {p.id: p for p in load_table().points(dataclasses.replace(METER_16S, accuracy_class=c))}["CREEP"]
+                 .period_constant for c in (0.1, 0.2, 0.5)}
+    assert constants[0.1] >= constants[0.2] == 900e6 > constants[0.5] == 600e6
 
 
 def write_table(tmp_path, edit):

@@ -18,12 +18,12 @@ from bench.record import fingerprint
 from bench.sim import SimulatedBench
 from tests.conftest import REPO, plan_command
 
-ONE_POINT = ("test_plans/c12_20/test_load_performance.py", "-k", "FL-PF1")
+ONE_POINT = ("test_plans/c12_20/test_load_performance.py", "-k", "FL-PF1")  # a partial run
 
 
-def run_plan(reports, *args, check=True):
-    run = subprocess.run(plan_command(reports, *ONE_POINT, "-q", *args), capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
+def run_plan(reports, *args, check=True, plans=ONE_POINT):
+    run = subprocess.run(plan_command(reports, *plans, "-q", *args), capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
     if check:
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return run
@@ -31,32 +31,45 @@ def run_plan(reports, *args, check=True):
 
 def only_json_record(reports):
     [path] = reports.glob("run-*.json")
-    return json.loads(path.read_text())
+    return json.loads(path.read_text())["record"]
 
 
 def test_a_run_round_trips_through_sqlite(tmp_path):
     run_plan(tmp_path)
     record = only_json_record(tmp_path)
     engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
-    assert store.count_rows(engine) == {"runs": 1, "meter_runs": 8, "results": 8, "meter_registry": 0, "audit_trail": 0}
+    assert store.count_rows(engine) == {"runs": 1, "meter_runs": 8, "results": 8, "meter_registry": 0, "audit_trail": 0,
+                                        "certificates": 0}
     assert store.load_run(engine, record["run_id"][:8]) == json.loads(store.canonical_json(record))
-    assert record["status"] == "complete" and record["meters"][0]["results"][0]["point"] == "FL-PF1"
+    assert record["status"] == "partial" and record["meters"][0]["results"][0]["point"] == "FL-PF1"
     reference = next(i for i in record["instruments"] if i["role"] == "reference")
-    assert reference["calibration_due"] == "2027-03-02" and reference["idn"].startswith("MeterBench,SIM-RS")
-    # one point of 26 passed: the run is complete, but it certifies nobody
-    assert not any(m["certified"] for m in record["meters"])
+    assert reference["calibration"]["due"] == "2027-03-02" and reference["idn"].startswith("MeterBench,SIM-RS")
+    assert {i["role"] for i in record["instruments"]} == {"source", "load", "reference", "counter", "environment"}
+    assert all(i["calibration"]["certificate"].startswith("SIM-CAL-") for i in record["instruments"])
+    # one point of 26 passed: the run is partial and certifies nobody
+    assert not any(m["certified"] or m["certificate"] for m in record["meters"])
 
 
-def test_publishing_twice_stores_once_and_a_retest_adds_a_run(tmp_path):
-    run_plan(tmp_path)
+def test_publishing_twice_stores_once_a_retest_adds_a_run_and_certificate_numbers_run_on(tmp_path):
+    run_plan(tmp_path, plans=("test_plans/c12_20/",))
     record = only_json_record(tmp_path)
     engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
     again = store.publish(engine, record, fingerprint(record))
     assert not again.changed and store.count_rows(engine)["runs"] == 1
-    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", record["run_id"][:8], "--records", f"sqlite:///{tmp_path / 'records.sqlite'}",
-                             "--out", str(tmp_path / "again")], capture_output=True, text=True, cwd=REPO)
+    year = record["ended_at"][:4]
+    assert [m["certificate"]["number"] for m in record["meters"]] == [f"SIM-{year}-{n:05d}" for n in range(1, 9)]
+    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", record["run_id"][:8], "--records",
+                             f"sqlite:///{tmp_path / 'records.sqlite'}", "--reports-dir", str(tmp_path / "again")],
+                            capture_output=True, text=True, cwd=REPO)
     assert report.returncode == 0 and store.count_rows(engine)["runs"] == 1
-    run_plan(tmp_path)  # the same meters, tested again
+    for path in (tmp_path / "certificates").glob("*.html"):  # re-published: the same numbers, the same bytes
+        assert (tmp_path / "again" / "certificates" / path.name).read_bytes() == path.read_bytes()
+    (tmp_path / "first").mkdir()
+    for path in tmp_path.glob("run-*.json"):  # keep the first run's record aside
+        path.rename(tmp_path / "first" / path.name)
+    run_plan(tmp_path, plans=("test_plans/c12_20/",))  # the same meters, tested again: the numbers run on
+    retest = only_json_record(tmp_path)
+    assert [m["certificate"]["number"] for m in retest["meters"]] == [f"SIM-{year}-{n:05d}" for n in range(9, 17)]
     rows = store.history(engine, "SIM16A00004")
     assert [r["status"] for r in rows] == ["complete", "complete"] and rows[0]["started_at"] <= rows[1]["started_at"]
     history = subprocess.run([sys.executable, "-m", "bench.cli", "history", "SIM16A00004", "--records", f"sqlite:///{tmp_path / 'records.sqlite'}"],
@@ -104,23 +117,32 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(tmp_path):
     with migrated.connect() as conn:
         assert conn.execute(select(store.schema_version.c.version)).scalar_one() == store.SCHEMA_VERSION
         assert conn.execute(select(store.meter_runs.c.certified)).scalar_one() is False
-    assert store.count_rows(migrated) == {"runs": 1, "meter_runs": 1, "results": 0, "meter_registry": 0, "audit_trail": 0}
+    assert store.count_rows(migrated) == {"runs": 1, "meter_runs": 1, "results": 0, "meter_registry": 0, "audit_trail": 0,
+                                          "certificates": 0}
     with migrated.begin() as conn:
         conn.execute(store.schema_version.update().values(version=99))
     with pytest.raises(store.RecordsError, match=f"schema is version 99; this bench knows up to {store.SCHEMA_VERSION}"):
         store.connect(url)
 
 
-def test_an_expired_reference_blocks_certification_unless_overridden_and_recorded(tmp_path, make_board):
-    board = make_board(reference={"calibration_date": "2025-01-10", "calibration_due": "2026-01-10"})
+@pytest.mark.parametrize("role", ["reference", "counter", "environment"])
+def test_any_instrument_past_due_blocks_certification_unless_overridden_and_recorded(tmp_path, make_board, role):
+    """The thermometer counts too: it decides whether reference conditions held."""
+    if role == "reference":
+        board = make_board(reference={"calibration_date": "2025-01-10", "calibration_due": "2026-01-10"})
+        certificate = "SIM-CAL-2026-0117"
+    else:
+        board = make_board(calibrations={role: {"certificate": "OLD-7", "date": dt.date(2025, 1, 10),
+                                                "due": dt.date(2026, 1, 10)}})
+        certificate = "OLD-7"
     blocked = run_plan(tmp_path, "--sim-scenario", str(board), check=False)
     assert blocked.returncode == 4
-    assert "reference standard RS0001 calibration SIM-CAL-2026-0117 was due 2026-01-10: certification is blocked" in blocked.stdout
+    assert f"bench cannot start: {role} calibration {certificate} was due 2026-01-10: certification is blocked" in blocked.stdout
     assert not (tmp_path / "records.sqlite").exists()  # nothing ran, nothing recorded
-    run_plan(tmp_path, "--sim-scenario", str(board), "--allow-expired-reference", "recalibration booked, lab ticket 4711")
+    run_plan(tmp_path, "--sim-scenario", str(board), "--allow-expired-calibration", "recalibration booked, lab ticket 4711")
     record = only_json_record(tmp_path)
-    assert record["reference_override"] == "recalibration booked, lab ticket 4711"
-    assert dt.date.fromisoformat(next(i for i in record["instruments"] if i["role"] == "reference")["calibration_due"]) < dt.date.today()
+    assert record["calibration_override"] == "recalibration booked, lab ticket 4711"
+    assert dt.date.fromisoformat(next(i for i in record["instruments"] if i["role"] == role)["calibration"]["due"]) < dt.date.today()
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ class Board:
     meter_type: dict[str, Any]  # as the profile states it
     reference: Section
     counter: Section
+    calibrations: Section  # role -> the simulated instrument's calibration certificate
     ambient_c: float | None  # a thermometer is on the board when set
     expected_failures: dict[int, tuple[str, ...]]  # position -> test points its fault should fail
     expected_diagnoses: dict[int, str]  # position -> the troubleshooting code its fault should show
@@ -112,5 +113,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating
     ambient = board.number("ambient_c", low=-40.0, high=85.0) if "ambient_c" in board else None
-    return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), ambient, expected,
-                 diagnoses, inspection)
+    calibrations = doc.table("calibrations")
+    calibrations.unknown({"source", "load", "counter", "environment"})
+    return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), calibrations, ambient,
+                 expected, diagnoses, inspection)

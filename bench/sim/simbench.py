@@ -14,6 +14,17 @@ from bench.sim.scpi import ScpiServer
 from bench.sim.serial_line import PtySerialServer
 
 BOARDS = Path(__file__).parent / "boards"
+# The simulated bench is nobody's laboratory: its certificates say so where a lab's name would be.
+SIM_LAB = {
+    "name": "Meter bench simulator (demonstration: not a laboratory, not accredited)",
+    "address": "simulated bench on loopback (127.0.0.1)",
+    "accreditation_body": "none",
+    "accreditation_number": "none (simulated bench)",
+    "certificate_number": "SIM-{year}-{seq:05d}",
+    "traceability": "None: the instruments are simulated. On a real bench this states the chain of calibrations "
+                    "from the reference standard to national standards (e.g. NIST), with the certificates listed below.",
+    "signatories": [{"name": "Simulated Approver", "title": "demonstration only"}],
+}
 
 
 def board_path(name: str) -> Path:
@@ -70,9 +81,10 @@ class SimulatedBench:
             "bench": {"id": f"SIM-{self.board.name}"},
             "clock": {"kind": "sim", "address": self.control.resource},
             "source": {"driver": "scpi-ac-source", "address": self.scpi["source"].resource,
-                       "max_voltage_v": self.world.source.max_voltage_v, "stability_pct": 0.005},
+                       "max_voltage_v": self.world.source.max_voltage_v, "stability_pct": 0.005,
+                       "calibration": self._calibration("source")},
             "load": {"driver": "scpi-phantom-load", "address": self.scpi["load"].resource,
-                     "max_current_a": self.world.load.max_current_a},
+                     "max_current_a": self.world.load.max_current_a, "calibration": self._calibration("load")},
             "reference": {
                 "driver": "scpi-reference-standard", "address": self.scpi["reference"].resource,
                 "serial": ref.text("serial"),
@@ -81,16 +93,22 @@ class SimulatedBench:
                                 "uncertainty_pct_k2": ref.data["uncertainty_pct_k2"]},
             },
             "counter": {"driver": "serial-pulse-counter", "address": self.counter_line.port, "baudrate": 115200,
-                        "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0, high=1.0)},
+                        "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0, high=1.0),
+                        "calibration": self._calibration("counter")},
             "meters": {"driver": "modbus-tcp", "device_id": self.meters.device_id},
             "positions": [{"serial": m.serial, "address": f"127.0.0.1:{port}"}
                           for m, port in zip(self.world.meters, self.meters.ports)],
             "meter_type": self.board.meter_type,
             "interlock": {"via": "counter"},
+            "lab": SIM_LAB,
         }
         if "environment" in self.scpi:
-            data["environment"] = {"driver": "scpi-thermometer", "address": self.scpi["environment"].resource}
+            data["environment"] = {"driver": "scpi-thermometer", "address": self.scpi["environment"].resource,
+                                   "calibration": self._calibration("environment")}
         return data
+
+    def _calibration(self, role: str) -> dict[str, Any]:
+        return dict(self.board.calibrations.table(role).data)
 
     def meter_type(self) -> MeterType:
         """The meter type the board holds, known before any server starts."""

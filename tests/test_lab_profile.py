@@ -1,0 +1,111 @@
+"""The lab behind the certificates: its profile section, every instrument's calibration date, the
+approving signatory, and the technician's inspection asked at a real terminal."""
+import datetime as dt
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+import tomli_w
+
+from bench.sim import SimulatedBench
+from tests.conftest import REPO, edited_toml, plan_command
+
+EXAMPLE = REPO / "bench" / "profiles" / "example_lab.toml"
+
+
+def bench_check(profile):
+    return subprocess.run([sys.executable, "-m", "bench.cli", "check", str(profile)], capture_output=True, text=True,
+                          cwd=REPO)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["lab"].update(certificate_number="EML-{year}"), "lab.certificate_number: not a usable pattern (it has no {seq})"),
+    (lambda d: d["lab"].update(certificate_number="EML-{seq}-{operator}"), "fields ['operator'] are unknown"),
+    (lambda d: d["lab"].update(certificate_number="EML-{seq:q}"), "lab.certificate_number: not a usable pattern"),
+    (lambda d: d["lab"].update(signatories=[]), "lab.signatories: expected one or more [[lab.signatories]] tables"),
+    (lambda d: d["lab"].pop("accreditation_number"), "lab.accreditation_number: missing"),
+    (lambda d: d["counter"].pop("calibration"), "counter.calibration: missing"),
+    (lambda d: d["environment"]["calibration"].update(due=dt.date(2020, 1, 1)), "environment.calibration.due: calibration due date is not after"),
+])
+def test_a_broken_lab_section_or_calibration_is_one_line(tmp_path, edit, message):
+    run = bench_check(edited_toml(EXAMPLE, edit, tmp_path / "lab.toml"))
+    assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_bench_check_lists_every_calibration_and_refuses_a_past_due_one(tmp_path):
+    today = dt.date.today()
+    ok = bench_check(EXAMPLE)
+    assert ok.returncode == 0, ok.stderr
+    for role, certificate in (("source", "CAL-SRC-2026-031"), ("load", "CAL-LOAD-2026-032"),
+                              ("reference", "ACC-LAB-2026-0117"), ("counter", "CAL-CNT-2026-033"),
+                              ("environment", "CAL-THERM-2026-034")):
+        assert f"{role:<12} calibration {certificate} of 2026-03-02: due 2027-03-02 " \
+               f"({(dt.date(2027, 3, 2) - today).days} days)" in ok.stdout
+    expired = edited_toml(EXAMPLE, lambda d: d["environment"]["calibration"].update(
+        date=dt.date(2025, 1, 2), due=dt.date(2026, 1, 2)), tmp_path / "lab.toml")
+    run = bench_check(expired)
+    assert run.returncode == 1
+    assert "environment  calibration CAL-THERM-2026-034 of 2025-01-02: PAST DUE since 2026-01-02" in run.stdout
+    assert "NOT READY: environment past calibration due date: a run is blocked" in run.stdout
+
+
+def test_only_a_listed_signatory_approves(tmp_path):
+    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_no_load.py", "--approved-by", "Mallory", "-q"),
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 4
+    assert ("bench cannot start: --approved-by 'Mallory' is not a signatory of Meter bench simulator "
+            "(demonstration: not a laboratory, not accredited) (the profile's [lab] signatories: Simulated Approver)") in run.stdout
+
+
+class Terminal:
+    """The controlling side of a pseudo-terminal: everything the child wrote, read as it comes."""
+
+    def __init__(self, fd):
+        self.fd, self.seen, self.at = fd, "", 0
+
+    def expect(self, text, within_s=60.0):
+        deadline = time.monotonic() + within_s
+        while text not in self.seen[self.at:]:
+            assert time.monotonic() < deadline, self.seen[-2000:]
+            if select.select([self.fd], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                assert chunk, f"the terminal closed before {text!r}: {self.seen[-2000:]}"
+                self.seen += chunk.decode(errors="replace")
+        self.at = self.seen.index(text, self.at) + len(text)
+
+    def answer(self, line):
+        os.write(self.fd, line.encode() + b"\n")
+
+
+def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
+    """A profile (not the embedded simulator) has no simulated technician: the bench asks at the
+    terminal, through pytest's output capture, and records what the technician typed."""
+    with SimulatedBench() as sim:
+        profile = tmp_path / "bench.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        main, child = pty.openpty()
+        run = subprocess.Popen(plan_command(tmp_path, "test_plans/audit/test_1_inspection.py", "--bench", str(profile),
+                                            "--operator", "tech-9", "--color=no"),
+                               stdin=child, stdout=child, stderr=child, cwd=REPO)
+        os.close(child)
+        terminal = Terminal(main)
+        try:
+            for number, meter in enumerate(sim.world.meters, start=1):
+                terminal.expect(f"position {number} {meter.serial}: terminal torque, in-lb (empty: not inspected): ")
+                terminal.answer("" if number == 8 else "50")  # position 8 was not inspected
+                if number < 8:
+                    terminal.expect("jaw tension good? [y/n]: ")
+                    terminal.answer("y")
+            terminal.expect(" passed")
+            assert run.wait(timeout=60) == 1, terminal.seen
+        finally:
+            run.kill()
+            os.close(main)
+    assert "1 failed, 7 passed" in terminal.seen and "pos8-SIM16A00008" in terminal.seen

@@ -1,0 +1,97 @@
+"""A run's status is a fact about what ran: -k, -x and deselection give partial runs that never
+certify, are never "as left" and never a baseline; baselines match plan, limits version, meter
+type and serials, and say what they compared."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.sim import board_path
+from tests.conftest import REPO, edited_toml, plan_command
+
+C12_20 = "test_plans/c12_20/"
+
+
+def plan(reports, *args, check=None):
+    run = subprocess.run(plan_command(reports, *args, "-q"), capture_output=True, text=True, cwd=REPO, timeout=300)
+    if check is not None:
+        assert run.returncode == check, run.stdout[-3000:] + run.stderr[-2000:]
+    return run
+
+
+def records(reports):
+    """Every JSON record in ``reports``, oldest first, without their signature wrappers."""
+    found = [json.loads(p.read_text())["record"] for p in reports.glob("run-*.json")]
+    return sorted(found, key=lambda r: r["started_at"])
+
+
+def cli(reports, *args):
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args, "--records", f"sqlite:///{reports / 'records.sqlite'}"],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One reports directory holding a complete C12.20 run, a -k run and a -x run on the same meters."""
+    reports = tmp_path_factory.mktemp("reports")
+    plan(reports, C12_20, check=0)
+    plan(reports, C12_20, "-k", "FL-PF1", check=0)
+    plan(reports, C12_20, "-x", "--sim-scenario", "mixed", check=1)
+    return reports
+
+
+def test_only_the_run_of_every_item_is_complete_and_certifies(runs):
+    complete, selected, stopped = records(runs)
+    assert complete["status"] == "complete" and complete["scope"]["why"] == ""
+    assert complete["scope"]["ran"] == complete["scope"]["planned"] == 8 * len(complete["plan"]["points"])
+    assert all(m["certified"] and m["certificate"] for m in complete["meters"])
+
+    assert selected["status"] == "partial" and not any(m["certified"] or m["certificate"] for m in selected["meters"])
+    assert selected["scope"]["ran"] == 8 and "deselected" in selected["scope"]["why"]
+    assert len(selected["scope"]["not_run"]) == selected["scope"]["planned"] - 8
+
+    assert stopped["status"] == "partial" and "stopping after 1 failures" in stopped["scope"]["why"]
+    assert not any(m["certified"] for m in stopped["meters"])
+    # certificates exist for the complete run's meters only
+    assert {p.name.split("-", 1)[1][:8] for p in (runs / "certificates").glob("*.html")} == {complete["run_id"][:8]}
+
+
+def test_history_never_calls_a_partial_run_as_left(runs):
+    shown = cli(runs, "history", "SIM16A00001")
+    lines = shown.stdout.splitlines()
+    assert shown.returncode == 0
+    complete, selected, _ = records(runs)  # the -x run was on the mixed board's meters
+    assert [line.split()[:2] for line in lines[2:4]] == [["only", "complete"], [selected["run_id"][:8], selected["started_at"]]]
+    assert not any(line.startswith("as left") for line in lines) and lines[4].startswith("1 run(s) partial or incomplete")
+
+
+def test_a_partial_run_is_never_a_baseline(runs):
+    complete, selected, _ = records(runs)
+    refused = plan(runs, C12_20, "-k", "FL-PF1", "--baseline", selected["run_id"][:8], check=4)
+    assert f"baseline: run {selected['run_id'][:8]} is partial: only a complete run can be a baseline" in refused.stdout
+    # by release, the complete run is chosen, and the report says which and how much it compared
+    chosen = plan(runs, C12_20, "--baseline", "AMI-Release-v4.2", check=0)
+    base = records(runs)[-1]["baseline"]
+    assert base["run_id"] == complete["run_id"] and base["points_compared"] == base["points_run"] == 8 * 26
+    assert f"baseline: AMI-Release-v4.2 = run {complete['run_id'][:8]}" in chosen.stdout
+    assert f"{8 * 26} of {8 * 26} points compared, 0 regression(s)" in chosen.stdout
+
+
+def test_a_baseline_of_another_meter_type_or_other_meters_is_refused_in_one_line(runs, tmp_path):
+    other_type = edited_toml(board_path("default"), lambda d: d["meter_type"].update(model="OTHER-16S"),
+                             tmp_path / "other_type.toml")
+    refused = plan(runs, C12_20, "--sim-scenario", str(other_type), "--baseline", "AMI-Release-v4.2", check=4)
+    assert "baseline: no run and no complete run of 'ANSI C12.20" in refused.stdout
+    assert "on OTHER-16S meters with release 'AMI-Release-v4.2'" in refused.stdout
+    by_id = plan(runs, C12_20, "--sim-scenario", str(other_type), "--baseline", records(runs)[0]["run_id"][:8], check=4)
+    assert "tested {'manufacturer'" in by_id.stdout and "'model': 'OTHER-16S'" in by_id.stdout
+
+    def renumber(data):
+        for i, position in enumerate(data["position"]):
+            position["serial"] = f"SIM16B0000{i + 1}" if i < 6 else position["serial"]
+
+    other_meters = edited_toml(board_path("default"), renumber, tmp_path / "other_meters.toml")
+    few = plan(runs, C12_20, "--sim-scenario", str(other_meters), "--baseline", "AMI-Release-v4.2", check=4)
+    assert "holds 2 of this board's 8 meters (--baseline-min-overlap 0.8): nothing to compare them with" in few.stdout
+    assert len([line for line in few.stdout.splitlines() if "baseline" in line]) == 1
