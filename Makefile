@@ -23,7 +23,7 @@ certify: $(STAMP)
 # pdfinfo/pdftotext/pdftoppm, PostgreSQL) come from Debian when the machine allows it (root);
 # without them those tests skip, except under CI=true, where a missing one fails.
 test: $(STAMP) system-packages
-	BENCH_TEST_POSTGRES_URL="$${BENCH_TEST_POSTGRES_URL:-$$(bash .ci/postgres 2>/dev/null)}" $(VENV)/bin/pytest tests/ $(ARGS)
+	BENCH_TEST_POSTGRES_URL="$${BENCH_TEST_POSTGRES_URL:-$$(bash .ci/postgres)}" $(VENV)/bin/pytest tests/ $(ARGS)
 
 system-packages:
 	@missing=""; for tool in mbpoll:mbpoll chromium:chromium pdfinfo:poppler-utils; do \

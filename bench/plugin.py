@@ -312,8 +312,8 @@ class BenchSession:
             why.append(str(session.shouldfail))
         if self.deselected:
             why.append(f"{len(self.deselected)} item(s) deselected (-k, -m, --lf or --deselect)")
-        if not_run:
-            why.append(f"{len(not_run)} of {len(planned)} planned item(s) not run")
+        if not_run and not why:  # nothing above explains it: the selection left part of a plan out
+            why.append(f"{len(not_run)} of {len(planned)} planned item(s) not selected")
         status = "incomplete" if ended != "normally" else "partial" if why else "complete"
         return Scope(status, len(planned), len(set(self.reported) & planned),
                      tuple(f"{point}@pos{number}" for point, number in not_run), "; ".join(why))

@@ -225,7 +225,8 @@ MIN_ID_PREFIX = 4  # hex digits of a run id a user must give
 
 def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
     """A stored run's record; a unique prefix of the id (hex digits and dashes) is enough. An
-    incomplete run's record is completed with every result stored so far."""
+    incomplete run's record (last published before it ended) is brought up to every result
+    stored so far, and its scope with it."""
     if len(run_id) < MIN_ID_PREFIX or not all(c in "0123456789abcdef-" for c in run_id.lower()):
         raise RecordsError(f"run id '{run_id}': give at least {MIN_ID_PREFIX} hex digits of a run id")
     with engine.connect() as conn:
@@ -233,11 +234,15 @@ def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
         if len(found) != 1:
             raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
         record = json.loads(found[0].record)
-        if record["status"] != "complete":
+        if record["status"] == "incomplete":
             stored = conn.execute(select(results.c.position, results.c.evidence).where(results.c.run_id == found[0].run_id)
                                   .order_by(results.c.position)).all()
             for meter in record["meters"]:
                 meter["results"] = [json.loads(row.evidence) for row in stored if row.position == meter["position"]]
+            held = {f"{r['point']}@pos{m['position']}" for m in record["meters"] for r in m["results"]}
+            scope = record["scope"]
+            scope["not_run"] = [key for key in scope["not_run"] if key not in held]
+            scope["ran"] = scope["planned"] - len(scope["not_run"])
     return record
 
 

@@ -209,4 +209,5 @@ def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
     report = subprocess.run([sys.executable, "-m", "bench.cli", "report", stored["run_id"][:8], "--records",
                              f"sqlite:///{tmp_path / 'records.sqlite'}", "--reports-dir", str(tmp_path / "out")],
                             capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert f"it holds {held} result(s)" in report.stdout and "no certificates" in report.stdout
+    assert record["scope"]["ran"] == held and record["scope"]["planned"] == 8 * len(record["plan"]["points"])
+    assert f"{held} of {record['scope']['planned']} planned item(s) ran; no certificates" in report.stdout, report.stdout

@@ -95,3 +95,13 @@ def test_a_baseline_of_another_meter_type_or_other_meters_is_refused_in_one_line
     few = plan(runs, C12_20, "--sim-scenario", str(other_meters), "--baseline", "AMI-Release-v4.2", check=4)
     assert "holds 2 of this board's 8 meters (--baseline-min-overlap 0.8): nothing to compare them with" in few.stdout
     assert len([line for line in few.stdout.splitlines() if "baseline" in line]) == 1
+
+
+def test_one_module_of_a_plan_is_a_partial_run_of_that_plan(tmp_path):
+    """Nothing deselected, nothing failed: but the C12.20 plan has 26 points and only creep ran."""
+    plan(tmp_path, "test_plans/c12_20/test_no_load.py", check=0)
+    [record] = records(tmp_path)
+    planned = 8 * len(record["plan"]["points"])
+    assert record["status"] == "partial" and record["scope"]["ran"] == 8 and record["scope"]["planned"] == planned
+    assert record["scope"]["why"] == f"{planned - 8} of {planned} planned item(s) not selected"
+    assert not (tmp_path / "certificates").exists()
