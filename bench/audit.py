@@ -10,7 +10,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from sqlalchemy.engine import Engine
 
@@ -120,6 +120,14 @@ def read_key(path: Path) -> str:
 @dataclass
 class Audit:
     """Everything the checks need: the bench, the limits, the matrix, the registry, the inputs."""
+
+    # The meter registers the audit's steps read, and (True) write: checked against the profile's
+    # register map before anything is energised, so a gap is a line at start, not an error mid-run.
+    REGISTERS: ClassVar[dict[str, bool]] = {
+        "voltage_v": False, "phase_rotation": False, "alarm_code": False, "service_state": False, "tamper": False,
+        "rssi_dbm": False, "snr_db": False, "ping_size": True, "ping_count": True, "ping_received": False,
+        "key": True, "key_status": False, "key_fingerprint": False, "power_factor": False,
+    }
 
     bench: Bench
     records: Engine

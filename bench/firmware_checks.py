@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -44,6 +44,12 @@ def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLi
 
 class FirmwareChecks:
     """Each check examines every position at once, with the board at a stated stimulus."""
+
+    # The meter registers these checks read, and (True) write: checked before anything is energised.
+    REGISTERS: ClassVar[dict[str, bool]] = {
+        "voltage_v": False, "current_a": False, "power_w": False, "frequency_hz": False, "interval_count": False,
+        "interval_select": True, "interval_energy_wh": False, "daily_alarms": False, "firmware": False,
+    }
 
     def __init__(self, audit: Audit, limits: FirmwareLimits | None = None) -> None:
         self.audit, self.bench = audit, audit.bench

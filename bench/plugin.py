@@ -120,6 +120,7 @@ class BenchSession:
             # Everything that can refuse the run is settled before any instrument is touched.
             self._check_calibration()
             self._check_template()
+            self._check_registers()
             approved_by = self._approver()
             self.signer = self._signer()
             try:
@@ -146,6 +147,23 @@ class BenchSession:
                                         self.config.getoption("--allow-expired-calibration"))
             self.publish(self.scope(None, ended="the run had not ended"))  # until it ends normally, the run is incomplete
         return self.bench
+
+    def _check_registers(self) -> None:
+        """Every register the selected plans read or write is in the profile's register map: a gap
+        is one line per register before anything is energised, not an error in the middle of a run."""
+        declared = self.profile.meter_type.registers
+        gaps = [f"{self.profile.source_file}: meter_type.registers has no {'writable ' if writable else ''}'{name}' "
+                f"(the {PLAN_NAMES[plan]} {'writes' if writable else 'reads'} it)"
+                for plan, needs in PLAN_REGISTERS.items() if plan in self.plans
+                for name, writable in needs.items()
+                if name not in declared or (writable and not declared[name].writable)]
+        if gaps:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            with self.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+                for gap in gaps:
+                    reporter.write_line(gap, red=True)
+            pytest.exit(f"bench cannot start: the profile's register map lacks {len(gaps)} register(s) the selected "
+                        f"plans need (listed above)", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _check_template(self) -> None:
         """A lab's broken certificate template is found before anything is measured, not at publish."""
@@ -378,6 +396,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 PLAN_FIXTURES = {"certify": "c12_20", "audit": "audit", "firmware": "firmware"}
+PLAN_NAMES = {"c12_20": "C12.20 plan", "audit": "commissioning audit", "firmware": "firmware regression"}
+PLAN_REGISTERS = {"audit": Audit.REGISTERS, "firmware": FirmwareChecks.REGISTERS}
 
 
 def plan_of(item: pytest.Item) -> str | None:

@@ -1,30 +1,23 @@
-"""Fixtures for the framework's own tests: a simulated bench on loopback, and board variants."""
+"""Fixtures for the framework's own tests: a simulated bench on loopback, and board variants.
+The plain helpers the tests share are in tests/helpers.py."""
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-import tomli_w
 
 from bench.bench import Bench
 from bench.signing import default_key_path, init_key
 from bench.sim import SimulatedBench, board_path
+from bench.sim.board import shared_meter_type
 from bench.sim.control_client import SimControlClient
+from tests.helpers import edited_toml
 
 BENCH_HOME = pytest.StashKey[Path]()
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,48 +64,11 @@ def make_board(tmp_path: Path) -> Callable[..., Path]:
             if positions is not None:
                 data["position"] = [{**data["position"][i % len(data["position"])], **p} for i, p in enumerate(positions)]
             for name, values in tables.items():
-                data[name] = {**data.get(name, {}), **values}
+                stated = data.get(name, {})
+                if name == "meter_type" and isinstance(stated, str):  # a shared type, by name
+                    stated = shared_meter_type(stated).data
+                data[name] = {**stated, **values}
 
         return edited_toml(board_path("default"), edit, tmp_path / "board.toml")
 
     return make
-
-
-def edited_toml(source: Path, edit: Callable[[dict], object], target: Path) -> Path:
-    """Write a copy of a TOML file with ``edit`` applied to its data: a lab's variant of ours."""
-    data = tomllib.loads(source.read_text())
-    edit(data)
-    target.write_text(tomli_w.dumps(data))
-    return target
-
-
-def plan_command(reports: Path, *args: str) -> list[str]:
-    """A pytest run of the plans as a lab engineer would start it, writing its reports and
-    records under ``reports`` (never into the repository's reports/)."""
-    return [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "--reports-dir", str(reports)]
-
-
-def require_tool(name: str) -> str:
-    """A real tool the test talks to; missing is a skip on a developer machine, a failure in CI."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed; `make test` installs it")
-        pytest.skip(f"{name} not installed")
-    return path
-
-
-def read_line(sock: socket.socket) -> bytes:
-    """One LF-terminated line (bytes are read one at a time so nothing after it is consumed)."""
-    line = b""
-    while not line.endswith(b"\n"):
-        byte = sock.recv(1)
-        if not byte:
-            raise ConnectionError(f"closed after {line!r}")
-        line += byte
-    return line[:-1]
-
-
-def query(sock: socket.socket, command: str) -> str:
-    sock.sendall(command.encode() + b"\n")
-    return read_line(sock).decode()

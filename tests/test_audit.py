@@ -16,9 +16,7 @@ from bench.audit import load_matrix, read_key, write_key
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
-from tests.conftest import REPO, plan_command
-from tests.test_payload_plan import run_plans
-from tests.test_scenarios import ITEM
+from tests.helpers import ITEM, REPO, edited_toml, plan_command, run_plans
 
 AUDIT = "test_plans/audit/"
 
@@ -32,6 +30,7 @@ def failures(cases):
             for name, case in cases.items() if case.find("failure") is not None}
 
 
+@pytest.mark.slow
 def test_each_fault_fails_exactly_its_step_with_its_diagnosis(tmp_path):
     board = load_board(board_path("audit_faults"))
     matrix = load_matrix()
@@ -49,6 +48,7 @@ def test_each_fault_fails_exactly_its_step_with_its_diagnosis(tmp_path):
     assert "no inspection entry for SIM16F00013" in found[("INSPECTION", 13)]
 
 
+@pytest.mark.slow
 def test_rerunning_the_audit_adds_no_registry_or_trail_entries(tmp_path):
     for _ in range(2):
         run, cases, _ = run_plans(tmp_path, plans=AUDIT)
@@ -63,6 +63,7 @@ def test_rerunning_the_audit_adds_no_registry_or_trail_entries(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in kept.glob("*.key")} == {0o600}
 
 
+@pytest.mark.slow
 def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
     url = f"sqlite:///{tmp_path / 'records.sqlite'}"
     with SimulatedBench("audit_faults") as sim:
@@ -97,6 +98,7 @@ def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
     assert other.returncode == 1 and other.stdout == "no audit-trail entries for meter SIM16A00001\n"
 
 
+@pytest.mark.slow
 def test_tamper_clear_on_a_meter_without_a_tamper_alarm_writes_nothing(tmp_path):
     """The trail is append-only: a false "cleared" entry could never be removed, so none is written."""
     url = f"sqlite:///{tmp_path / 'records.sqlite'}"
@@ -124,6 +126,7 @@ def test_key_files_are_owner_only_and_shared_keys_are_refused(tmp_path):
         read_key(path)
 
 
+@pytest.mark.slow
 def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tmp_path):
     entries = {serial: {"torque_in_lb": 50.2, "jaw_tension_ok": True, "technician": "A. Ruiz"}
                for serial in (f"SIM16A0000{n}" for n in range(1, 9))}
@@ -139,6 +142,7 @@ def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tm
     assert "no inspection entry for SIM16A00004" in found[("INSPECTION", 4)]
 
 
+@pytest.mark.slow
 def test_a_broken_inspection_file_stops_the_run_with_one_line(tmp_path):
     inspection = tmp_path / "inspection.toml"
     inspection.write_text("[SIM16A00001]\ntorque = 50\n")
@@ -156,7 +160,6 @@ def test_the_troubleshooting_matrix_covers_every_code_of_the_procedure():
 def test_an_audit_limit_without_provenance_is_refused(tmp_path):
     from bench.audit import STANDARDS, load_limits
     from bench.config import ConfigError
-    from tests.conftest import edited_toml
 
     path = edited_toml(STANDARDS / "audit.toml", lambda d: d["provenance"].pop("snr_min_db"), tmp_path / "audit.toml")
     with pytest.raises(ConfigError, match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):

@@ -8,11 +8,14 @@ would cover far less; one inflated several times would cover everything by a wid
 the mean |error| / U check catches.
 """
 import numpy as np
+import pytest
 
 from bench.bench import Bench
 from bench.gating import measure_point
 from bench.limits import load_table
 from bench.sim import SimulatedBench
+
+pytestmark = pytest.mark.slow  # many simulated meters measured in turn
 
 POINTS = ("LL-PF1", "FL-PF1", "MAX-PF1", "LL-PF05", "FL-PF05", "FL-PF08C", "MAX-PF08C", "UNBAL")
 BOARDS, RUNS_PER_BOARD = 3, 40

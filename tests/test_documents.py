@@ -15,7 +15,9 @@ from matplotlib import image
 from bench.config import ConfigError
 from bench.documents import check_template, write_documents
 from bench.signing import check_file, init_key
-from tests.conftest import REPO, plan_command, require_tool
+from tests.helpers import REPO, plan_command, require_tool
+
+pytestmark = pytest.mark.slow  # whole plan runs, Chromium and poppler
 
 NOT_ACCURACY = re.compile(r"\b(FW-[A-Z]+|INSPECTION|VOLTAGE-PHASE|LOGIC|NETWORK|KEYS-IDENTITY|PAYLOAD|FIRMWARE)\b")
 BADGE = re.compile(r'<span class="verdict (?:ok|bad)">([^<]*)</span>')

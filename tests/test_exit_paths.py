@@ -15,7 +15,9 @@ import tomli_w
 from bench import store
 from bench.limits import load_table
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, plan_command
+from tests.helpers import REPO, plan_command
+
+pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI, stopped by signals
 
 
 def energised(sim: SimulatedBench) -> bool:

@@ -28,6 +28,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SCENARIOS = tomllib.loads((Path(__file__).parent / "fault_scenarios.toml").read_text())["scenario"]
+# Faults the bench can only notice by waiting out a driver timeout or slow replies in real time.
+WAITS = re.compile(r"SIM:FAUL\S* [^,]+,(DROP|SILENT|DEAD|SLOW|TIMEOUT)\b")
 WORST_TIME_TO_SAFE_S = 5.0  # one driver timeout (2 s) to notice, then safe state in milliseconds
 
 
@@ -106,7 +108,9 @@ def clean_verdicts(point_id: str) -> dict[int, str]:
     return {n: r.verdict.value for n, r in results.items()}
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", [
+    pytest.param(s, id=s["name"], marks=[pytest.mark.slow] if any(WAITS.search(line) for line in s["inject"]) else [])
+    for s in SCENARIOS])
 def test_fault_scenario(scenario):
     expect = scenario["expect"]
     results, certification, stopped, to_safe, energised = measure(scenario["point"], scenario["inject"])

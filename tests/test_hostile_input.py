@@ -3,6 +3,7 @@ anything else is one line naming the file and key, before anything is energised.
 import dataclasses
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ from bench.config import ConfigError, load_toml
 from bench.limits import DEFAULT_TABLE, load_table
 from bench.profile import load_profile
 from bench.sim import board_path
-from bench.sim.board import load_board
+from bench.sim.board import load_board, shared_meter_type
 from bench.stimulus import Stimulus
-from tests.conftest import REPO, edited_toml, plan_command
+from tests.helpers import REPO, edited_toml, plan_command
 
 
 def bench_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -48,6 +49,7 @@ def with_value(path: Path, table: str, key: str, literal: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table, key, literal, says", [
     ("meter_type", "max_voltage_v", "nan", "meter_type.max_voltage_v: expected a finite number, got nan"),
     ("meter_type", "max_voltage_v", "inf", "meter_type.max_voltage_v: expected a finite number, got inf"),
@@ -66,6 +68,7 @@ def test_non_finite_or_absurd_profile_values_are_refused_by_bench_check(profile_
     assert line.startswith(f"bench: {profile_file}: {table}.{key}: ") and says in line
 
 
+@pytest.mark.slow
 def test_a_nan_rating_never_reaches_the_source(sim, profile_file):
     """pytest with a NaN nameplate stops at start (usage error): nothing is energised."""
     run = subprocess.run(plan_command(profile_file.parent, "test_plans/", "--bench",
@@ -115,12 +118,14 @@ def test_binary_and_non_utf8_files_are_one_line(tmp_path, content, loader):
     assert message.startswith(f"{path}: ") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_bench_check_on_an_endless_file_is_one_line():
     checked = bench_cli("check", "/dev/zero")
     assert checked.returncode == 2
     assert one_line(checked.stderr) == "bench: /dev/zero: larger than 4 MiB: not a bench data file"
 
 
+@pytest.mark.slow
 def test_bench_check_on_a_binary_profile_is_one_line(tmp_path):
     path = tmp_path / "lab.toml"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
@@ -129,6 +134,7 @@ def test_bench_check_on_a_binary_profile_is_one_line(tmp_path):
     assert one_line(checked.stderr).startswith(f"bench: {path}: not UTF-8 text")
 
 
+@pytest.mark.slow
 def test_pytest_with_a_binary_limits_file_is_a_usage_error(tmp_path):
     path = tmp_path / "limits.toml"
     path.write_bytes(b"\xc3\x28 not utf-8")
@@ -144,6 +150,23 @@ def test_a_board_with_a_string_for_a_boolean_is_refused(tmp_path):
         load_board(path)
 
 
+@pytest.mark.parametrize("name", ["sim_99s", "../../standards/c12_20", ""])
+def test_a_board_naming_no_shared_meter_type_is_one_line(tmp_path, name):
+    path = edited_toml(board_path("default"), lambda d: d.update(meter_type=name), tmp_path / "board.toml")
+    with pytest.raises(ConfigError, match=rf"board.toml: meter_type: no meter type '{re.escape(name)}' "
+                                          r"\(known: sim_16s_cl200, sim_2s_cl200\)$"):
+        load_board(path)
+
+
+def test_boards_share_one_meter_type_file_and_a_stated_table_still_works(tmp_path):
+    shared = load_board(board_path("default")).meter_type
+    assert load_board(board_path("mixed")).meter_type == shared == load_board(board_path("audit_faults")).meter_type
+    table = shared_meter_type("sim_16s_cl200").data
+    stated = edited_toml(board_path("default"), lambda d: d.update(meter_type={**table, "model": "LAB-16S"}),
+                         tmp_path / "board.toml")
+    assert load_board(stated).meter_type == {**shared, "model": "LAB-16S"}
+
+
 def test_an_inspection_file_with_a_nan_torque_is_refused(tmp_path):
     path = tmp_path / "inspection.toml"
     path.write_text('[SIM16A00001]\ntorque_in_lb = nan\njaw_tension_ok = true\n')
@@ -154,6 +177,7 @@ def test_an_inspection_file_with_a_nan_torque_is_refused(tmp_path):
         load_inspection(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "fast"])
 def test_sim_scale_must_be_a_finite_positive_number(tmp_path, scale):
     run = subprocess.run(plan_command(tmp_path, "test_plans/", "--sim-scale", scale),
@@ -162,11 +186,13 @@ def test_sim_scale_must_be_a_finite_positive_number(tmp_path, scale):
     assert f"--sim-scale: '{scale}'" in run.stderr
 
 
+@pytest.mark.slow
 def test_pytest_help_works():
     run = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0 and "--regression-margin" in run.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["missing.html", "."])
 def test_bench_verify_on_a_missing_file_or_a_directory_is_one_line(tmp_path, target):
     checked = bench_cli("verify", str(tmp_path / target))
@@ -174,6 +200,7 @@ def test_bench_verify_on_a_missing_file_or_a_directory_is_one_line(tmp_path, tar
     assert one_line(checked.stdout).startswith(f"{tmp_path / target}: INVALID: ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run_id", ["%", "", "_", "a%", "abc"])
 def test_bench_report_does_not_match_any_run_on_wildcards(tmp_path, run_id):
     from bench import store
@@ -204,6 +231,7 @@ def test_the_key_writer_replaces_a_readable_old_key_with_a_fresh_private_one(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["SIM16A00001.key"]  # no staging file left
 
 
+@pytest.mark.slow
 def test_bench_opens_fast_and_names_the_role_when_the_source_never_accepts(tmp_path, sim):
     """A listener whose accept queue is full: connect hangs. The run stops at start, in one line
     naming the role and address, within the driver's timeout."""
@@ -238,6 +266,7 @@ def test_bench_opens_fast_and_names_the_role_when_the_source_never_accepts(tmp_p
     assert elapsed < 30, elapsed
 
 
+@pytest.mark.slow
 def test_a_malformed_address_stops_the_run_at_start_in_one_line(tmp_path, sim):
     data = sim.profile_data()
     data["reference"]["address"] = "TCPIP0::127.0.0.1::notaport::SOCKET"

@@ -12,7 +12,9 @@ import pytest
 import tomli_w
 
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, edited_toml, plan_command
+from tests.helpers import REPO, edited_toml, plan_command
+
+pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
 EXAMPLE = REPO / "bench" / "profiles" / "example_lab.toml"
 

@@ -11,7 +11,7 @@ from bench.gating import AccuracyPoint
 from bench.limits import DEFAULT_TABLE, load_table
 from bench.metrology import Rule
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, edited_toml, plan_command
+from tests.helpers import REPO, edited_toml, plan_command
 
 METER_16S = SimulatedBench("default").meter_type()  # 3 elements, class 0.2, 120 V, Imax 200 A, Kh 1 Wh
 
@@ -90,6 +90,7 @@ def test_a_row_without_the_meters_class_is_named_when_the_table_is_resolved(tmp_
         load_table(path).points(METER_16S)
 
 
+@pytest.mark.slow
 def test_pytest_with_a_broken_table_stops_at_start(tmp_path):
     path = write_table(tmp_path, lambda d: row(d, "H5").update(harmonics="seventh"))
     run = subprocess.run(plan_command(tmp_path, "test_plans/", "--limits", str(path), "-q"),
@@ -97,6 +98,7 @@ def test_pytest_with_a_broken_table_stops_at_start(tmp_path):
     assert run.returncode == 4 and f"{path}: point[17] H5.harmonics: no profile 'seventh'" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_labs_own_table_runs_only_its_points(tmp_path):
     def only_full_load(data):
         data["point"] = [row(data, "FL-PF1")]

@@ -1,7 +1,6 @@
 """The payload accuracy plan end to end on the simulated bench, and its agreement with truth."""
 import re
 import subprocess
-import xml.etree.ElementTree as ET
 
 import pytest
 import tomli_w
@@ -10,26 +9,10 @@ from bench.bench import Bench
 from bench.gating import measure_point
 from bench.plans import payload_accuracy_point
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, plan_command
-
-EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0, "frequency_pct_per_pct": 0.0,
-         "harmonic_gain_pct": 0.0, "dc_pct_per_10pct": 0.0, "element_offsets_pct": [0.0, 0.0, 0.0]}
-PAYLOAD_PLAN = "test_plans/audit/test_6_payload_accuracy.py"
+from tests.helpers import EXACT, REPO, plan_command, properties, run_plans
 
 
-def run_plans(tmp_path, *args, plans=PAYLOAD_PLAN):
-    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    run = subprocess.run(plan_command(tmp_path / "reports", plans, f"--junitxml={junit}", f"--html={html}",
-                                        "--self-contained-html", *args),
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
-    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
-    return run, cases, html.read_text()
-
-
-def properties(case):
-    return {p.get("name"): p.get("value") for p in case.iter("property")}
-
-
+@pytest.mark.slow
 def test_default_board_certifies_every_position(tmp_path):
     run, cases, html = run_plans(tmp_path)
     assert run.returncode == 0, run.stdout[-2000:]
@@ -46,6 +29,7 @@ def test_default_board_certifies_every_position(tmp_path):
     assert covered >= 10 + 300  # settling, then at least the procedure's five minutes
 
 
+@pytest.mark.slow
 def test_a_meter_at_half_a_percent_fails_and_one_at_five_hundredths_passes(tmp_path, make_board):
     board = make_board(positions=[{"offset_pct": 0.5, **EXACT}, {"offset_pct": 0.05, **EXACT}], board={"name": "two"})
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board))
@@ -108,6 +92,7 @@ def test_a_meter_that_never_pulses_fails_with_a_diagnosis_and_the_others_still_p
     assert alive.verdict == "PASS"
 
 
+@pytest.mark.slow
 def test_unreachable_instrument_stops_the_session_with_one_line(tmp_path):
     with SimulatedBench() as sim:
         data = sim.profile_data()

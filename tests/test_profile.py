@@ -7,7 +7,7 @@ import pytest
 
 from bench.config import ConfigError
 from bench.profile import load_profile
-from tests.conftest import edited_toml, plan_command
+from tests.helpers import edited_toml, plan_command
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "bench" / "profiles" / "example_lab.toml"
 
@@ -56,6 +56,7 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_profile(tmp_path / "absent.toml")
 
 
+@pytest.mark.slow
 def test_bench_check_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(EXAMPLE)], capture_output=True, text=True)
     assert ok.returncode == 0 and "2 positions of EX-2S-200" in ok.stdout
@@ -65,6 +66,7 @@ def test_bench_check_command(tmp_path):
     assert bad.stderr.strip() == f"bench: {path}: counter.baudrate: expected a whole number in [50, 4000000], got 'fast'"
 
 
+@pytest.mark.slow
 def test_pytest_with_a_broken_profile_stops_at_start(tmp_path):
     path = broken(tmp_path, lambda d: d["meter_type"].update(elements=0))
     run = subprocess.run(plan_command(tmp_path, "test_plans/", "--bench", str(path), "-q"),

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ from bench.sim.board import load_board
 from instruments.errors import InstrumentError
 from instruments.reference_standard import ScpiReferenceStandard
 from instruments.scpi import ScpiInstrument, parse_bool, parse_float, parse_floats, parse_int
-from tests.conftest import tomllib
+from tests.helpers import tomllib
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REPLIES = st.one_of(st.text(max_size=60), st.from_regex(r"[+-]?\d{0,6}(\.\d{0,6})?([eE][+-]?\d{1,3})?", fullmatch=True),
@@ -148,6 +149,7 @@ def mutation_test(source: Path, load: Callable[[Path], Any]) -> Callable:
     original = tomllib.loads(source.read_text())
     paths = [p for p in leaf_paths(original) if p]
 
+    @pytest.mark.slow  # writes and loads a whole file for each of its examples
     @EXAMPLES
     @given(st.sampled_from(paths), VALUES)
     def check(path, value):
@@ -166,6 +168,7 @@ test_any_value_anywhere_in_the_limits_table = mutation_test(DEFAULT_TABLE, load_
 test_any_value_anywhere_in_a_board = mutation_test(board_path("mixed"), load_board)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(st.dictionaries(st.text(min_size=1, max_size=10), VALUES, max_size=4))
 def test_any_inspection_file(data):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from bench import store
 from bench.record import fingerprint
 from bench.sim import SimulatedBench
-from tests.conftest import REPO, plan_command
+from tests.helpers import REPO, plan_command
 
 ONE_POINT = ("test_plans/c12_20/test_load_performance.py", "-k", "FL-PF1")  # a partial run
 
@@ -34,6 +34,7 @@ def only_json_record(reports):
     return json.loads(path.read_text())["record"]
 
 
+@pytest.mark.slow
 def test_a_run_round_trips_through_sqlite(tmp_path):
     run_plan(tmp_path)
     record = only_json_record(tmp_path)
@@ -50,6 +51,7 @@ def test_a_run_round_trips_through_sqlite(tmp_path):
     assert not any(m["certified"] or m["certificate"] for m in record["meters"])
 
 
+@pytest.mark.slow
 def test_publishing_twice_stores_once_a_retest_adds_a_run_and_certificate_numbers_run_on(tmp_path):
     run_plan(tmp_path, plans=("test_plans/c12_20/",))
     record = only_json_record(tmp_path)
@@ -78,6 +80,7 @@ def test_publishing_twice_stores_once_a_retest_adds_a_run_and_certificate_number
     assert history.returncode == 0 and lines[2].startswith("as found") and lines[3].startswith("as left")
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_stays_incomplete_and_certifies_nobody(tmp_path):
     """SIGTERM mid-run (scaled clock): the record says incomplete, no certificates are written,
     and re-publishing it from the database still gives none."""
@@ -125,6 +128,7 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(tmp_path):
         store.connect(url)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["reference", "counter", "environment"])
 def test_any_instrument_past_due_blocks_certification_unless_overridden_and_recorded(tmp_path, make_board, role):
     """The thermometer counts too: it decides whether reference conditions held."""
@@ -159,6 +163,7 @@ def postgres_url():
     return url
 
 
+@pytest.mark.slow
 def test_records_round_trip_on_postgresql(tmp_path, postgres_url):
     run_plan(tmp_path, "--records", postgres_url)
     record = only_json_record(tmp_path)
@@ -176,6 +181,7 @@ def test_records_round_trip_on_postgresql(tmp_path, postgres_url):
             conn.exec_driver_sql("UPDATE audit_trail SET seal = 'forged'")
 
 
+@pytest.mark.slow
 def test_an_unreachable_records_database_stops_the_run_with_one_line(tmp_path):
     run = run_plan(tmp_path, "--records", "postgresql+psycopg://bench:secret@127.0.0.1:1/none", check=False)
     assert run.returncode == 3

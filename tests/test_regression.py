@@ -6,10 +6,10 @@ import subprocess
 import pytest
 
 from bench.firmware_checks import Baseline, compare
-from tests.conftest import REPO, plan_command
-from tests.test_payload_plan import properties, run_plans
-from tests.test_scenarios import ITEM
+from tests.helpers import ITEM, REPO, plan_command, properties, run_plans
 
+
+@pytest.mark.slow
 def test_a_release_that_breaks_behaviour_is_caught_and_shown_beside_its_baseline(tmp_path):
     baseline, _, _ = run_plans(tmp_path, plans="test_plans/")  # the whole plan on AMI-Release-v4.2
     assert baseline.returncode == 0
@@ -30,6 +30,7 @@ def test_a_release_that_breaks_behaviour_is_caught_and_shown_beside_its_baseline
     assert {(r["serial"], r["point"]) for r in record["baseline"]["regressions"]} >= {("SIM16A00008", "FW-INTERVALS")}
 
 
+@pytest.mark.slow
 def test_an_unknown_baseline_stops_the_run_with_one_line(tmp_path):
     run = subprocess.run(plan_command(tmp_path, "test_plans/firmware/", "--baseline", "AMI-Release-v9.9", "-q"),
                          capture_output=True, text=True, cwd=REPO, timeout=60)

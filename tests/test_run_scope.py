@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from bench.sim import board_path
-from tests.conftest import REPO, edited_toml, plan_command
+from tests.helpers import REPO, edited_toml, plan_command
+
+pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
 C12_20 = "test_plans/c12_20/"
 
@@ -78,9 +80,8 @@ def test_a_partial_run_is_never_a_baseline(runs):
     assert f"{8 * 26} of {8 * 26} points compared, 0 regression(s)" in chosen.stdout
 
 
-def test_a_baseline_of_another_meter_type_or_other_meters_is_refused_in_one_line(runs, tmp_path):
-    other_type = edited_toml(board_path("default"), lambda d: d["meter_type"].update(model="OTHER-16S"),
-                             tmp_path / "other_type.toml")
+def test_a_baseline_of_another_meter_type_or_other_meters_is_refused_in_one_line(runs, tmp_path, make_board):
+    other_type = make_board(meter_type={"model": "OTHER-16S"})
     refused = plan(runs, C12_20, "--sim-scenario", str(other_type), "--baseline", "AMI-Release-v4.2", check=4)
     assert "baseline: no run and no complete run of 'ANSI C12.20" in refused.stdout
     assert "on OTHER-16S meters with release 'AMI-Release-v4.2'" in refused.stdout

@@ -16,7 +16,7 @@ from bench.profile import profile_from_data
 from bench.sim import SimulatedBench
 from bench.stimulus import Stimulus
 from instruments.errors import InstrumentError
-from tests.conftest import REPO, plan_command
+from tests.helpers import REPO, plan_command
 
 POINT = payload_accuracy_point()
 
@@ -119,6 +119,7 @@ def test_keyboard_interrupt_mid_dwell_leaves_outputs_off(sim_bench, control):
     assert control.outputs_on() == (False, False)
 
 
+@pytest.mark.slow
 def test_counter_link_lost_mid_dwell(sim_bench, control):
     def lose_counter(*_):
         control.fault("COUNTER", "SILENT")
@@ -128,6 +129,7 @@ def test_counter_link_lost_mid_dwell(sim_bench, control):
     assert control.outputs_on() == (False, False)
 
 
+@pytest.mark.slow
 def test_source_link_drop_is_recovered_to_safe_state(sim, sim_bench, control):
     sim_bench.apply(POINT.stimulus(sim_bench))
     control.fault("SOURCE", "DROP")
@@ -149,6 +151,7 @@ def test_an_interrupt_while_making_safe_still_makes_every_output_safe(sim, sim_b
     assert control.outputs_on() == (False, False)  # the source was still switched off
 
 
+@pytest.mark.slow
 def test_unconfirmable_safe_state_is_reported_loudly(sim_bench, control):
     sim_bench.apply(POINT.stimulus(sim_bench))
     control.fault("LOAD", "SILENT")
@@ -171,6 +174,7 @@ def test_meter_on_the_wrong_position_is_refused(sim):
         Bench(profile_from_data(data, "lab.toml")).open()
 
 
+@pytest.mark.slow
 def test_sigterm_mid_dwell_leaves_outputs_off(tmp_path):
     """A pytest run on a scaled-time bench is terminated while energised: outputs end up off."""
     with SimulatedBench(scale=20.0) as sim:  # the five-minute dwell takes ~16 s of wall time

@@ -13,9 +13,7 @@ from bench.results import Measured, PositionResult
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
-from tests.test_payload_plan import EXACT, properties, run_plans
-
-ITEM = re.compile(r"\[(?:(?P<point>[A-Z0-9-]+?)-)?pos(?P<position>\d+)-")
+from tests.helpers import EXACT, ITEM, properties, run_plans
 
 
 def failed_points(cases):
@@ -28,6 +26,7 @@ def failed_points(cases):
     return found
 
 
+@pytest.mark.slow
 def test_default_board_passes_the_whole_plan(tmp_path):
     run, cases, _ = run_plans(tmp_path, plans="test_plans/")
     assert run.returncode == 0, run.stdout[-3000:]
@@ -35,6 +34,7 @@ def test_default_board_passes_the_whole_plan(tmp_path):
     assert re.search(r"bench time covered: \d+\.\d s", run.stdout)
 
 
+@pytest.mark.slow
 def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(tmp_path):
     board = load_board(board_path("mixed"))
     expected = {(point, position) for position, points in board.expected_failures.items() for point in points}
@@ -45,6 +45,7 @@ def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(tmp
     assert healthy and not any(position in healthy for _, position in failed_points(cases))
 
 
+@pytest.mark.slow
 def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_board):
     board = make_board(board={"ambient_c": 30.0})
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), plans="test_plans/c12_20/test_load_performance.py")
@@ -54,6 +55,7 @@ def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_boar
         assert "not at reference conditions: temperature 30.0 °C is outside 21..25 °C" in case.find("failure").get("message")
 
 
+@pytest.mark.slow
 def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_board):
     board = make_board(positions=[{"offset_pct": 0.195, **EXACT}, {"offset_pct": 0.0, **EXACT}], board={"name": "margin"})
     plan = "test_plans/c12_20/test_load_performance.py"
@@ -68,6 +70,7 @@ def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_b
     assert "decision rule: guard-banded: pass when |error| + U &lt;= limit" in html
 
 
+@pytest.mark.slow
 def test_c12_20_does_not_apply_to_form_2s(tmp_path):
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", "residential_2s", plans="test_plans/")
     skipped = [c.find("skipped").get("message") for c in cases.values() if c.find("skipped") is not None]
@@ -109,6 +112,7 @@ def test_each_form_is_measured_against_truth(make_board, form, elements, ta, ima
             assert abs(result.pulses.error_pct - bench.sim_control.true_error_pct(number)) <= result.pulses.expanded_pct
 
 
+@pytest.mark.slow
 def test_long_points_show_progress_in_the_terminal(tmp_path):
     """On a clock that takes real time (here simulated at 100x), a 750 s creep point reports
     what it is doing every few seconds; a stepped simulation stays quiet."""

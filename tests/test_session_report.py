@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.session_report import meter_rows, summary_table
-from tests.conftest import REPO, plan_command, require_tool
+from tests.helpers import REPO, plan_command, require_tool
 
 DOCUMENTS = ("accuracy", "audit", "firmware")
 HEADERS = ("Result", "Test", "Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict",
@@ -129,6 +129,7 @@ def pages_text(pdf, first=None, last=None, layout=False):
                           capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.slow
 def test_the_report_opens_with_every_meter_and_its_documents_verdicts_as_recorded(report):
     prefix = report.text[report.text.index('class="additional-summary prefix"'):]
     first_element = re.search(r"<(table|p|div)\b[^>]*>", prefix[prefix.index("</style>"):])
@@ -160,6 +161,7 @@ def test_a_document_without_results_says_so_and_a_point_not_failed_says_its_verd
     ]
 
 
+@pytest.mark.slow
 def test_no_environment_table_and_no_duration_column(report, rendered):
     data = json.loads(unescape(re.search(r'data-jsonblob="([^"]*)"', report.text).group(1)))
     assert data["environment"] == {}
@@ -174,6 +176,7 @@ def test_no_environment_table_and_no_duration_column(report, rendered):
     assert "col-duration" not in rendered and "Duration" not in header
 
 
+@pytest.mark.slow
 def test_it_prints_on_letter_with_every_column_and_every_item(report, printed):
     """Bound: the summary and the traceability lines share the first page with the first rows, and
     an item prints in at most four lines of 8 px text (most in three; a failed one adds a line for

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from bench.signing import (KEY_TAG, SIGNATURE_TAG, Signer, SigningKeyError, check_file, default_key_path, init_key,
                            sign_html, sign_record)
 from bench.store import canonical_json
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def bench(*args: object, home: Path, cwd: Path | None = None, umask: int | None = None) -> subprocess.CompletedProcess:
@@ -61,6 +61,7 @@ def signed(tmp_path: Path, lab: Signer) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_keys_init_creates_a_private_key_whatever_the_umask(home: Path) -> None:
     run = bench("keys", "init", home=home, umask=0)
     key_file = home / "keys" / "lab-ed25519.key"
@@ -75,6 +76,7 @@ def test_keys_init_creates_a_private_key_whatever_the_umask(home: Path) -> None:
     assert shown.returncode == 0 and fingerprint in shown.stdout and base64.b64encode(raw).decode() in shown.stdout
 
 
+@pytest.mark.slow
 def test_keys_init_never_overwrites_a_key(home: Path, lab: Signer) -> None:
     key_file = default_key_path()
     before = key_file.read_bytes()
@@ -86,6 +88,7 @@ def test_keys_init_never_overwrites_a_key(home: Path, lab: Signer) -> None:
         init_key(key_file)
 
 
+@pytest.mark.slow
 def test_a_key_others_can_read_is_refused_in_one_line(home: Path, lab: Signer, signed: Path) -> None:
     key_file = default_key_path()
     key_file.chmod(0o644)
@@ -108,6 +111,7 @@ def test_unusable_keys_are_named_in_one_line(tmp_path: Path) -> None:
         Signer.load(not_a_key)
 
 
+@pytest.mark.slow
 def test_a_signed_document_verifies_and_its_signature_covers_the_text_with_it_empty(
         home: Path, lab: Signer, signed: Path) -> None:
     run = bench("verify", signed, home=home)
@@ -120,6 +124,7 @@ def test_a_signed_document_verifies_and_its_signature_covers_the_text_with_it_em
         base64.b64decode(data[start:end]), data[:start] + data[end:])
 
 
+@pytest.mark.slow
 def test_any_edited_byte_makes_a_document_invalid(home: Path, lab: Signer, signed: Path, tmp_path: Path) -> None:
     original = signed.read_bytes()
     edited = tmp_path / "edited.html"
@@ -145,6 +150,7 @@ def test_a_signature_spelled_another_way_is_invalid(lab: Signer, signed: Path) -
     assert (check.status, check.message) == ("invalid", f"{signed}: INVALID: the signature is not valid base64")
 
 
+@pytest.mark.slow
 def test_a_document_re_signed_by_another_key(home: Path, lab: Signer, signed: Path, tmp_path: Path) -> None:
     forger = init_key(tmp_path / "forger" / "key")
     text = signed.read_text(encoding="utf-8").replace("+0.12 %", "+0.02 %")
@@ -167,6 +173,7 @@ def test_a_document_re_signed_by_another_key(home: Path, lab: Signer, signed: Pa
     assert check_file(forged).fingerprint == forger.fingerprint != lab.fingerprint
 
 
+@pytest.mark.slow
 def test_unsigned_files_exit_3(home: Path, lab: Signer, tmp_path: Path) -> None:
     old = tmp_path / "old-certificate.html"
     old.write_text('<html><head><meta name="record-sha256" content="00"></head><body>CERTIFIED</body></html>')
@@ -176,6 +183,7 @@ def test_unsigned_files_exit_3(home: Path, lab: Signer, tmp_path: Path) -> None:
     assert (run.returncode, run.stdout) == (3, f"{old}: unsigned\n{plain}: unsigned\n")
 
 
+@pytest.mark.slow
 def test_several_files_one_line_each_any_invalid_exits_1(home: Path, lab: Signer, signed: Path,
                                                          tmp_path: Path) -> None:
     unsigned = tmp_path / "unsigned.html"
@@ -200,6 +208,7 @@ def test_several_files_one_line_each_any_invalid_exits_1(home: Path, lab: Signer
         f"{directory}: INVALID: a directory, not a file"]
 
 
+@pytest.mark.slow
 def test_a_signed_record_verifies_and_an_edited_number_fails(home: Path, lab: Signer, tmp_path: Path) -> None:
     record = {"run_id": "1a2b3c4d", "started_at": dt.datetime(2024, 5, 1, 9, 30), "status": "complete",
               "meters": [{"serial": "SIM16A00001", "results": [{"point": "LP-1", "value_pct": 0.12, "u_pct": 0.05}]}]}
@@ -218,6 +227,7 @@ def test_a_signed_record_verifies_and_an_edited_number_fails(home: Path, lab: Si
     assert run.returncode == 1 and run.stdout.startswith(f"{path}: INVALID: the signature does not match")
 
 
+@pytest.mark.slow
 def test_verify_needs_no_database(home: Path, lab: Signer, signed: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty-cwd"
     empty.mkdir()

@@ -16,7 +16,7 @@ from bench.sim.scpi import NOISE, MAX_LINE_BYTES
 from instruments.errors import InstrumentError, ReplyError
 from instruments.reference_standard import ScpiReferenceStandard
 from instruments.transport import TransportError, VisaLine
-from tests.conftest import query, read_line
+from tests.helpers import query, read_line
 
 NO_ERROR = '0,"No error"'
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bench.sim import SimulatedBench
 from bench.sim.scpi import MAX_LINE_BYTES, LineBuffer, ScpiDevice, ScpiServer, scpi
-from tests.conftest import query, read_line
+from tests.helpers import query, read_line
 
 IDN = ScpiDevice.idn
 
@@ -150,6 +150,7 @@ class Talkative(ScpiDevice):
         return "X" * 4000
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_its_replies_does_not_hold_up_others():
     """A query flood whose replies nobody reads (12 GB, were all answered): the server stops
     reading that client (its send blocks) instead of buffering without bound, and serves the others."""

@@ -9,7 +9,9 @@ import pyvisa
 import serial
 
 from bench.profile import load_profile
-from tests.conftest import require_tool
+from tests.helpers import require_tool
+
+pytestmark = pytest.mark.slow  # `bench sim` in a process of its own, and mbpoll
 
 
 @pytest.fixture(scope="module")

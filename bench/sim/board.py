@@ -1,6 +1,7 @@
 """A simulated board as data: meter type, instruments' true errors, and each position's meter."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,34 @@ class Board:
     inspection: dict[str, dict[str, Any]]  # serial -> the simulated technician's entries
 
 
+METER_TYPES = Path(__file__).parent / "meter_types"
+
+
+def _meter_type(doc: Section) -> Section:
+    """A board names a shared meter type (``meter_type = "sim_16s_cl200"``: bench/sim/meter_types/)
+    or states its own ``[meter_type]`` table."""
+    name = doc.data.get("meter_type")
+    if not isinstance(name, str):
+        return doc.table("meter_type")
+    try:
+        return shared_meter_type(name)
+    except KeyError as error:
+        raise doc.error("meter_type", str(error.args[0])) from None
+
+
+def shared_meter_type(name: str) -> Section:
+    """The ``[meter_type]`` table of bench/sim/meter_types/NAME.toml (KeyError: no such type)."""
+    if not re.fullmatch(r"[a-z0-9_]+", name) or not (METER_TYPES / f"{name}.toml").is_file():
+        known = ", ".join(sorted(p.stem for p in METER_TYPES.glob("*.toml")))
+        raise KeyError(f"no meter type '{name}' (known: {known})")
+    return load_toml(METER_TYPES / f"{name}.toml").table("meter_type")
+
+
 def load_board(path: Path, scale: float | None = None) -> Board:
     doc = load_toml(path)
     board = doc.table("board")
     seed = board.integer("seed", 0)
-    mt = doc.table("meter_type")
+    mt = _meter_type(doc)
     register_map = parse_register_map(mt.table("registers"))
     unknown = set(register_map) - set(QUANTITIES)
     if unknown:
