@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 from bench.clock import Clock, SimClock, WallClock
 from bench.metrology import BenchSpec
 from bench.profile import MeterType, Profile
-from bench.sim.control_client import SimControlClient
 from bench.stimulus import Stimulus
 from instruments.ac_load import ScpiPhantomLoad
 from instruments.ac_source import ScpiAcSource
@@ -25,6 +24,7 @@ from instruments.errors import InstrumentError, RangeError
 from instruments.meter_modbus import MeterIdentity, ModbusMeter
 from instruments.pulse_counter import SerialPulseCounter
 from instruments.reference_standard import Readings, ScpiReferenceStandard
+from instruments.sim_control import SimControlClient
 from instruments.thermometer import ScpiThermometer
 
 

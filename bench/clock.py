@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from bench.sim.control_client import SimControlClient
+from instruments.sim_control import SimControlClient
 
 
 class Clock(Protocol):

@@ -14,7 +14,7 @@ from bench.bench import Bench
 from bench.signing import default_key_path, init_key
 from bench.sim import SimulatedBench, board_path
 from bench.sim.board import shared_meter_type
-from bench.sim.control_client import SimControlClient
+from instruments.sim_control import SimControlClient
 from tests.helpers import edited_toml
 
 BENCH_HOME = pytest.StashKey[Path]()

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from bench.metrology import gated_error_pct
 from bench.sim import SimulatedBench
-from bench.sim.control_client import SimControlClient
 from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.pulse_counter import GATE_STATES, GateResult, SerialPulseCounter
+from instruments.sim_control import SimControlClient
 from instruments.transport import TransportError
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "instruments" / "PULSE_COUNTER.md"

@@ -20,7 +20,7 @@ from bench.certification import Certification
 from bench.limits import load_table
 from bench.results import FaultResult
 from bench.sim import SimulatedBench
-from bench.sim.control_client import SimControlClient
+from instruments.sim_control import SimControlClient
 
 if sys.version_info >= (3, 11):
     import tomllib

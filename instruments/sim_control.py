@@ -1,4 +1,5 @@
-"""Client of the simulator's control channel: its clock, ground truth and fault injection."""
+"""Driver for the simulated bench's control channel (SCPI on loopback): its clock, ground truth and
+fault injection. A driver like the others, so the bench core never imports the simulator."""
 from __future__ import annotations
 
 from instruments.scpi import ScpiInstrument, parse_float, parse_int
