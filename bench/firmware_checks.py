@@ -181,6 +181,12 @@ def load_baseline(engine: Engine, reference: str, plan: str, meter_type: dict[st
     return Baseline(reference, record["run_id"], record["started_at"], entries)
 
 
+def compared_enough(baseline: dict[str, Any]) -> bool:
+    """A comparison that covered too few of the run's points (a record's ``baseline``) is no
+    regression verdict at all."""
+    return baseline["points_compared"] >= baseline["min_overlap"] * baseline["points_run"]
+
+
 @dataclass(frozen=True)
 class Comparison:
     baseline: str  # the baseline's value and verdict, as shown

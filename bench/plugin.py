@@ -22,7 +22,7 @@ from bench.bench import Bench, SafetyError, make_safe_if_energised
 from bench.documents import check_template, write_documents
 from bench.audit import Audit, load_inspection
 from bench.certification import Certification, FunctionalCheck, Point, Result
-from bench.firmware_checks import Baseline, FirmwareChecks, compare, load_baseline
+from bench.firmware_checks import Baseline, FirmwareChecks, compare, compared_enough, load_baseline
 from bench.config import ConfigError, Section, number_argument
 from bench.forms import forms
 from bench.limits import LimitTable, load_table
@@ -431,7 +431,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"bench: SAFETY: {bench_session.unsafe}: check the board by hand", red=True, bold=True)
     record = bench_session.publish(bench_session.scope(session, ending(session, bench_session, exitstatus)))
-    if bench_session.baseline is not None and not enough_overlap(record):
+    if bench_session.baseline is not None and not compared_enough(record["baseline"]):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     directory = bench_session.reports_dir
     directory.mkdir(parents=True, exist_ok=True)
@@ -441,11 +441,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write_documents(record, directory, bench_session.signer, bench_session.profile.lab.template)
     bench_session.last_record = record
 
-
-def enough_overlap(record: dict[str, Any]) -> bool:
-    """A comparison that covered too few of the run's points is no regression verdict at all."""
-    baseline = record["baseline"]
-    return baseline["points_compared"] >= baseline["min_overlap"] * baseline["points_run"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -605,7 +600,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"baseline: {base['reference']} = run {base['run_id'][:8]} of {base['started_at']}: "
                                     f"{base['points_compared']} of {base['points_run']} points compared, "
                                     f"{len(base['regressions'])} regression(s)")
-        if not enough_overlap(record):
+        if not compared_enough(base):
             terminalreporter.write_line(f"baseline: too few points compared (--baseline-min-overlap "
                                         f"{config.getoption('--baseline-min-overlap'):g}): no regression verdict",
                                         red=True, bold=True)

@@ -3,7 +3,6 @@ troubleshooting entry, and its idempotency, tamper-trail, key and inspection rul
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from bench.audit import load_matrix, read_key, write_key
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
-from tests.helpers import ITEM, REPO, edited_toml, plan_command, run_plans
+from tests.helpers import ITEM, REPO, bench_cli, edited_toml, plan_command, run_plans
 
 AUDIT = "test_plans/audit/"
 
@@ -63,22 +62,31 @@ def test_rerunning_the_audit_adds_no_registry_or_trail_entries(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in kept.glob("*.key")} == {0o600}
 
 
-@pytest.mark.slow
-def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
-    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+@pytest.fixture
+def audit_board(tmp_path):
+    """The audit_faults board running, its profile written, and a records URL of the test's own."""
     with SimulatedBench("audit_faults") as sim:
         profile = tmp_path / "bench.toml"
         profile.write_text(tomli_w.dumps(sim.profile_data()))
-        meter = sim.world.meters[8]  # position 9: its tamper alarm is set
-        assert meter.functional.tamper
-        command = [sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile),
-                   "--operator", "tech-17", "--seal", "S-004211", "--records", url]
-        first = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        assert first.returncode == 0 and "recorded in the audit trail" in first.stdout, first.stderr
-        assert not meter.functional.tamper
-        again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)  # nothing left to clear
-        assert again.returncode == 1
-        assert again.stderr == f"bench: meter {meter.serial} shows no tamper alarm: nothing cleared, nothing recorded\n"
+        yield sim, profile, f"sqlite:///{tmp_path / 'records.sqlite'}"
+
+
+def tamper_clear(serial, profile, url, seal):
+    return bench_cli("tamper-clear", serial, "--bench", str(profile), "--operator", "tech-17", "--seal", seal,
+                     "--records", url)
+
+
+@pytest.mark.slow
+def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(audit_board):
+    sim, profile, url = audit_board
+    meter = sim.world.meters[8]  # position 9: its tamper alarm is set
+    assert meter.functional.tamper
+    first = tamper_clear(meter.serial, profile, url, "S-004211")
+    assert first.returncode == 0 and "recorded in the audit trail" in first.stdout, first.stderr
+    assert not meter.functional.tamper
+    again = tamper_clear(meter.serial, profile, url, "S-004211")  # nothing left to clear
+    assert again.returncode == 1
+    assert again.stderr == f"bench: meter {meter.serial} shows no tamper alarm: nothing cleared, nothing recorded\n"
     engine = store.connect(url)
     [entry] = store.audit_entries(engine, meter.serial)
     assert (entry["operator"], entry["seal"], entry["action"]) == ("tech-17", "S-004211", "tamper-clear")
@@ -86,30 +94,22 @@ def test_tamper_clear_is_audited_once_and_the_trail_cannot_be_edited(tmp_path):
         with pytest.raises(DBAPIError, match="append-only"):
             with engine.begin() as conn:
                 conn.execute(text(statement))
-    missing = subprocess.run([sys.executable, "-m", "bench.cli", "tamper-clear", meter.serial, "--bench", str(profile)],
-                             capture_output=True, text=True, cwd=REPO)
+    missing = bench_cli("tamper-clear", meter.serial, "--bench", str(profile))
     assert missing.returncode == 2 and "--operator" in missing.stderr
-    trail = subprocess.run([sys.executable, "-m", "bench.cli", "trail", "--records", url], capture_output=True, text=True,
-                           cwd=REPO)
+    trail = bench_cli("trail", "--records", url)
     [row] = trail.stdout.splitlines()[2:]
     assert trail.returncode == 0 and row.split()[2:6] == [meter.serial, "tamper-clear", "tech-17", "S-004211"]
-    other = subprocess.run([sys.executable, "-m", "bench.cli", "trail", "SIM16A00001", "--records", url],
-                           capture_output=True, text=True, cwd=REPO)
+    other = bench_cli("trail", "SIM16A00001", "--records", url)
     assert other.returncode == 1 and other.stdout == "no audit-trail entries for meter SIM16A00001\n"
 
 
 @pytest.mark.slow
-def test_tamper_clear_on_a_meter_without_a_tamper_alarm_writes_nothing(tmp_path):
+def test_tamper_clear_on_a_meter_without_a_tamper_alarm_writes_nothing(audit_board):
     """The trail is append-only: a false "cleared" entry could never be removed, so none is written."""
-    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
-    with SimulatedBench("audit_faults") as sim:
-        profile = tmp_path / "bench.toml"
-        profile.write_text(tomli_w.dumps(sim.profile_data()))
-        healthy = sim.world.meters[0]
-        assert not healthy.functional.tamper
-        run = subprocess.run([sys.executable, "-m", "bench.cli", "tamper-clear", healthy.serial, "--bench", str(profile),
-                              "--operator", "tech-17", "--seal", "S-004212", "--records", url],
-                             capture_output=True, text=True, cwd=REPO)
+    sim, profile, url = audit_board
+    healthy = sim.world.meters[0]
+    assert not healthy.functional.tamper
+    run = tamper_clear(healthy.serial, profile, url, "S-004212")
     assert run.returncode == 1 and "shows no tamper alarm: nothing cleared, nothing recorded" in run.stderr
     assert store.count_rows(store.connect(url))["audit_trail"] == 0
 

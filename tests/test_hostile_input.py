@@ -19,11 +19,7 @@ from bench.profile import load_profile
 from bench.sim import board_path
 from bench.sim.board import load_board, shared_meter_type
 from bench.stimulus import Stimulus
-from tests.helpers import REPO, edited_toml, plan_command
-
-
-def bench_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 
 def one_line(text: str) -> str:

@@ -5,23 +5,17 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 
 import pytest
 import tomli_w
 
 from bench.sim import SimulatedBench
-from tests.helpers import REPO, edited_toml, plan_command
+from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
 EXAMPLE = REPO / "bench" / "profiles" / "example_lab.toml"
-
-
-def bench_check(profile):
-    return subprocess.run([sys.executable, "-m", "bench.cli", "check", str(profile)], capture_output=True, text=True,
-                          cwd=REPO)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -34,13 +28,13 @@ def bench_check(profile):
     (lambda d: d["environment"]["calibration"].update(due=dt.date(2020, 1, 1)), "environment.calibration.due: calibration due date is not after"),
 ])
 def test_a_broken_lab_section_or_calibration_is_one_line(tmp_path, edit, message):
-    run = bench_check(edited_toml(EXAMPLE, edit, tmp_path / "lab.toml"))
+    run = bench_cli("check", edited_toml(EXAMPLE, edit, tmp_path / "lab.toml"))
     assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
 
 
 def test_bench_check_lists_every_calibration_and_refuses_a_past_due_one(tmp_path):
     today = dt.date.today()
-    ok = bench_check(EXAMPLE)
+    ok = bench_cli("check", EXAMPLE)
     assert ok.returncode == 0, ok.stderr
     for role, certificate in (("source", "CAL-SRC-2026-031"), ("load", "CAL-LOAD-2026-032"),
                               ("reference", "ACC-LAB-2026-0117"), ("counter", "CAL-CNT-2026-033"),
@@ -49,7 +43,7 @@ def test_bench_check_lists_every_calibration_and_refuses_a_past_due_one(tmp_path
                f"({(dt.date(2027, 3, 2) - today).days} days)" in ok.stdout
     expired = edited_toml(EXAMPLE, lambda d: d["environment"]["calibration"].update(
         date=dt.date(2025, 1, 2), due=dt.date(2026, 1, 2)), tmp_path / "lab.toml")
-    run = bench_check(expired)
+    run = bench_cli("check", expired)
     assert run.returncode == 1
     assert "environment  calibration CAL-THERM-2026-034 of 2025-01-02: PAST DUE since 2026-01-02" in run.stdout
     assert "NOT READY: environment past calibration due date: a run is blocked" in run.stdout

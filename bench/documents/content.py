@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.firmware_checks import compared_enough
 from bench.record import document_of
 
 
@@ -81,7 +82,7 @@ def firmware_verdict(slice_: dict[str, Any]) -> Verdict:
     if failed:
         return Verdict("FAIL", False, "not passed: " + ", ".join(failed))
     baseline = slice_.get("baseline")
-    if baseline and baseline["points_compared"] < baseline["min_overlap"] * baseline["points_run"]:
+    if baseline and not compared_enough(baseline):
         return Verdict("NOT COMPARED", False, f"only {baseline['points_compared']} of {baseline['points_run']} points had "
                                               f"a baseline value (at least {baseline['min_overlap']:.0%} needed)")
     if baseline and baseline["regressions"]:
