@@ -14,13 +14,27 @@ from pathlib import Path
 
 import tomli_w
 
-from bench.bench import Bench, SafetyError, make_safe_if_energised
-from bench.documents import check_template, write_documents
-from bench.config import ConfigError, number_argument
-from bench.profile import load_profile
-from bench.record import now_iso
-from bench.signing import Signer, SigningKeyError, check_file, default_key_path, init_key, sign_record
-from bench.store import RecordsError, append_audit, audit_entries, connect, history, load_run
+from bench.datafiles import ConfigError, number_argument
+from bench.records.documents import check_template, write_documents
+from bench.records.record import now_iso
+from bench.records.signing import (
+    Signer,
+    SigningKeyError,
+    check_file,
+    default_key_path,
+    init_key,
+    sign_record,
+)
+from bench.records.store import (
+    RecordsError,
+    append_audit,
+    audit_entries,
+    connect,
+    history,
+    load_run,
+)
+from bench.station.bench import Bench, SafetyError, make_safe_if_energised
+from bench.station.profile import load_profile
 from instruments.errors import InstrumentError
 from instruments.meter_modbus import ModbusMeter
 

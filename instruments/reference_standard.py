@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from instruments.errors import ReplyError
-from instruments.scpi import ScpiInstrument, control, parse_float, parse_floats, parse_int
+from instruments.scpi import (
+    ScpiInstrument,
+    control,
+    parse_float,
+    parse_floats,
+    parse_int,
+)
 from instruments.transport import VisaLine
 
 

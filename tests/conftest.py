@@ -10,10 +10,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from bench.bench import Bench
-from bench.signing import default_key_path, init_key
+from bench.records.signing import default_key_path, init_key
 from bench.sim import SimulatedBench, board_path
 from bench.sim.board import shared_meter_type
+from bench.station.bench import Bench
 from instruments.sim_control import SimControlClient
 from tests.helpers import edited_toml
 

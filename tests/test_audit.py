@@ -10,8 +10,8 @@ import tomli_w
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bench import store
-from bench.audit import load_matrix, read_key, write_key
+from bench.plans.audit import load_matrix, read_key, write_key
+from bench.records import store
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
@@ -158,8 +158,8 @@ def test_the_troubleshooting_matrix_covers_every_code_of_the_procedure():
 
 
 def test_an_audit_limit_without_provenance_is_refused(tmp_path):
-    from bench.audit import STANDARDS, load_limits
-    from bench.config import ConfigError
+    from bench.datafiles import ConfigError
+    from bench.plans.audit import STANDARDS, load_limits
 
     path = edited_toml(STANDARDS / "audit.toml", lambda d: d["provenance"].pop("snr_min_db"), tmp_path / "audit.toml")
     with pytest.raises(ConfigError, match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):
@@ -169,9 +169,9 @@ def test_an_audit_limit_without_provenance_is_refused(tmp_path):
 def test_functional_checks_run_at_nominal_voltage_with_no_load_even_after_a_loaded_point(tmp_path):
     """The board left at 1.0 kW (same voltage, current flowing) is not "no load": the audit
     re-applies its own stimulus before a functional check."""
-    from bench.audit import Audit
-    from bench.bench import Bench
-    from bench.plans import payload_accuracy_point
+    from bench.plans.audit import Audit
+    from bench.plans.payload import payload_accuracy_point
+    from bench.station.bench import Bench
 
     with SimulatedBench() as sim, Bench(sim.profile()) as bench:
         audit = Audit(bench, store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"), tmp_path / "keys",

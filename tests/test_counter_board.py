@@ -12,7 +12,7 @@ import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrology import gated_error_pct
+from bench.metrology.uncertainty import gated_error_pct
 from bench.sim import SimulatedBench
 from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.pulse_counter import GATE_STATES, GateResult, SerialPulseCounter

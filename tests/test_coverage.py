@@ -10,10 +10,10 @@ the mean |error| / U check catches.
 import numpy as np
 import pytest
 
-from bench.bench import Bench
-from bench.gating import measure_point
-from bench.limits import load_table
+from bench.plans.c12_20 import load_table
+from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench
+from bench.station.bench import Bench
 
 pytestmark = pytest.mark.slow  # many simulated meters measured in turn
 

@@ -12,9 +12,9 @@ import pytest
 from markupsafe import escape
 from matplotlib import image
 
-from bench.config import ConfigError
-from bench.documents import check_template, write_documents
-from bench.signing import check_file, init_key
+from bench.datafiles import ConfigError
+from bench.records.documents import check_template, write_documents
+from bench.records.signing import check_file, init_key
 from tests.helpers import REPO, plan_command, require_tool
 
 pytestmark = pytest.mark.slow  # whole plan runs, Chromium and poppler

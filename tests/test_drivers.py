@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from bench.harmonics import Harmonic
+from bench.metrology.harmonics import Harmonic
 from instruments.ac_load import ScpiPhantomLoad
 from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError, ReplyError
@@ -174,8 +174,8 @@ def test_a_full_error_queue_reports_overflow(sim, source):
 def test_harmonics_and_unbalanced_currents_reach_the_world_and_the_reference_measures_them(sim):
     """Program the 5th-harmonic profile and unbalanced currents through the drivers; the
     reference standard, sampling the waveforms, must find the THD and the power the data imply."""
-    from bench.limits import HARMONICS_FILE
-    from bench.harmonics import load_profiles
+    from bench.metrology.harmonics import load_profiles
+    from bench.plans.c12_20 import HARMONICS_FILE
 
     profile = load_profiles(HARMONICS_FILE)["fifth_in_phase"]
     source = ScpiAcSource(sim.scpi["source"].resource).open()

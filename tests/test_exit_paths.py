@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from bench import store
-from bench.limits import load_table
+from bench.plans.c12_20 import load_table
+from bench.records import store
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, plan_command
 
@@ -125,7 +125,7 @@ def test_bench_check_connect_makes_an_energised_board_safe_and_says_so(tmp_path,
 
 
 LAB_TESTS = '''
-from bench.stimulus import Stimulus
+from bench.metrology.stimulus import Stimulus
 
 def test_a_lab_script_that_fails_while_energised(bench):
     mt = bench.profile.meter_type
@@ -179,8 +179,8 @@ def test_a_link_lost_for_good_stops_the_session_at_once_in_one_line(tmp_path):
 
 KILL_IN_FINAL_PUBLISH = '''
 import os, signal
-from bench import store
-from bench.limits import load_table
+from bench.records import store
+from bench.plans.c12_20 import load_table
 
 _publish = store.publish
 

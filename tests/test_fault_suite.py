@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench import Bench, SafetyError
-from bench.certification import Certification
-from bench.limits import load_table
-from bench.results import FaultResult
+from bench.plans.c12_20 import load_table
+from bench.procedures.results import FaultResult
+from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench
+from bench.station.bench import Bench, SafetyError
 from instruments.sim_control import SimControlClient
 
 if sys.version_info >= (3, 11):

@@ -4,10 +4,18 @@ import math
 import numpy as np
 import pytest
 
-from bench.config import ConfigError
-from bench.harmonics import (SAMPLES_PER_CYCLE, Harmonic, active_power, analyse, load_profiles, power_by_order, synthesize,
-                             thd_pct)
-from bench.limits import HARMONICS_FILE
+from bench.datafiles import ConfigError
+from bench.metrology.harmonics import (
+    SAMPLES_PER_CYCLE,
+    Harmonic,
+    active_power,
+    analyse,
+    load_profiles,
+    power_by_order,
+    synthesize,
+    thd_pct,
+)
+from bench.plans.c12_20 import HARMONICS_FILE
 
 PROFILES = load_profiles(HARMONICS_FILE)
 CYCLES = 4

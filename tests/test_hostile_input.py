@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from bench.audit import load_inspection, read_key, write_key
-from bench.bench import SafetyError
-from bench.config import ConfigError, load_toml
-from bench.limits import DEFAULT_TABLE, load_table
-from bench.profile import load_profile
+from bench.datafiles import ConfigError, load_toml
+from bench.metrology.stimulus import Stimulus
+from bench.plans.audit import load_inspection, read_key, write_key
+from bench.plans.c12_20 import DEFAULT_TABLE, load_table
 from bench.sim import board_path
 from bench.sim.board import load_board, shared_meter_type
-from bench.stimulus import Stimulus
+from bench.station.bench import SafetyError
+from bench.station.profile import load_profile
 from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 
@@ -199,7 +199,7 @@ def test_bench_verify_on_a_missing_file_or_a_directory_is_one_line(tmp_path, tar
 @pytest.mark.slow
 @pytest.mark.parametrize("run_id", ["%", "", "_", "a%", "abc"])
 def test_bench_report_does_not_match_any_run_on_wildcards(tmp_path, run_id):
-    from bench import store
+    from bench.records import store
     url = f"sqlite:///{tmp_path / 'records.sqlite'}"
     store.connect(url)
     reported = bench_cli("report", run_id, "--records", url, "--reports-dir", str(tmp_path))

@@ -1,17 +1,81 @@
-"""The layout's floors hold: the bench core (everything but the simulator itself and the entry
-points that start it) imports no part of the simulator, so a real bench never loads it."""
+"""The layout's floors hold (docs/ARCHITECTURE.md): each capability folder imports only from the
+floors below it, the drivers import nothing of the bench, and the bench core never loads the
+simulator, so a real bench never runs a line of it."""
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import REPO
 
-ENTRY_POINTS = {"bench.plugin", "bench.cli", "bench.session_report"}  # they start the simulator on request
+# Lowest first; a module may import from its own floor and any floor below.
+FLOORS = (
+    ("bench.datafiles", "bench.paths"),
+    ("bench.metrology",),
+    ("bench.station",),
+    ("bench.procedures",),
+    ("bench.records",),
+    ("bench.plans",),
+    ("bench.pytest_plugin", "bench.cli"),
+)
+ENTRY_POINTS = FLOORS[-1]  # they start the simulator on request
+SIMULATOR = "bench.sim"
 
 
-def test_the_core_never_imports_the_simulator():
-    core = sorted(f"bench.{path.stem}" for path in (REPO / "bench").glob("*.py")
-                  if path.stem != "__init__" and f"bench.{path.stem}" not in ENTRY_POINTS)
-    core += ["bench.documents"]
+def _module(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _floor(module: str) -> int | None:
+    return next((k for k, prefixes in enumerate(FLOORS)
+                 if any(module == p or module.startswith(p + ".") for p in prefixes)), None)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every bench or instruments module the file imports, at any depth (function bodies too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] in ("bench", "instruments")}
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (REPO / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_bench_module_lives_on_a_floor():
+    homeless = [_module(p) for p in _sources("bench") if _module(p) != "bench"
+                and _floor(_module(p)) is None and not _module(p).startswith(SIMULATOR)]
+    assert homeless == []
+
+
+def test_each_floor_imports_only_from_the_floors_below_it():
+    upward = []
+    for path in _sources("bench"):
+        here = _floor(_module(path))
+        if here is None:  # the simulator: it may use any floor but the entry points
+            here = len(FLOORS) - 2
+        for name in _imports(path):
+            there = _floor(name)
+            if there is not None and there > here:
+                upward.append(f"{_module(path)} imports {name}")
+            if name.startswith(SIMULATOR) and _module(path) not in ENTRY_POINTS and not _module(path).startswith(
+                    ENTRY_POINTS) and not _module(path).startswith(SIMULATOR):
+                upward.append(f"{_module(path)} imports the simulator ({name})")
+    assert upward == []
+
+
+def test_the_drivers_import_nothing_of_the_bench():
+    assert [f"{p.name}: {name}" for p in _sources("instruments") for name in _imports(p) if name.startswith("bench")] == []
+
+
+def test_the_core_never_loads_the_simulator():
+    core = [_module(p) for p in _sources("bench") if (_floor(_module(p)) or 0) < len(FLOORS) - 1
+            and not _module(p).startswith(SIMULATOR) and _module(p) != "bench"]
     probe = (f"import importlib, sys\nfor name in {core!r}: importlib.import_module(name)\n"
              "print(sorted(m for m in sys.modules if m.startswith('bench.sim')))")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)

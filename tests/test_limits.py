@@ -5,11 +5,11 @@ import subprocess
 
 import pytest
 
-from bench.config import ConfigError
-from bench.counting import CreepPoint, StartingPoint
-from bench.gating import AccuracyPoint
-from bench.limits import DEFAULT_TABLE, load_table
-from bench.metrology import Rule
+from bench.datafiles import ConfigError
+from bench.metrology.uncertainty import Rule
+from bench.plans.c12_20 import DEFAULT_TABLE, load_table
+from bench.procedures.counting import CreepPoint, StartingPoint
+from bench.procedures.gating import AccuracyPoint
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, edited_toml, plan_command
 

@@ -4,8 +4,18 @@ import math
 import numpy as np
 import pytest
 
-from bench.metrology import (BenchSpec, CertifiedUncertainty, PlanError, Rule, Verdict, decide, energy_error_pct,
-                             gated_budget, gated_error_pct, plan_dwell)
+from bench.metrology.uncertainty import (
+    BenchSpec,
+    CertifiedUncertainty,
+    PlanError,
+    Rule,
+    Verdict,
+    decide,
+    energy_error_pct,
+    gated_budget,
+    gated_error_pct,
+    plan_dwell,
+)
 
 CERTIFICATE = CertifiedUncertainty(((1.0, 0.01), (0.5, 0.015)))
 SPEC = BenchSpec(reference_u=CERTIFICATE, reference_constant_wh=1e-5, counter_timing_s=1e-7,

@@ -5,10 +5,10 @@ import subprocess
 import pytest
 import tomli_w
 
-from bench.bench import Bench
-from bench.gating import measure_point
-from bench.plans import payload_accuracy_point
+from bench.plans.payload import payload_accuracy_point
+from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench
+from bench.station.bench import Bench
 from tests.helpers import EXACT, REPO, plan_command, properties, run_plans
 
 

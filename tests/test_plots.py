@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from bench import plots
-from bench.harmonics import Harmonic, HarmonicProfile
-from bench.metrology import Budget, Component, Rule, decide
-from bench.profile import Position
-from bench.record import entry
-from bench.results import FaultResult, Measured, PositionResult, ShiftResult
-from bench.stimulus import Stimulus
+from bench.metrology.harmonics import Harmonic, HarmonicProfile
+from bench.metrology.stimulus import Stimulus
+from bench.metrology.uncertainty import Budget, Component, Rule, decide
+from bench.procedures.results import FaultResult, Measured, PositionResult, ShiftResult
+from bench.records import plots
+from bench.records.record import entry
+from bench.station.profile import Position
 from instruments.reference_standard import Readings
 
 TA = 30.0

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ConfigError
-from bench.profile import load_profile
+from bench.datafiles import ConfigError
+from bench.station.profile import load_profile
 from tests.helpers import edited_toml, plan_command
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "bench" / "profiles" / "example_lab.toml"

@@ -13,16 +13,21 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.audit import load_inspection
-from bench.config import ConfigError, load_toml
-from bench.limits import DEFAULT_TABLE, load_table
-from bench.profile import parse_profile
-from bench.config import Section
+from bench.datafiles import ConfigError, Section, load_toml
+from bench.plans.audit import load_inspection
+from bench.plans.c12_20 import DEFAULT_TABLE, load_table
 from bench.sim import board_path
 from bench.sim.board import load_board
+from bench.station.profile import parse_profile
 from instruments.errors import InstrumentError
 from instruments.reference_standard import ScpiReferenceStandard
-from instruments.scpi import ScpiInstrument, parse_bool, parse_float, parse_floats, parse_int
+from instruments.scpi import (
+    ScpiInstrument,
+    parse_bool,
+    parse_float,
+    parse_floats,
+    parse_int,
+)
 from tests.helpers import tomllib
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,8 +13,8 @@ import tomli_w
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import DBAPIError
 
-from bench import store
-from bench.record import fingerprint
+from bench.records import store
+from bench.records.record import fingerprint
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, plan_command
 

@@ -6,10 +6,10 @@ import subprocess
 import pytest
 import tomli_w
 
-from bench.audit import Audit
-from bench.firmware_checks import FirmwareChecks
-from bench.profile import REQUIRED_REGISTERS
+from bench.plans.audit import Audit
+from bench.plans.firmware import FirmwareChecks
 from bench.sim import SimulatedBench
+from bench.station.profile import REQUIRED_REGISTERS
 from tests.helpers import REPO, plan_command
 
 pytestmark = pytest.mark.slow  # whole pytest processes

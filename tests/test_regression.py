@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from bench.firmware_checks import Baseline, compare
+from bench.records.baseline import Baseline, compare
 from tests.helpers import ITEM, REPO, plan_command, properties, run_plans
 
 

@@ -7,14 +7,14 @@ import time
 import pytest
 import tomli_w
 
-from bench.bench import Bench, SafetyError
-from bench.gating import measure_point
-from bench.harmonics import load_profiles
-from bench.limits import HARMONICS_FILE
-from bench.plans import payload_accuracy_point
-from bench.profile import profile_from_data
+from bench.metrology.harmonics import load_profiles
+from bench.metrology.stimulus import Stimulus
+from bench.plans.c12_20 import HARMONICS_FILE
+from bench.plans.payload import payload_accuracy_point
+from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench
-from bench.stimulus import Stimulus
+from bench.station.bench import Bench, SafetyError
+from bench.station.profile import profile_from_data
 from instruments.errors import InstrumentError
 from tests.helpers import REPO, plan_command
 
@@ -200,9 +200,9 @@ def test_sigterm_mid_dwell_leaves_outputs_off(tmp_path):
 def test_every_energised_settle_watches_the_interlock(tmp_path, sim, sim_bench, control):
     """The audit's and firmware checks' settles wait through Bench.wait: an interlock opened while
     they settle ends the step at once (they used to sleep on the clock, blind to it)."""
-    from bench import store
-    from bench.audit import Audit
-    from bench.firmware_checks import FirmwareChecks
+    from bench.plans.audit import Audit
+    from bench.plans.firmware import FirmwareChecks
+    from bench.records import store
 
     audit = Audit(sim_bench, store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"), tmp_path / "keys", POINT)
     for settle in (audit.energise_nominal, FirmwareChecks(audit)._energise_1kw):

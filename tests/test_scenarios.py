@@ -4,15 +4,15 @@ import re
 
 import pytest
 
-from bench.bench import Bench
-from bench.certification import shift_result
-from bench.gating import measure_point
-from bench.limits import load_table
-from bench.metrology import Budget, Component, Rule, Verdict
-from bench.results import Measured, PositionResult
+from bench.metrology.uncertainty import Budget, Component, Rule, Verdict
+from bench.plans.c12_20 import load_table
+from bench.procedures.gating import measure_point
+from bench.procedures.results import Measured, PositionResult
+from bench.procedures.runner import shift_result
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
+from bench.station.bench import Bench
 from tests.helpers import EXACT, ITEM, properties, run_plans
 
 

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import gating, plots
-from bench.counting import count_pulses
-from bench.harmonics import Harmonic
-from bench.limits import load_table
-from bench.metrology import DwellPlan, Rule, Verdict
-from bench.record import entry
-from bench.results import PositionResult
+from bench.metrology.harmonics import Harmonic
+from bench.metrology.uncertainty import DwellPlan, Rule, Verdict
+from bench.plans.c12_20 import load_table
+from bench.procedures import gating
+from bench.procedures.counting import count_pulses
+from bench.procedures.results import PositionResult
+from bench.records import plots
+from bench.records.record import entry
 from bench.sim import SimulatedBench
 
 # The C12.20 table resolved for the default simulated board's meter (Form 16S CL200, class 0.2, Kh 1 Wh).

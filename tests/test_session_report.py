@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.session_report import meter_rows, summary_table
+from bench.pytest_plugin.report import meter_rows, summary_table
 from tests.helpers import REPO, plan_command, require_tool
 
 DOCUMENTS = ("accuracy", "audit", "firmware")

@@ -16,9 +16,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bench.signing import (KEY_TAG, SIGNATURE_TAG, Signer, SigningKeyError, check_file, default_key_path, init_key,
-                           sign_html, sign_record)
-from bench.store import canonical_json
+from bench.records.signing import (
+    KEY_TAG,
+    SIGNATURE_TAG,
+    Signer,
+    SigningKeyError,
+    check_file,
+    default_key_path,
+    init_key,
+    sign_html,
+    sign_record,
+)
+from bench.records.store import canonical_json
 from tests.helpers import REPO
 
 

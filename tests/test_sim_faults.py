@@ -12,7 +12,7 @@ import serial
 from bench.sim import board_path
 from bench.sim.board import load_board
 from bench.sim.instruments import SimControl
-from bench.sim.scpi import NOISE, MAX_LINE_BYTES
+from bench.sim.scpi import MAX_LINE_BYTES, NOISE
 from instruments.errors import InstrumentError, ReplyError
 from instruments.reference_standard import ScpiReferenceStandard
 from instruments.transport import TransportError, VisaLine

@@ -105,7 +105,7 @@ def test_leading_current_gives_negative_reactive_power():
 
 
 def test_harmonic_power_adds_to_the_fundamental_on_every_element():
-    from bench.harmonics import Harmonic
+    from bench.metrology.harmonics import Harmonic
     c = Conditions.balanced(120.0, 10.0, 0.0, 60.0, WYE, voltage_harmonics=(Harmonic(5, 10.0, 0.0),),
                             current_harmonics=(Harmonic(5, 40.0, 0.0), Harmonic(0, 20.0, 0.0)))
     # 5th: 12 V x 4 A in phase on each element; DC current meets no DC voltage and adds nothing

@@ -8,7 +8,7 @@ import pytest
 import pyvisa
 import serial
 
-from bench.profile import load_profile
+from bench.station.profile import load_profile
 from tests.helpers import require_tool
 
 pytestmark = pytest.mark.slow  # `bench sim` in a process of its own, and mbpoll

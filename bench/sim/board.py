@@ -6,12 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import Section, load_toml
-from bench.forms import forms
-from bench.profile import MAX_CURRENT_A, MAX_KH_WH, MAX_VOLTAGE_V, parse_register_map
+from bench.datafiles import Section, load_toml
+from bench.metrology.forms import forms
 from bench.sim.meter_model import ErrorCurve, Functional, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
+from bench.station.profile import (
+    MAX_CURRENT_A,
+    MAX_KH_WH,
+    MAX_VOLTAGE_V,
+    parse_register_map,
+)
 from instruments.register_map import RegisterMap
 
 _CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)

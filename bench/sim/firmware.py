@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from bench.config import load_toml
+from bench.datafiles import load_toml
 
 FIRMWARE_FILE = Path(__file__).parent / "firmware.toml"
 

@@ -13,11 +13,26 @@ import re
 
 import numpy as np
 
-from bench.harmonics import Harmonic, active_power, analyse, power_by_order, synthesize, thd_pct
-from bench.sim.scpi import (LINK_FAULTS, ScpiDevice, ScpiError, illegal_value, out_of_range, parse_bool, parse_number,
-                            parse_whole, scpi)
+from bench.metrology.harmonics import (
+    Harmonic,
+    active_power,
+    analyse,
+    power_by_order,
+    synthesize,
+    thd_pct,
+)
+from bench.sim.scpi import (
+    LINK_FAULTS,
+    ScpiDevice,
+    ScpiError,
+    illegal_value,
+    out_of_range,
+    parse_bool,
+    parse_number,
+    parse_whole,
+    scpi,
+)
 from bench.sim.world import World
-
 
 OVER_RANGE = "9.91E37"  # SCPI-99: the value of a measurement over range or not a number
 _MEASURE_QUERY = re.compile(r"MEAS(?:URE)?:.*\?", re.IGNORECASE)

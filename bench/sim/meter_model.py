@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.harmonics import Harmonic
+from bench.metrology.harmonics import Harmonic
 from bench.sim.firmware import release_for
 
 

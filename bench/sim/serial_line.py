@@ -7,7 +7,14 @@ import threading
 import time
 import tty
 
-from bench.sim.scpi import NOISE, LineBuffer, ScpiDevice, input_overrun, reply_delay_s, reply_on_link
+from bench.sim.scpi import (
+    NOISE,
+    LineBuffer,
+    ScpiDevice,
+    input_overrun,
+    reply_delay_s,
+    reply_on_link,
+)
 
 
 class PtySerialServer:

@@ -4,14 +4,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.config import Section
-from bench.profile import MeterType, Profile, parse_meter_type, profile_from_data
+from bench.datafiles import Section
 from bench.sim.board import Board, load_board
 from bench.sim.counter_board import CounterFaults, SimCounter
-from bench.sim.instruments import SimControl, SimLoad, SimReference, SimSource, SimThermometer
+from bench.sim.instruments import (
+    SimControl,
+    SimLoad,
+    SimReference,
+    SimSource,
+    SimThermometer,
+)
 from bench.sim.modbus_meters import MeterFaults, ModbusMeters
 from bench.sim.scpi import ScpiServer
 from bench.sim.serial_line import PtySerialServer
+from bench.station.profile import (
+    MeterType,
+    Profile,
+    parse_meter_type,
+    profile_from_data,
+)
 
 BOARDS = Path(__file__).parent / "boards"
 # The simulated bench is nobody's laboratory: its certificates say so where a lab's name would be.

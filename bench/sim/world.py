@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bench.harmonics import Harmonic
+from bench.metrology.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
 
 

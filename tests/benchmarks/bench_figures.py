@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.profile import load_profile
+from bench.station.profile import load_profile
 from instruments.ac_source import ScpiAcSource
 from instruments.meter_modbus import ModbusMeter
 from instruments.transport import resource_manager

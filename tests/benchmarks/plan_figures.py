@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from bench.bench import Bench
-from bench.certification import Certification
-from bench.gating import AccuracyPoint
-from bench.limits import load_table
+from bench.plans.c12_20 import load_table
+from bench.procedures.gating import AccuracyPoint
+from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench
+from bench.station.bench import Bench
 
 FIXED_DWELL_S = 300.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bench.config import STANDARDS, load_toml
+from bench.datafiles import STANDARDS, load_toml
 
 FORMS_FILE = STANDARDS / "forms.toml"
 

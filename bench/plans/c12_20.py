@@ -9,14 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.conditions import ReferenceConditions, default_reference_conditions, parse_reference_conditions
-from bench.config import STANDARDS, Section, load_toml
-from bench.counting import CreepPoint, StartingPoint
-from bench.certification import Point
-from bench.gating import AccuracyPoint, DwellRules, Load
-from bench.harmonics import HarmonicProfile, load_profiles
-from bench.metrology import Rule
-from bench.profile import CLASSES, MeterType
+from bench.datafiles import STANDARDS, Section, load_toml
+from bench.metrology.conditions import (
+    ReferenceConditions,
+    default_reference_conditions,
+    parse_reference_conditions,
+)
+from bench.metrology.harmonics import HarmonicProfile, load_profiles
+from bench.metrology.uncertainty import Rule
+from bench.procedures.counting import CreepPoint, StartingPoint
+from bench.procedures.gating import AccuracyPoint, DwellRules, Load
+from bench.procedures.runner import Point
+from bench.records.record import PlanInfo
+from bench.station.profile import CLASSES, MeterType
 
 DEFAULT_TABLE = STANDARDS / "c12_20.toml"
 # Physical ranges of a row's numbers: a test point is near nominal voltage and frequency (the
@@ -61,6 +66,9 @@ class LimitTable:
     dwell: Section
     conditions: ReferenceConditions
     rows: tuple[Row, ...]
+
+    def plan_info(self) -> PlanInfo:
+        return PlanInfo(self.name, self.version, self.standard, self.source, self.provenance, self.conditions.__dict__)
 
     def points(self, mt: MeterType, rule: Rule | None = None) -> list[Point]:
         """Every point of the table for this meter type, in table order."""

@@ -15,13 +15,26 @@ from typing import Any
 
 from markupsafe import Markup
 
-from bench.config import ConfigError
-from bench.documents.content import (Verdict, accuracy_rows, accuracy_slice, accuracy_verdict, audit_slice,
-                                     audit_verdict, firmware_slice, firmware_verdict)
-from bench.documents.render import LAB_TEMPLATE, check_template, environment, render
-from bench.plots import error_curve_svg, harmonic_spectrum_svg
-from bench.signing import Signer, sign_html
-from bench.store import canonical_json
+from bench.datafiles import ConfigError
+from bench.records.documents.content import (
+    Verdict,
+    accuracy_rows,
+    accuracy_slice,
+    accuracy_verdict,
+    audit_slice,
+    audit_verdict,
+    firmware_slice,
+    firmware_verdict,
+)
+from bench.records.documents.render import (
+    LAB_TEMPLATE,
+    check_template,
+    environment,
+    render,
+)
+from bench.records.plots import error_curve_svg, harmonic_spectrum_svg
+from bench.records.signing import Signer, sign_html
+from bench.records.store import canonical_json
 
 __all__ = ["write_documents", "check_template"]
 

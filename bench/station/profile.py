@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import Section, load_toml
-from bench.forms import forms
-from bench.metrology import CertifiedUncertainty
+from bench.datafiles import Section, load_toml
+from bench.metrology.forms import forms
+from bench.metrology.uncertainty import CertifiedUncertainty
 from instruments.register_map import TYPES, Register, RegisterMap
 
 DRIVERS = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import Section, load_toml
+from bench.datafiles import Section, load_toml
 
 SAMPLES_PER_CYCLE = 512  # enough for order 50 without aliasing (Nyquist: 256)
 

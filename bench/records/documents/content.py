@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.firmware_checks import compared_enough
-from bench.record import document_of
+from bench.records.baseline import compared_enough
+from bench.records.record import document_of
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from bench.plots import result_svg
-from bench.plugin import RESULT_KEY, SESSION_KEY, traceability
-from bench.profile import Position
-from bench.record import document_of, meter_verdict
-from bench.results import COLUMNS
+from bench.procedures.results import COLUMNS
+from bench.pytest_plugin.hooks import RESULT_KEY, SESSION_KEY, traceability
+from bench.records.plots import result_svg
+from bench.records.record import document_of, meter_verdict
+from bench.station.profile import Position
 
 REPORT_COLUMNS = (*COLUMNS, "Baseline", "Change")
 DOCUMENTS = {"accuracy": "Accuracy (C12.20)", "audit": "Commissioning audit", "firmware": "Firmware"}

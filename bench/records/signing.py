@@ -21,10 +21,13 @@ from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from bench.paths import bench_home
-from bench.store import canonical_json
+from bench.records.store import canonical_json
 
 KEY_TAG = '<meta name="bench-public-key" content="{}">'
 SIGNATURE_TAG = '<meta name="bench-signature" content="{}">'

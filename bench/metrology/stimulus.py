@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.harmonics import HarmonicProfile
+from bench.metrology.harmonics import HarmonicProfile
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import time
 from types import FrameType
 from typing import Callable, Iterator
 
-from bench.clock import Clock, SimClock, WallClock
-from bench.metrology import BenchSpec
-from bench.profile import MeterType, Profile
-from bench.stimulus import Stimulus
+from bench.metrology.stimulus import Stimulus
+from bench.metrology.uncertainty import BenchSpec
+from bench.station.clock import Clock, SimClock, WallClock
+from bench.station.profile import MeterType, Profile
 from instruments.ac_load import ScpiPhantomLoad
 from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError

@@ -17,21 +17,22 @@ from typing import Any, Callable, NoReturn
 
 import pytest
 
-from bench import store
-from bench.bench import Bench, SafetyError, make_safe_if_energised
-from bench.documents import check_template, write_documents
-from bench.audit import Audit, load_inspection
-from bench.certification import Certification, FunctionalCheck, Point, Result
-from bench.firmware_checks import Baseline, FirmwareChecks, compare, compared_enough, load_baseline
-from bench.config import ConfigError, Section, number_argument
-from bench.forms import forms
-from bench.limits import LimitTable, load_table
-from bench.metrology import RULE_TEXT, Rule
-from bench.plans import payload_accuracy_point
+from bench.datafiles import ConfigError, Section, number_argument
+from bench.metrology.forms import forms
+from bench.metrology.uncertainty import RULE_TEXT, Rule
 from bench.paths import meter_keys_dir
-from bench.profile import Position, Profile, Signatory, load_profile
-from bench.record import RunRecorder, Scope, entry, fingerprint
-from bench.signing import Signer, SigningKeyError, default_key_path, sign_record
+from bench.plans.audit import Audit, load_inspection
+from bench.plans.c12_20 import LimitTable, load_table
+from bench.plans.firmware import FirmwareChecks
+from bench.plans.payload import payload_accuracy_point
+from bench.procedures.runner import Certification, FunctionalCheck, Point, Result
+from bench.records import store
+from bench.records.baseline import Baseline, compare, compared_enough, load_baseline
+from bench.records.documents import check_template, write_documents
+from bench.records.record import RunRecorder, Scope, entry, fingerprint
+from bench.records.signing import Signer, SigningKeyError, default_key_path, sign_record
+from bench.station.bench import Bench, SafetyError, make_safe_if_energised
+from bench.station.profile import Position, Profile, Signatory, load_profile
 from instruments.errors import InstrumentError
 
 RESULT_KEY = pytest.StashKey[Result]()
@@ -142,7 +143,7 @@ class BenchSession:
             self.audit = Audit(self.bench, self.records, meter_keys_dir(), payload_accuracy_point(),
                                inspection=inspection, firmware_baseline=self.config.getoption("--firmware-baseline"))
             self.firmware = FirmwareChecks(self.audit)
-            self.recorder = RunRecorder(self.profile, self.table, self.rule or self.table.rule,
+            self.recorder = RunRecorder(self.profile, self.table.plan_info(), self.rule or self.table.rule,
                                         self.config.getoption("--operator"), approved_by,
                                         self.config.getoption("--allow-expired-calibration"))
             self.publish(self.scope(None, ended="the run had not ended"))  # until it ends normally, the run is incomplete

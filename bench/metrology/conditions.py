@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config import STANDARDS, Section, load_toml
-from bench.stimulus import Stimulus
+from bench.datafiles import STANDARDS, Section, load_toml
+from bench.metrology.stimulus import Stimulus
 from instruments.reference_standard import Readings
 
 DEFAULT_FILE = STANDARDS / "reference_conditions.toml"

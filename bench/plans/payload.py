@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.conditions import default_reference_conditions
-from bench.config import STANDARDS, load_toml
-from bench.gating import AccuracyPoint, DwellRules, Load
-from bench.metrology import Rule
+from bench.datafiles import STANDARDS, load_toml
+from bench.metrology.conditions import default_reference_conditions
+from bench.metrology.uncertainty import Rule
+from bench.procedures.gating import AccuracyPoint, DwellRules, Load
 
 _POINT_KEYS = {"name", "power_w", "power_factor", "voltage_pct", "limit_pct", "settle_s", "min_pulses",
                "min_dwell_s", "target_u_pct", "decision_rule", "leading"}

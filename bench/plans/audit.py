@@ -14,16 +14,14 @@ from typing import Any, Callable, ClassVar
 
 from sqlalchemy.engine import Engine
 
-from bench import store
-from bench.bench import Bench
-from bench.config import STANDARDS, ConfigError, Section, load_toml
-from bench.forms import forms
-from bench.gating import AccuracyPoint, measure_point
-from bench.profile import Position
-from bench.results import CheckResult, FaultResult, PositionResult
-from bench.stimulus import Stimulus
-
-
+from bench.datafiles import STANDARDS, ConfigError, Section, load_toml
+from bench.metrology.forms import forms
+from bench.metrology.stimulus import Stimulus
+from bench.procedures.gating import AccuracyPoint, measure_point
+from bench.procedures.results import CheckResult, FaultResult, PositionResult
+from bench.records import store
+from bench.station.bench import Bench
+from bench.station.profile import Position
 
 MAX_TORQUE_IN_LB = 1000.0  # socket and meter terminal screws are tens of in-lb
 

@@ -11,14 +11,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench.bench import Bench
-from bench.certification import Point, Result
-from bench.forms import forms
-from bench.limits import LimitTable
-from bench.metrology import RULE_TEXT, Rule
-from bench.profile import Profile, Signatory
-from bench.results import PositionResult, ShiftResult
-from bench.store import canonical_json
+from bench.metrology.forms import forms
+from bench.metrology.uncertainty import RULE_TEXT, Rule
+from bench.procedures.results import PositionResult, ShiftResult
+from bench.procedures.runner import Point, Result
+from bench.records.store import canonical_json
+from bench.station.bench import Bench
+from bench.station.profile import Profile, Signatory
 
 
 def now_iso() -> str:
@@ -37,13 +36,25 @@ def document_of(family: str) -> str:
     return DOCUMENT_FAMILIES.get(family, "accuracy")
 
 
+@dataclass(frozen=True)
+class PlanInfo:
+    """What a record says about the limits a run was judged against (the table itself stays a plan's)."""
+
+    name: str
+    version: str
+    standard: str
+    source: str
+    provenance: str
+    reference_conditions: dict[str, Any]
+
+
 class RunRecorder:
     """Collects a session into a record; ``record()`` may be called at any time (a run that is
     published before it finishes says so: status "incomplete")."""
 
-    def __init__(self, profile: Profile, table: LimitTable, rule: Rule, operator: str, approved_by: Signatory,
+    def __init__(self, profile: Profile, plan: PlanInfo, rule: Rule, operator: str, approved_by: Signatory,
                  calibration_override: str | None) -> None:
-        self.profile, self.table, self.rule = profile, table, rule
+        self.profile, self.plan, self.rule = profile, plan, rule
         self.operator, self.approved_by, self.calibration_override = operator, approved_by, calibration_override
         self.run_id = str(uuid.uuid4())
         self.started_at = now_iso()
@@ -79,9 +90,9 @@ class RunRecorder:
             "scope": scope.to_dict(),
             "bench": {"id": p.bench_id, "profile": p.source_file, "profile_sha256": p.digest,
                       "bench_time_s": round(bench.now(), 3)},
-            "plan": {"name": self.table.name, "version": self.table.version, "standard": self.table.standard,
-                     "source": self.table.source, "provenance": self.table.provenance, "points": table_ids,
-                     "reference_conditions": self.table.conditions.__dict__},
+            "plan": {"name": self.plan.name, "version": self.plan.version, "standard": self.plan.standard,
+                     "source": self.plan.source, "provenance": self.plan.provenance, "points": table_ids,
+                     "reference_conditions": self.plan.reference_conditions},
             "decision_rule": {"rule": self.rule.value, "text": RULE_TEXT[self.rule]},
             "operator": self.operator,
             "approved_by": {"name": self.approved_by.name, "title": self.approved_by.title},

@@ -10,11 +10,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from jinja2 import (ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, StrictUndefined, TemplateError,
-                    TemplateSyntaxError)
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    FunctionLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+)
 from markupsafe import Markup
 
-from bench.config import ConfigError
+from bench.datafiles import ConfigError
 
 TEMPLATES = Path(__file__).parent / "templates"
 LAB_TEMPLATE = "lab certificate template"  # the name a lab's file is loaded under: no file of ours has it

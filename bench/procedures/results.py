@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.metrology import Budget, Rule, Verdict
-from bench.profile import Position
-from bench.stimulus import Stimulus
+from bench.metrology.stimulus import Stimulus
+from bench.metrology.uncertainty import Budget, Rule, Verdict
+from bench.station.profile import Position
 from instruments.pulse_counter import GateResult
 from instruments.reference_standard import Readings
 

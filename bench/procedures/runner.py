@@ -6,16 +6,23 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from bench.bench import Bench, SafetyError
-from bench.counting import CreepPoint, StartingPoint, count_pulses
-from bench.gating import AccuracyPoint, Progress, measure_point
-from bench.metrology import Budget, Component, decide
-from bench.profile import Position
-from bench.results import CheckResult, CountResult, FaultResult, Measured, PositionResult, ShiftResult
+from bench.metrology.uncertainty import Budget, Component, decide
+from bench.procedures.counting import CreepPoint, StartingPoint, count_pulses
+from bench.procedures.gating import AccuracyPoint, Progress, measure_point
+from bench.procedures.results import (
+    CheckResult,
+    CountResult,
+    FaultResult,
+    Measured,
+    PositionResult,
+    ShiftResult,
+)
+from bench.station.bench import Bench, SafetyError
+from bench.station.profile import Position
 from instruments.errors import InstrumentError
 
 Result = Union[PositionResult, ShiftResult, CountResult, CheckResult, FaultResult]
-log = logging.getLogger("bench.certification")
+log = logging.getLogger("bench.procedures.runner")
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.bench import Bench
-from bench.conditions import ReferenceConditions
-from bench.gating import Load, Progress, settle_at_conditions
-from bench.profile import MeterType
-from bench.results import CountResult
-from bench.stimulus import Stimulus
+from bench.metrology.conditions import ReferenceConditions
+from bench.metrology.stimulus import Stimulus
+from bench.procedures.gating import Load, Progress, settle_at_conditions
+from bench.procedures.results import CountResult
+from bench.station.bench import Bench
+from bench.station.profile import MeterType
 
 
 @dataclass(frozen=True)

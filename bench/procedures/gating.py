@@ -10,14 +10,30 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.bench import Bench
-from bench.conditions import ReferenceConditions
-from bench.harmonics import HarmonicProfile
-from bench.metrology import (Budget, Component, DwellPlan, Rule, Verdict, decide, energy_error_pct,
-                             fixed_components, gated_budget, gated_error_pct, plan_dwell)
-from bench.profile import MeterType, Position
-from bench.results import FaultResult, Measured, PositionResult, RegisterEvidence
-from bench.stimulus import Stimulus
+from bench.metrology.conditions import ReferenceConditions
+from bench.metrology.harmonics import HarmonicProfile
+from bench.metrology.stimulus import Stimulus
+from bench.metrology.uncertainty import (
+    Budget,
+    Component,
+    DwellPlan,
+    Rule,
+    Verdict,
+    decide,
+    energy_error_pct,
+    fixed_components,
+    gated_budget,
+    gated_error_pct,
+    plan_dwell,
+)
+from bench.procedures.results import (
+    FaultResult,
+    Measured,
+    PositionResult,
+    RegisterEvidence,
+)
+from bench.station.bench import Bench
+from bench.station.profile import MeterType, Position
 from instruments.errors import InstrumentError
 from instruments.pulse_counter import GateState
 from instruments.reference_standard import Readings

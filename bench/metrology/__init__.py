@@ -1,0 +1,1 @@
+"""Pure metrology: uncertainty budgets and decisions, stimuli, harmonics, reference conditions, meter forms."""

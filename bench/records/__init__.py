@@ -1,0 +1,1 @@
+"""What a run leaves: the record, the records database, baselines, signatures, plots, documents."""
