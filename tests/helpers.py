@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 # A board position whose meter is exact apart from what a test sets (e.g. ``{"offset_pct": 0.5, **EXACT}``).
 EXACT = {"light_load_pct": 0.0, "phase_error_mrad": 0.0, "voltage_pct_per_10pct": 0.0, "frequency_pct_per_pct": 0.0,
          "harmonic_gain_pct": 0.0, "dc_pct_per_10pct": 0.0, "element_offsets_pct": [0.0, 0.0, 0.0]}
-PAYLOAD_PLAN = "test_plans/audit/test_6_payload_accuracy.py"
+PAYLOAD_PLAN = "test_plans/audit/test_payload_accuracy.py"
 
 # A plan item's JUnit name: ``test_x[<point>-pos<n>-<serial>]``; the payload item has no point.
 ITEM = re.compile(r"\[(?:(?P<point>[A-Z0-9-]+?)-)?pos(?P<position>\d+)-")

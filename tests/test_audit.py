@@ -10,7 +10,8 @@ import tomli_w
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bench.plans.audit import load_matrix, read_key, write_key
+from bench.plans.audit import load_matrix
+from bench.plans.keys import read_key, write_key
 from bench.records import store
 from bench.sim import SimulatedBench
 from bench.sim.board import load_board
@@ -135,7 +136,7 @@ def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tm
     del entries["SIM16A00004"]
     inspection = tmp_path / "inspection.toml"
     inspection.write_text(tomli_w.dumps(entries))
-    run, cases, _ = run_plans(tmp_path, "--inspection", str(inspection), plans=AUDIT + "test_1_inspection.py")
+    run, cases, _ = run_plans(tmp_path, "--inspection", str(inspection), plans=AUDIT + "test_inspection.py")
     found = failures(cases)
     assert set(found) == {("INSPECTION", 2), ("INSPECTION", 3), ("INSPECTION", 4)}
     assert "torque 60 in-lb" in found[("INSPECTION", 2)] and "jaw tension NOT good by A. Ruiz" in found[("INSPECTION", 3)]

@@ -87,7 +87,7 @@ def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
         profile = tmp_path / "bench.toml"
         profile.write_text(tomli_w.dumps(sim.profile_data()))
         main, child = pty.openpty()
-        run = subprocess.Popen(plan_command(tmp_path, "test_plans/audit/test_1_inspection.py", "--bench", str(profile),
+        run = subprocess.Popen(plan_command(tmp_path, "test_plans/audit/test_inspection.py", "--bench", str(profile),
                                             "--operator", "tech-9", "--color=no"),
                                stdin=child, stdout=child, stderr=child, cwd=REPO)
         os.close(child)

@@ -205,7 +205,7 @@ def test_every_energised_settle_watches_the_interlock(tmp_path, sim, sim_bench, 
     from bench.records import store
 
     audit = Audit(sim_bench, store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"), tmp_path / "keys", POINT)
-    for settle in (audit.energise_nominal, FirmwareChecks(audit)._energise_1kw):
+    for settle in (audit.energise_nominal, FirmwareChecks(sim_bench, POINT).energise_payload):
         control.interlock(closed=True)
         sim_bench.safe_state()
         control.schedule(1.0, "SIM:INT OPEN")

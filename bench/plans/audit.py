@@ -5,20 +5,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import os
 import secrets
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import ClassVar
 
 from sqlalchemy.engine import Engine
 
 from bench.datafiles import STANDARDS, ConfigError, Section, load_toml
 from bench.metrology.forms import forms
-from bench.metrology.stimulus import Stimulus
+from bench.plans.board_checks import BoardChecks, BoardStep, Finding
+from bench.plans.keys import read_key, write_key
 from bench.procedures.gating import AccuracyPoint, measure_point
-from bench.procedures.results import CheckResult, FaultResult, PositionResult
+from bench.procedures.results import FaultResult, PositionResult
 from bench.records import store
 from bench.station.bench import Bench
 from bench.station.profile import Position
@@ -81,43 +82,8 @@ def load_inspection(path: Path) -> dict[str, Section]:
     return found
 
 
-class KeyFileError(OSError):
-    """A key file the bench will not write through or use."""
-
-
-def write_key(directory: Path, serial: str, key: str) -> Path:
-    """A fresh key file readable by its owner only (mode 600, whatever the umask).
-
-    Written to a new file beside it and renamed into place: a symlink planted at the key's path
-    is refused (writing through it would truncate its target), and an old key file, whatever
-    its mode, is replaced, never reused.
-    """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"{serial}.key"
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise KeyFileError(f"{path}: is a symlink or not a regular file; refusing to write a key there")
-    staging = directory / f".{serial}.key.{secrets.token_hex(4)}"
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)
-        os.write(descriptor, key.encode())
-    finally:
-        os.close(descriptor)
-    os.replace(staging, path)
-    return path
-
-
-def read_key(path: Path) -> str:
-    """Refuse a key that anyone but its owner can read."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise PermissionError(f"{path}: mode {mode:03o} lets group or others read it; the bench only uses keys with mode 600")
-    return path.read_text()
-
-
-@dataclass
-class Audit:
-    """Everything the checks need: the bench, the limits, the matrix, the registry, the inputs."""
+class Audit(BoardChecks):
+    """The audit's checks, with what they need: the limits, the matrix, the registry, the inputs."""
 
     # The meter registers the audit's steps read, and (True) write: checked against the profile's
     # register map before anything is energised, so a gap is a line at start, not an error mid-run.
@@ -127,63 +93,36 @@ class Audit:
         "key": True, "key_status": False, "key_fingerprint": False, "power_factor": False,
     }
 
-    bench: Bench
-    records: Engine
-    keys_dir: Path
-    payload: AccuracyPoint
-    limits: AuditLimits = dataclasses.field(default_factory=load_limits)
-    matrix: dict[str, str] = dataclasses.field(default_factory=load_matrix)
-    inspection: dict[str, Section] | None = None
-    firmware_baseline: str | None = None  # overrides the limits file's
+    def __init__(self, bench: Bench, records: Engine, keys_dir: Path, payload: AccuracyPoint,
+                 inspection: Mapping[str, Section] | None = None, firmware_baseline: str | None = None,
+                 limits: AuditLimits | None = None) -> None:
+        super().__init__(bench, payload.dwell.settle_s, load_matrix())
+        self.records, self.keys_dir, self.payload = records, keys_dir, payload
+        self.inspection = inspection or {}
+        self.limits = limits or load_limits()
+        self.firmware_baseline = firmware_baseline or self.limits.firmware_baseline  # the option overrides the file
 
-    def result(self, step: str, name: str, pos: Position, passed: bool, observed: str, expected: str,
-               code: str = "", note: str = "") -> CheckResult:
-        return CheckResult(step, name, pos, passed, observed, expected, code if not passed else "",
-                           self.hint(code, pos) if not passed else "", note)
-
-    def hint(self, code: str, pos: Position) -> str:
-        """The matrix's entry, its command filled in for this meter on this bench, ready to paste."""
-        source = self.bench.profile.source_file
-        profile = source if Path(source).is_file() else "PROFILE"
-        return self.matrix.get(code, "").replace("{serial}", pos.serial).replace("{profile}", profile)
-
-    def each(self, step: str, name: str, check: Callable[[Position], tuple[bool, str, str, str, str]]) -> dict[int, CheckResult]:
-        return {pos.number: self.result(step, name, pos, *check(pos)) for pos in self.bench.profile.positions}
-
-    def energise_nominal(self) -> None:
-        """Nominal voltage, no load: the meters are powered for their functional checks."""
-        mt = self.bench.profile.meter_type
-        wanted = Stimulus(mt.nominal_voltage_v, 0.0, 0.0, mt.frequency_hz, mt.elements)
-        if self.bench.stimulus != wanted:  # a point left at 1 kW, or a sag, is not "no load"
-            self.bench.apply(wanted)
-            self.bench.wait(self.payload.dwell.settle_s, "settling at nominal voltage")
-
-    def read(self, pos: Position, name: str) -> Any:
-        return self.bench.meters[pos.number].read(name)
-
-    # 1 -------------------------------------------------------------------------------------
-    def inspection_check(self) -> dict[int, CheckResult]:
+    def inspection_check(self) -> dict[int, Finding]:
         low, high = (self.limits.torque_in_lb * (1 + s * self.limits.torque_tolerance_pct / 100) for s in (-1, 1))
         expected = f"terminal torque {low:g}..{high:g} in-lb and jaw tension recorded as good"
 
-        def check(pos: Position) -> tuple[bool, str, str, str, str]:
-            entry = (self.inspection or {}).get(pos.serial)
+        def check(pos: Position) -> Finding:
+            entry = self.inspection.get(pos.serial)
             if entry is None:
-                return False, f"no inspection entry for {pos.serial} (give --inspection FILE)", expected, "", ""
+                return Finding(False, f"no inspection entry for {pos.serial} (give --inspection FILE)", expected)
             try:
                 torque, jaws = entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB), entry.data.get("jaw_tension_ok")
             except ConfigError as error:
-                return False, str(error), expected, "", ""
+                return Finding(False, str(error), expected)
             if not isinstance(jaws, bool):
-                return False, f"{entry.key('jaw_tension_ok')} not recorded (true or false)", expected, "", ""
+                return Finding(False, f"{entry.key('jaw_tension_ok')} not recorded (true or false)", expected)
             ok = low <= torque <= high and jaws
             who = f" by {entry.data['technician']}" if "technician" in entry.data else ""
-            return ok, f"torque {torque:g} in-lb, jaw tension {'good' if jaws else 'NOT good'}{who}", expected, "", ""
+            return Finding(ok, f"torque {torque:g} in-lb, jaw tension {'good' if jaws else 'NOT good'}{who}", expected)
 
-        return self.each("INSPECTION", "physical inspection", check)
+        return self.each(check)
 
-    # 2 -------------------------------------------------------------------------------------
-    def voltage_phase_check(self) -> dict[int, CheckResult]:
+    def voltage_phase_check(self) -> dict[int, Finding]:
         self.energise_nominal()
         mt, lim = self.bench.profile.meter_type, self.limits
         readings, angles = self.bench.readings(), self.bench.reference.voltage_angles
@@ -194,39 +133,37 @@ class Audit:
         thd_note = f"voltage THD {readings.thd_voltage_pct:.1f} % recorded" if readings.thd_voltage_pct > lim.thd_record_pct else ""
         expected = f"every element within ±{lim.voltage_pct:g} % of {nominal:g} V, phase rotation ABC"
 
-        def check(pos: Position) -> tuple[bool, str, str, str, str]:
+        def check(pos: Position) -> Finding:
             volts, rotation, alarm = self.read(pos, "voltage_v"), self.read(pos, "phase_rotation"), self.read(pos, "alarm_code")
             meter_off = abs(volts / nominal - 1) * 100 > lim.voltage_pct
             observed = (f"reference {'/'.join(f'{v:.1f}' for v in readings.voltages_v)} V "
                         f"{'rotation ABC' if rotation_ok else 'rotation WRONG'}; meter reads {volts:.1f} V, rotation {rotation}")
             ok = not site_off and rotation_ok and not meter_off and rotation == "ABC"
             code = alarm if alarm in ("CAW", "E101") else ("CAW" if rotation != "ABC" or not rotation_ok else "E101")
-            return ok, observed, expected, code, thd_note
+            return Finding(ok, observed, expected, code=code, note=thd_note)
 
-        return self.each("VOLTAGE-PHASE", "voltage and phase", check)
+        return self.each(check)
 
-    # 3 -------------------------------------------------------------------------------------
-    def logic_check(self) -> dict[int, CheckResult]:
+    def logic_check(self) -> dict[int, Finding]:
         self.energise_nominal()
         expected = "ami-provision running, no memory-checksum fault (E0001), no tamper alarm"
 
-        def check(pos: Position) -> tuple[bool, str, str, str, str]:
+        def check(pos: Position) -> Finding:
             running, alarm, tamper = self.read(pos, "service_state") == 1, self.read(pos, "alarm_code"), self.read(pos, "tamper")
             observed = f"service {'running' if running else 'NOT running'}, alarm '{alarm or 'none'}', tamper {'SET' if tamper else 'clear'}"
             code = "SERVICE_DOWN" if not running else "E0001" if alarm == "E0001" else "TAMPER" if tamper else alarm
-            return running and alarm != "E0001" and not tamper, observed, expected, code, ""
+            return Finding(running and alarm != "E0001" and not tamper, observed, expected, code=code)
 
-        return self.each("LOGIC", "logic layer", check)
+        return self.each(check)
 
-    # 4 -------------------------------------------------------------------------------------
-    def network_check(self) -> dict[int, CheckResult]:
+    def network_check(self) -> dict[int, Finding]:
         self.energise_nominal()
         lim = self.limits
         low, high = lim.rssi_dbm
         expected = (f"RSSI {low:g}..{high:g} dBm, SNR >= {lim.snr_min_db:g} dB, {lim.ping_probes} pings of "
                     f"{lim.ping_bytes} bytes with loss <= {lim.max_packet_loss_pct:g} %")
 
-        def check(pos: Position) -> tuple[bool, str, str, str, str]:
+        def check(pos: Position) -> Finding:
             meter = self.bench.meters[pos.number]
             rssi, snr = meter.read("rssi_dbm"), meter.read("snr_db")
             meter.write("ping_size", lim.ping_bytes)
@@ -236,37 +173,35 @@ class Audit:
             radio_ok = low <= rssi <= high and snr >= lim.snr_min_db
             observed = f"RSSI {rssi} dBm, SNR {snr} dB, {received}/{lim.ping_probes} pings answered ({loss:.0f} % lost)"
             code = "W202" if not radio_ok else "ERR_NET_TIMEOUT"
-            return radio_ok and loss <= lim.max_packet_loss_pct, observed, expected, code, ""
+            return Finding(radio_ok and loss <= lim.max_packet_loss_pct, observed, expected, code=code)
 
-        return self.each("NETWORK", "network", check)
+        return self.each(check)
 
-    # 5 -------------------------------------------------------------------------------------
-    def keys_identity_check(self) -> dict[int, CheckResult]:
+    def keys_identity_check(self) -> dict[int, Finding]:
         self.energise_nominal()
         expected = "meter ID uniquely mapped to its MAC; key rotated, accepted, fingerprint matches; key file mode 600"
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-        def check(pos: Position) -> tuple[bool, str, str, str, str]:
+        def check(pos: Position) -> Finding:
             identity = self.bench.identities[pos.number]
             conflict = store.register_meter(self.records, identity.serial, identity.mac, now)
             if conflict:
-                return False, conflict, expected, "DUPLICATE_ID", ""
+                return Finding(False, conflict, expected, code="DUPLICATE_ID")
             try:
                 path = write_key(self.keys_dir, identity.serial, secrets.token_hex(16))
                 key = read_key(path)
             except OSError as error:
-                return False, f"key file: {error}", expected, "", ""
+                return Finding(False, f"key file: {error}", expected)
             meter = self.bench.meters[pos.number]
             meter.write("key", key)
             status, fingerprint = meter.read("key_status"), meter.read("key_fingerprint")
             accepted = status == 1 and fingerprint == hashlib.sha256(key.encode()).hexdigest()[:16]
             observed = (f"MAC {identity.mac} registered; key {'accepted' if accepted else 'REJECTED'} "
                         f"(status {status}), file {path.name} mode {stat.S_IMODE(path.stat().st_mode):03o}")
-            return accepted, observed, expected, "E004", ""
+            return Finding(accepted, observed, expected, code="E004")
 
-        return self.each("KEYS-IDENTITY", "key rotation and identity", check)
+        return self.each(check)
 
-    # 6 -------------------------------------------------------------------------------------
     def payload_check(self) -> dict[int, PositionResult | FaultResult]:
         """The 1.0 kW payload accuracy point; a failure is diagnosed from the meter's own view:
         a negative power factor means a reversed CT or phase wiring, else its alarm code."""
@@ -280,9 +215,22 @@ class Audit:
             diagnosed[number] = result
         return diagnosed
 
-    # 7 -------------------------------------------------------------------------------------
-    def firmware_check(self) -> dict[int, CheckResult]:
-        baseline = self.firmware_baseline or self.limits.firmware_baseline
-        return self.each("FIRMWARE", "firmware baseline", lambda pos: (
-            self.bench.identities[pos.number].firmware == baseline,
-            f"firmware {self.bench.identities[pos.number].firmware}", baseline, "F505", ""))
+    def firmware_check(self) -> dict[int, Finding]:
+        baseline = self.firmware_baseline
+
+        def check(pos: Position) -> Finding:
+            firmware = self.bench.identities[pos.number].firmware
+            return Finding(firmware == baseline, f"firmware {firmware}", baseline, code="F505")
+
+        return self.each(check)
+
+
+INSPECTION = BoardStep("INSPECTION", "physical inspection", Audit.inspection_check)
+VOLTAGE_PHASE = BoardStep("VOLTAGE-PHASE", "voltage and phase", Audit.voltage_phase_check)
+LOGIC = BoardStep("LOGIC", "logic layer", Audit.logic_check)
+NETWORK = BoardStep("NETWORK", "network", Audit.network_check)
+KEYS_IDENTITY = BoardStep("KEYS-IDENTITY", "key rotation and identity", Audit.keys_identity_check)
+PAYLOAD = BoardStep("PAYLOAD", "payload accuracy at 1.0 kW", Audit.payload_check)
+FIRMWARE = BoardStep("FIRMWARE", "firmware baseline", Audit.firmware_check)
+STEPS: tuple[BoardStep[Audit], ...] = (INSPECTION, VOLTAGE_PHASE, LOGIC, NETWORK, KEYS_IDENTITY, PAYLOAD, FIRMWARE)
+"""The procedure's order: a plan module names its step (``STEP = NETWORK``); the plugin runs them in this order."""

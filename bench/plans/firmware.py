@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from bench.datafiles import STANDARDS, load_toml
 from bench.metrology.stimulus import Stimulus
-from bench.plans.audit import Audit
-from bench.procedures.results import CheckResult
+from bench.plans.board_checks import BoardChecks, BoardStep, Finding
+from bench.procedures.gating import AccuracyPoint
+from bench.station.bench import Bench
+from bench.station.profile import Position
+from instruments.reference_standard import Readings
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLi
                           table.text("version_pattern"))
 
 
-class FirmwareChecks:
+class FirmwareChecks(BoardChecks):
     """Each check examines every position at once, with the board at a stated stimulus."""
 
     # The meter registers these checks read, and (True) write: checked before anything is energised.
@@ -46,41 +49,42 @@ class FirmwareChecks:
         "interval_select": True, "interval_energy_wh": False, "daily_alarms": False, "firmware": False,
     }
 
-    def __init__(self, audit: Audit, limits: FirmwareLimits | None = None) -> None:
-        self.audit, self.bench = audit, audit.bench
+    def __init__(self, bench: Bench, payload: AccuracyPoint, limits: FirmwareLimits | None = None) -> None:
+        super().__init__(bench, payload.dwell.settle_s)
+        self.payload = payload
         self.limits = limits or load_firmware_limits()
 
-    def _energise_1kw(self) -> Any:
-        self.bench.apply(self.audit.payload.stimulus(self.bench))
-        self.bench.wait(self.audit.payload.dwell.settle_s, "settling at 1.0 kW")
+    def energise_payload(self) -> Readings:
+        """The payload point's stimulus (1.0 kW), settled; the reference standard's readings there."""
+        self.settle_at(self.payload.stimulus(self.bench), "settling at 1.0 kW")
         return self.bench.readings()
 
-    def register_map(self) -> dict[int, CheckResult]:
+    def register_map(self) -> dict[int, Finding]:
         """What the meter reports over Modbus against the reference standard, at 1.0 kW."""
-        readings = self._energise_1kw()
+        readings = self.energise_payload()
         tolerance = self.limits.register_tolerance_pct
         truth = {"voltage_v": sum(readings.voltages_v) / len(readings.voltages_v), "current_a": max(readings.currents_a),
                  "power_w": readings.power_w, "frequency_hz": readings.frequency_hz}
 
-        def check(pos):
-            off = {name: (self.audit.read(pos, name) / value - 1) * 100 for name, value in truth.items()}
+        def check(pos: Position) -> Finding:
+            off = {name: (self.read(pos, name) / value - 1) * 100 for name, value in truth.items()}
             worst = max(off, key=lambda name: abs(off[name]))
             ok = all(abs(v) <= tolerance for v in off.values())
-            return (ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
-                    f"every register within ±{tolerance:g} % of the reference", "", "")
+            return Finding(ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
+                           f"every register within ±{tolerance:g} % of the reference")
 
-        return self.audit.each("FW-REGISTERS", "register map and scaling", check)
+        return self.each(check)
 
-    def intervals(self) -> dict[int, CheckResult]:
+    def intervals(self) -> dict[int, Finding]:
         """At constant 1.0 kW, every 15-minute record holds P x 15 min: none missing, none off."""
         lim = self.limits
-        readings = self._energise_1kw()
+        readings = self.energise_payload()
         self.bench.wait(lim.interval_s, "interval records")  # the interval open at switch-on is partial
-        before = {p.number: self.audit.read(p, "interval_count") for p in self.bench.profile.positions}
+        before = {p.number: self.read(p, "interval_count") for p in self.bench.profile.positions}
         self.bench.wait(lim.intervals_checked * lim.interval_s, "interval records")
         expected_wh = readings.power_w * lim.interval_s / 3600.0
 
-        def check(pos):
+        def check(pos: Position) -> Finding:
             meter = self.bench.meters[pos.number]
             count = meter.read("interval_count")
             new = count - before[pos.number]
@@ -90,31 +94,38 @@ class FirmwareChecks:
                 errors.append((meter.read("interval_energy_wh") / expected_wh - 1) * 100)
             worst = max(errors, key=abs) if errors else 0.0
             ok = new == lim.intervals_checked and abs(worst) <= lim.interval_tolerance_pct
-            return (ok, f"{new} records for {lim.intervals_checked} intervals, worst {worst:+.3f} % off "
-                        f"{expected_wh:.2f} Wh", f"{lim.intervals_checked} records, each within ±{lim.interval_tolerance_pct:g} %",
-                    "", "")
+            return Finding(ok, f"{new} records for {lim.intervals_checked} intervals, worst {worst:+.3f} % off "
+                               f"{expected_wh:.2f} Wh",
+                           f"{lim.intervals_checked} records, each within ±{lim.interval_tolerance_pct:g} %")
 
-        return self.audit.each("FW-INTERVALS", "15-minute interval records", check)
+        return self.each(check)
 
-    def alarm_buffer(self) -> dict[int, CheckResult]:
+    def alarm_buffer(self) -> dict[int, Finding]:
         """A voltage sag (a non-critical event) must land in the daily payload's alarm buffer."""
         lim, mt = self.limits, self.bench.profile.meter_type
         sag = Stimulus(mt.nominal_voltage_v * lim.sag_voltage_pct / 100, 0.0, 0.0, mt.frequency_hz, mt.elements)
         self.bench.apply(sag)
         self.bench.wait(lim.sag_duration_s, "voltage sag")
-        self.audit.energise_nominal()
+        self.energise_nominal()
 
-        def check(pos):
-            buffered = self.audit.read(pos, "daily_alarms")
-            return (lim.sag_alarm in buffered.split(","), f"daily payload alarms '{buffered or 'none'}'",
-                    f"{lim.sag_alarm} buffered after a {lim.sag_voltage_pct:g} % sag", "", "")
+        def check(pos: Position) -> Finding:
+            buffered = self.read(pos, "daily_alarms")
+            return Finding(lim.sag_alarm in buffered.split(","), f"daily payload alarms '{buffered or 'none'}'",
+                           f"{lim.sag_alarm} buffered after a {lim.sag_voltage_pct:g} % sag")
 
-        return self.audit.each("FW-ALARMS", "non-critical alarms buffered", check)
+        return self.each(check)
 
-    def version(self) -> dict[int, CheckResult]:
-        def check(pos):
-            firmware = self.audit.read(pos, "firmware")
-            return (re.fullmatch(self.limits.version_pattern, firmware) is not None, f"firmware '{firmware}'",
-                    f"a release name matching {self.limits.version_pattern}", "", "")
+    def version(self) -> dict[int, Finding]:
+        def check(pos: Position) -> Finding:
+            firmware = self.read(pos, "firmware")
+            return Finding(re.fullmatch(self.limits.version_pattern, firmware) is not None, f"firmware '{firmware}'",
+                           f"a release name matching {self.limits.version_pattern}")
 
-        return self.audit.each("FW-VERSION", "firmware version string", check)
+        return self.each(check)
+
+
+REGISTER_MAP = BoardStep("FW-REGISTERS", "register map and scaling", FirmwareChecks.register_map)
+INTERVALS = BoardStep("FW-INTERVALS", "15-minute interval records", FirmwareChecks.intervals)
+ALARM_BUFFER = BoardStep("FW-ALARMS", "non-critical alarms buffered", FirmwareChecks.alarm_buffer)
+VERSION = BoardStep("FW-VERSION", "firmware version string", FirmwareChecks.version)
+STEPS: tuple[BoardStep[FirmwareChecks], ...] = (REGISTER_MAP, INTERVALS, ALARM_BUFFER, VERSION)

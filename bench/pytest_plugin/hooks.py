@@ -21,7 +21,10 @@ from bench.datafiles import ConfigError, Section, number_argument
 from bench.metrology.forms import forms
 from bench.metrology.uncertainty import RULE_TEXT, Rule
 from bench.paths import meter_keys_dir
+from bench.plans import audit as audit_plan
+from bench.plans import firmware as firmware_plan
 from bench.plans.audit import Audit, load_inspection
+from bench.plans.board_checks import BoardStep
 from bench.plans.c12_20 import LimitTable, load_table
 from bench.plans.firmware import FirmwareChecks
 from bench.plans.payload import payload_accuracy_point
@@ -142,7 +145,7 @@ class BenchSession:
             self.certification = Certification(self.bench, {p.id: p for p in self.points}, ProgressLine(self.config))
             self.audit = Audit(self.bench, self.records, meter_keys_dir(), payload_accuracy_point(),
                                inspection=inspection, firmware_baseline=self.config.getoption("--firmware-baseline"))
-            self.firmware = FirmwareChecks(self.audit)
+            self.firmware = FirmwareChecks(self.bench, payload_accuracy_point())
             self.recorder = RunRecorder(self.profile, self.table.plan_info(), self.rule or self.table.rule,
                                         self.config.getoption("--operator"), approved_by,
                                         self.config.getoption("--allow-expired-calibration"))
@@ -318,8 +321,8 @@ class BenchSession:
 
     def planned(self) -> set[tuple[str, int]]:
         """Every (point, position) the selected plans hold: what a complete run must have run."""
-        ids = {"c12_20": [p.id for p in self.points], "audit": [step[0] for step in AUDIT_STEPS.values()],
-               "firmware": [step[0] for step in FIRMWARE_STEPS.values()]}
+        ids = {"c12_20": [p.id for p in self.points], "audit": [step.id for step in audit_plan.STEPS],
+               "firmware": [step.id for step in firmware_plan.STEPS]}
         return {(point, pos.number) for plan in self.plans for point in ids[plan] for pos in self.profile.positions}
 
     def scope(self, session: pytest.Session | None, ended: str) -> Scope:
@@ -461,18 +464,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Functional checks first, in collection order (the audit's steps are numbered files);
-    then the table's points in its order (reference points before their shifts), each point's
-    positions together."""
+    """Functional checks first: the audit's in its procedure's order (``audit.STEPS``; a plan
+    module names its step as ``STEP``), others in collection order; then the table's points in
+    its order (reference points before their shifts), each point's positions together."""
     order = {p.id: i for i, p in enumerate(config.stash[SESSION_KEY].points)}
+    steps = {step.id: i for i, step in enumerate(audit_plan.STEPS)}
     collected = {id(item): i for i, item in enumerate(items)}
 
-    def key(item: pytest.Item) -> tuple[int, int, int]:
+    def key(item: pytest.Item) -> tuple[int, int, int, int]:
         params = getattr(item, "callspec", None)
         point = params.params.get("point") if params else None
         if getattr(point, "id", None) not in order:
-            return (0, collected[id(item)], 0)
-        return (1, order[point.id], params.params["position"].number)
+            step = getattr(getattr(item, "module", None), "STEP", None)
+            return (0, steps.get(getattr(step, "id", ""), len(steps)), collected[id(item)], 0)
+        return (1, order[point.id], params.params["position"].number, 0)
 
     items.sort(key=key)
 
@@ -483,30 +488,12 @@ def bench(pytestconfig: pytest.Config) -> Bench:
     return pytestconfig.stash[SESSION_KEY].open_bench()
 
 
-AUDIT_STEPS = {
-    "inspection": ("INSPECTION", "physical inspection", Audit.inspection_check),
-    "voltage_phase": ("VOLTAGE-PHASE", "voltage and phase", Audit.voltage_phase_check),
-    "logic_layer": ("LOGIC", "logic layer", Audit.logic_check),
-    "network": ("NETWORK", "network", Audit.network_check),
-    "keys_identity": ("KEYS-IDENTITY", "key rotation and identity", Audit.keys_identity_check),
-    "payload": ("PAYLOAD", "payload accuracy at 1.0 kW", Audit.payload_check),
-    "firmware": ("FIRMWARE", "firmware baseline", Audit.firmware_check),
-}
-FIRMWARE_STEPS = {
-    "register_map": ("FW-REGISTERS", "register map and scaling", FirmwareChecks.register_map),
-    "intervals": ("FW-INTERVALS", "15-minute interval records", FirmwareChecks.intervals),
-    "alarm_buffer": ("FW-ALARMS", "non-critical alarms buffered", FirmwareChecks.alarm_buffer),
-    "version": ("FW-VERSION", "firmware version string", FirmwareChecks.version),
-}
-
-
-def _check_runner(request: pytest.FixtureRequest, family: str, steps: dict[str, tuple[str, str, Callable]],
-                  owner: Callable[[BenchSession], Any]) -> Callable[[str, Position], None]:
+def _step_runner(request: pytest.FixtureRequest, family: str,
+                 checks: Callable[[BenchSession], Any]) -> Callable[[BoardStep[Any], Position], None]:
     session = request.config.stash[SESSION_KEY]
 
-    def run(step: str, position: Position) -> None:
-        point_id, name, method = steps[step]
-        check = FunctionalCheck(point_id, name, family, lambda: method(owner(session)))
+    def run(step: BoardStep[Any], position: Position) -> None:
+        check = FunctionalCheck(step.id, step.name, family, lambda: step.run(checks(session)))
         session.run(request, check, position, family)
 
     return run
@@ -516,13 +503,13 @@ def _check_runner(request: pytest.FixtureRequest, family: str, steps: dict[str, 
 def audit(bench: Bench, request: pytest.FixtureRequest) -> Callable[[str, Position], None]:
     """Run an audit step (once for the whole board) and judge this position, with its
     troubleshooting entry on failure."""
-    return _check_runner(request, "audit", AUDIT_STEPS, lambda session: session.audit)
+    return _step_runner(request, "audit", lambda session: session.audit)
 
 
 @pytest.fixture
 def firmware(bench: Bench, request: pytest.FixtureRequest) -> Callable[[str, Position], None]:
     """Run a firmware-behaviour check (once for the whole board) and judge this position."""
-    return _check_runner(request, "firmware", FIRMWARE_STEPS, lambda session: session.firmware)
+    return _step_runner(request, "firmware", lambda session: session.firmware)
 
 
 @pytest.fixture

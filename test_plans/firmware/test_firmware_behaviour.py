@@ -3,24 +3,24 @@
 Run with `--baseline RUN_OR_RELEASE` (for instance `--baseline AMI-Release-v4.2`) to compare
 every point of this run, the metrology included, with a stored run: a point that newly fails or
 moves towards its limit by more than `--regression-margin` fails here and is listed in the report.
-Limits: bench/standards/firmware.toml.
 """
+from bench.plans.firmware import ALARM_BUFFER, INTERVALS, REGISTER_MAP, VERSION
 
 
 def test_register_map_and_scaling(position, firmware):
     """Voltage, current, power and frequency registers decode to the reference's values at 1.0 kW."""
-    firmware("register_map", position)
+    firmware(REGISTER_MAP, position)
 
 
 def test_interval_records(position, firmware):
-    """An hour at constant 1.0 kW gives four 15-minute records, each P x 15 min."""
-    firmware("intervals", position)
+    """At constant 1.0 kW every interval record holds P x the interval: none missing, none off."""
+    firmware(INTERVALS, position)
 
 
 def test_alarms_buffered_into_the_daily_payload(position, firmware):
     """A voltage sag's non-critical alarm is buffered for the daily payload."""
-    firmware("alarm_buffer", position)
+    firmware(ALARM_BUFFER, position)
 
 
 def test_version_string(position, firmware):
-    firmware("version", position)
+    firmware(VERSION, position)
