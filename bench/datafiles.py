@@ -5,8 +5,9 @@ import argparse
 import datetime as dt
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,7 @@ class ConfigError(ValueError):
 MAX_FILE_BYTES = 4 * 1024 * 1024  # far above any bench data file; /dev/zero must not fill memory
 
 
-def load_toml(path: Path) -> "Section":
+def load_toml(path: Path) -> Section:
     """A data file as a Section; unreadable, oversized, binary or non-UTF-8 files are one line."""
     try:
         with open(path, "rb") as handle:
@@ -94,7 +95,7 @@ class Section:
             raise self.error(name, "missing")
         return default
 
-    def table(self, name: str, default: Any = _MISSING) -> "Section":
+    def table(self, name: str, default: Any = _MISSING) -> Section:
         value = self._get(name, default)
         if value is None:
             return value
@@ -102,7 +103,7 @@ class Section:
             raise self.error(name, f"expected a table, got {value!r}")
         return Section(value, self.source, self.key(name))
 
-    def tables(self, name: str) -> list["Section"]:
+    def tables(self, name: str) -> list[Section]:
         value = self._get(name, _MISSING)
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
             raise self.error(name, "expected one or more [[" + self.key(name) + "]] tables")
@@ -161,7 +162,7 @@ class Section:
                 pass
         raise self.error(name, f"expected a date YYYY-MM-DD, got {value!r}")
 
-    def with_provenance(self, provenance: "Section", exempt: tuple[str, ...] = ()) -> "Section":
+    def with_provenance(self, provenance: Section, exempt: tuple[str, ...] = ()) -> Section:
         """This table, once every value in it names where it comes from in ``provenance``."""
         for name in self.data:
             if name not in exempt and name not in provenance:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import select
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -62,7 +62,7 @@ class ModbusMeter:
         self.timeout_s, self.retries = timeout_s, retries
         self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
 
-    def open(self) -> "ModbusMeter":
+    def open(self) -> ModbusMeter:
         if not self._client.connected and not self._client.connect():
             raise InstrumentError(self.name, self.address, "no Modbus TCP connection (refused or unreachable)")
         return self

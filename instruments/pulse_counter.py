@@ -98,7 +98,7 @@ class SerialPulseCounter(ScpiInstrument):
         """A fresh serial line, cleared of noise and of any partial line the board holds."""
         return SerialLine(self.address, self._timeout_s, self._baudrate).resynchronise()
 
-    def open(self) -> "SerialPulseCounter":
+    def open(self) -> SerialPulseCounter:
         super().open()
         try:
             self._check_identity()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.transport import LineTransport, TransportError
@@ -63,7 +64,7 @@ class ScpiInstrument:
     def error(self, message: str) -> InstrumentError:
         return InstrumentError(self.name, self.address, message)
 
-    def open(self) -> "ScpiInstrument":
+    def open(self) -> ScpiInstrument:
         """Connect and identify: opening a dead port 'succeeds', so *IDN? proves the link."""
         if self._transport is None:
             try:

@@ -21,7 +21,7 @@ class TransportError(OSError):
     """The transport failed: nothing reached the instrument, or nothing came back."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resource_manager(backend: str = "@py") -> pyvisa.ResourceManager:
     return pyvisa.ResourceManager(backend)
 
@@ -76,7 +76,7 @@ class SerialLine:
         except (serial.SerialException, OSError, ValueError) as error:
             raise TransportError(f"cannot open: {error}") from None
 
-    def resynchronise(self, quiet_s: float = 0.05, limit_s: float = 0.5) -> "SerialLine":
+    def resynchronise(self, quiet_s: float = 0.05, limit_s: float = 0.5) -> SerialLine:
         """Start from a clean line: a serial line keeps what noise or an earlier session left.
 
         Drops what waits in the input buffer, ends any partial line the device holds with a bare

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -101,7 +101,7 @@ def measure(point_id: str, inject: list[str] = ()) -> tuple[dict, Certification,
         return results, certification, stopped, to_safe, energised
 
 
-@lru_cache(maxsize=None)
+@cache
 def clean_verdicts(point_id: str) -> dict[int, str]:
     results, certification, stopped, _, _ = measure(point_id)
     assert stopped is None and not certification.faults.get(point_id)

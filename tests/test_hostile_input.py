@@ -14,8 +14,8 @@ import tomli_w
 from bench.datafiles import ConfigError, load_toml
 from bench.metrology.stimulus import Stimulus
 from bench.plans.audit import load_inspection
-from bench.plans.keys import read_key, write_key
 from bench.plans.c12_20 import DEFAULT_TABLE, load_table
+from bench.plans.keys import read_key, write_key
 from bench.sim import board_path
 from bench.sim.board import load_board, shared_meter_type
 from bench.station.bench import SafetyError

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import tomli_w

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDARDS = sorted((ROOT / "bench" / "standards").glob("*.toml"))

@@ -31,7 +31,7 @@ def closed_by_peer(sock: socket.socket, within_s: float = 1.0) -> bool:
         return sock.recv(1) == b""
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 

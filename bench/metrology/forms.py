@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from bench.datafiles import STANDARDS, load_toml
 
@@ -18,7 +18,7 @@ class Form:
     blondel: bool  # C12.20 covers Blondel-compliant meters only
 
 
-@lru_cache(maxsize=None)
+@cache
 def forms() -> dict[str, Form]:
     doc = load_toml(FORMS_FILE)
     found = {}

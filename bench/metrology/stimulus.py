@@ -20,7 +20,7 @@ class Stimulus:
 
     @classmethod
     def at_power(cls, power_w: float, voltage_v: float, power_factor: float, frequency_hz: float,
-                 elements: int, leading: bool = False) -> "Stimulus":
+                 elements: int, leading: bool = False) -> Stimulus:
         """The balanced sinusoidal current that gives ``power_w`` in total."""
         if not 0 < power_factor <= 1:
             raise ValueError(f"power factor {power_factor} must be in (0, 1]")

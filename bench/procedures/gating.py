@@ -7,8 +7,8 @@ the meter reports over its comms (the payload). Both carry their budgets.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bench.metrology.conditions import ReferenceConditions
 from bench.metrology.harmonics import HarmonicProfile

@@ -3,8 +3,9 @@ shift point finds its reference point's errors and the report finds every point'
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 from bench.metrology.uncertainty import Budget, Component, decide
 from bench.procedures.counting import CreepPoint, StartingPoint, count_pulses

@@ -7,8 +7,9 @@ the same run twice stores it once, and a run published again with more results r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import (
     Boolean,

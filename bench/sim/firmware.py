@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from bench.datafiles import load_toml
@@ -18,7 +18,7 @@ class Release:
     buffers_alarms: bool = True  # non-critical alarms go into the daily payload
 
 
-@lru_cache(maxsize=None)
+@cache
 def releases() -> dict[str, Release]:
     doc = load_toml(FIRMWARE_FILE)
     found = {}

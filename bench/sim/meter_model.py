@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Conditions:
     def balanced(cls, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
                  angles_deg: tuple[float, ...], weights: tuple[float, ...] | None = None,
                  voltage_harmonics: tuple[Harmonic, ...] = (), current_harmonics: tuple[Harmonic, ...] = ()
-                 ) -> "Conditions":
+                 ) -> Conditions:
         """Voltages of equal magnitude at the form's angles; each current lags its voltage by
         ``phase_deg`` and is ``current_a`` times its element's weight (unbalance, element alone)."""
         angles = np.radians(angles_deg)

@@ -80,7 +80,7 @@ class ModbusMeters:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modbus-meters", daemon=True)
 
-    def start(self) -> "ModbusMeters":
+    def start(self) -> ModbusMeters:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start_all(), self._loop).result(timeout=10)
         return self

@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 Handler = Callable[..., "str | None"]
 
@@ -155,7 +155,7 @@ class ScpiDevice:
         # Handlers of this device and of any extension objects (e.g. a fault-injection command set
         # that lives beside the model it acts on).
         self._handlers = [
-            (compile_header(getattr(m, "scpi_pattern")), m)
+            (compile_header(m.scpi_pattern), m)
             for owner in (self, *extensions)
             for m in (getattr(owner, n) for n in dir(type(owner)))
             if hasattr(m, "scpi_pattern")
@@ -363,7 +363,7 @@ class ScpiServer:
         """The VISA resource name a client opens."""
         return f"TCPIP0::{self._address[0]}::{self.port}::SOCKET"
 
-    def start(self) -> "ScpiServer":
+    def start(self) -> ScpiServer:
         self._thread.start()
         return self
 

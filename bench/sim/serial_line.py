@@ -41,7 +41,7 @@ class PtySerialServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="pty-counter", daemon=True)
 
-    def start(self) -> "PtySerialServer":
+    def start(self) -> PtySerialServer:
         self._thread.start()
         return self
 

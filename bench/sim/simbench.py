@@ -53,7 +53,7 @@ class SimulatedBench:
         self.world = self.board.world
         self._servers: list[Any] = []
 
-    def start(self) -> "SimulatedBench":
+    def start(self) -> SimulatedBench:
         world = self.world
         self.source, self.load, self.reference = SimSource(world), SimLoad(world), SimReference(world)
         self.counter = SimCounter(world)
@@ -79,7 +79,7 @@ class SimulatedBench:
         while self._servers:
             self._servers.pop().stop()
 
-    def __enter__(self) -> "SimulatedBench":
+    def __enter__(self) -> SimulatedBench:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bench.metrology.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel

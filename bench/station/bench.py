@@ -11,8 +11,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Callable, Iterator
 
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
@@ -55,7 +55,7 @@ class Bench:
         self._interrupted_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
-    def open(self) -> "Bench":
+    def open(self) -> Bench:
         p = self.profile
         try:
             if p.clock_kind == "sim":
@@ -129,7 +129,7 @@ class Bench:
         self._outputs = []
         atexit.unregister(self.close)
 
-    def __enter__(self) -> "Bench":
+    def __enter__(self) -> Bench:
         if threading.current_thread() is threading.main_thread():
             self._previous_handlers = {number: signal.signal(number, self._on_signal)
                                        for number in (signal.SIGINT, *TERMINATING_SIGNALS)}
