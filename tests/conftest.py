@@ -2,11 +2,16 @@
 The plain helpers the tests share are in tests/helpers.py."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +20,7 @@ from bench.sim import SimulatedBench, board_path
 from bench.sim.board import shared_meter_type
 from bench.station.bench import Bench
 from instruments.sim_control import SimControlClient
-from tests.helpers import edited_toml
+from tests.helpers import edited_toml, run_plans
 
 BENCH_HOME = pytest.StashKey[Path]()
 
@@ -72,3 +77,33 @@ def make_board(tmp_path: Path) -> Callable[..., Path]:
         return edited_toml(board_path("default"), edit, tmp_path / "board.toml")
 
     return make
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """A whole-plan run (C12.20, audit, firmware) on a simulated board, as a lab engineer starts it."""
+
+    process: subprocess.CompletedProcess
+    reports: Path  # certificates, reports, the signed record and the records database
+    cases: dict[str, ET.Element]  # JUnit test cases by name
+    html: str  # the pytest-html session report
+    html_path: Path
+    record: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def whole_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], PlanRun]:
+    """``whole_plan(board)``: run once per session and shared by every test that only reads it
+    (a test that writes copies what it needs first)."""
+    runs: dict[str, PlanRun] = {}
+
+    def run(board: str) -> PlanRun:
+        if board not in runs:
+            where = tmp_path_factory.mktemp(f"plan-{board}")
+            process, cases, html = run_plans(where, "--sim-scenario", board, plans="test_plans/")
+            [record_file] = (where / "reports").glob("run-*.json")
+            runs[board] = PlanRun(process, where / "reports", cases, html, where / "report.html",
+                                  json.loads(record_file.read_text())["record"])
+        return runs[board]
+
+    return run

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from matplotlib import image
 
 from bench.datafiles import ConfigError
 from bench.records.documents import check_template, write_documents
-from bench.records.signing import check_file, init_key
-from tests.helpers import REPO, plan_command, require_tool
+from bench.records.signing import Signer, check_file, default_key_path, init_key
+from tests.helpers import REPO, require_tool
 
 pytestmark = pytest.mark.slow  # whole plan runs, Chromium and poppler
 
@@ -25,38 +26,33 @@ EMBEDDED = re.compile(r'<script type="application/json" id="record">(.*?)</scrip
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """The bench's home with the lab's signing key, outside reports/ as on a real bench."""
-    home = tmp_path_factory.mktemp("bench-home")
-    return home, init_key(home / "keys" / "lab-ed25519.key")
+def home():
+    """The tests' bench home (tests/conftest.py) and the lab's signing key in it, outside reports/
+    as on a real bench."""
+    return Path(os.environ["METER_BENCH_HOME"]), Signer.load(default_key_path())
 
 
-def run_board(tmp_path_factory, home, scenario):
-    """The whole plan (C12.20, audit, firmware) on a simulated board; its reports and its record."""
-    reports = tmp_path_factory.mktemp(scenario)
-    run = subprocess.run(plan_command(reports, "test_plans/", "-q", "--sim-scenario", scenario),
-                         capture_output=True, text=True, cwd=REPO, timeout=600,
-                         env={**os.environ, "METER_BENCH_HOME": str(home[0])})
-    assert run.returncode in (0, 1), run.stdout[-3000:] + run.stderr[-3000:]
-    [record_file] = reports.glob("run-*.json")
-    record = json.loads(record_file.read_text())["record"]
-    assert record["status"] == "complete", record["scope"]
-    return reports, record
+def board_run(whole_plan, board):
+    """The shared whole-plan run on a board: its reports and its record, complete."""
+    run = whole_plan(board)
+    assert run.process.returncode in (0, 1), run.process.stdout[-3000:] + run.process.stderr[-3000:]
+    assert run.record["status"] == "complete", run.record["scope"]
+    return run.reports, run.record
 
 
 @pytest.fixture(scope="module")
-def default(tmp_path_factory, home):
-    return run_board(tmp_path_factory, home, "default")
+def default(whole_plan):
+    return board_run(whole_plan, "default")
 
 
 @pytest.fixture(scope="module")
-def audit_faults(tmp_path_factory, home):
-    return run_board(tmp_path_factory, home, "audit_faults")
+def audit_faults(whole_plan):
+    return board_run(whole_plan, "audit_faults")
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory, home):
-    return run_board(tmp_path_factory, home, "mixed")
+def mixed(whole_plan):
+    return board_run(whole_plan, "mixed")
 
 
 def document(reports, kind, meter, record):
@@ -76,7 +72,7 @@ def test_a_default_run_publishes_signed_certificates_audit_reports_and_one_firmw
     reports, record = default
     run8 = record["run_id"][:8]
     certificates, audits = sorted((reports / "certificates").glob("*.html")), sorted((reports / "audit").glob("*.html"))
-    assert len(certificates) == len(audits) == len(record["meters"]) == 8
+    assert len(certificates) == len(audits) == len(record["meters"]) > 1
     firmware = reports / f"firmware-{run8}.html"
     for path in [*certificates, *audits, firmware]:
         text = path.read_text(encoding="utf-8")
@@ -133,7 +129,7 @@ def test_re_publishing_gives_the_same_bytes_and_an_edit_or_a_forgery_shows(defau
                     "--records", f"sqlite:///{reports / 'records.sqlite'}"], check=True, capture_output=True, cwd=REPO,
                    env={**os.environ, "METER_BENCH_HOME": str(home[0])})
     published = sorted(p.relative_to(reports) for p in reports.rglob("*.html"))
-    assert len(published) == 17 and published == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.html"))
+    assert len(published) == 2 * len(record["meters"]) + 1 and published == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.html"))
     for path in published:
         assert (tmp_path / path).read_bytes() == (reports / path).read_bytes(), path
     original = next((reports / "certificates").glob("*.html"))

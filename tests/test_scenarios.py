@@ -5,6 +5,7 @@ import re
 import pytest
 
 from bench.metrology.uncertainty import Budget, Component, Rule, Verdict
+from bench.plans import audit, firmware
 from bench.plans.c12_20 import load_table
 from bench.procedures.gating import measure_point
 from bench.procedures.results import Measured, PositionResult
@@ -13,7 +14,7 @@ from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
 from bench.station.bench import Bench
-from tests.helpers import EXACT, ITEM, properties, run_plans
+from tests.helpers import EXACT, ITEM, REPO, properties, run_plans
 
 
 def failed_points(cases):
@@ -27,22 +28,24 @@ def failed_points(cases):
 
 
 @pytest.mark.slow
-def test_default_board_passes_the_whole_plan(tmp_path):
-    run, cases, _ = run_plans(tmp_path, plans="test_plans/")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert len(cases) == (26 + 7 + 4) * 8  # C12.20 points for a 3-element meter, audit steps, firmware checks
-    assert re.search(r"bench time covered: \d+\.\d s", run.stdout)
+def test_default_board_passes_the_whole_plan(whole_plan):
+    run = whole_plan("default")
+    assert run.process.returncode == 0, run.process.stdout[-3000:]
+    sim = SimulatedBench()
+    items = len(load_table().points(sim.meter_type())) + len(audit.STEPS) + len(firmware.STEPS)
+    assert len(run.cases) == items * len(sim.board.world.meters)  # every item on every position, none skipped
+    assert re.search(r"bench time covered: \d+\.\d s", run.process.stdout)
 
 
 @pytest.mark.slow
-def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(tmp_path):
+def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(whole_plan):
     board = load_board(board_path("mixed"))
     expected = {(point, position) for position, points in board.expected_failures.items() for point in points}
-    run, cases, _ = run_plans(tmp_path, "--sim-scenario", "mixed", plans="test_plans/")
-    assert run.returncode == 1
-    assert failed_points(cases) == expected
+    run = whole_plan("mixed")
+    assert run.process.returncode == 1
+    assert failed_points(run.cases) == expected
     healthy = [p for p, points in board.expected_failures.items() if not points]
-    assert healthy and not any(position in healthy for _, position in failed_points(cases))
+    assert healthy and not any(position in healthy for _, position in failed_points(run.cases))
 
 
 @pytest.mark.slow
@@ -74,9 +77,12 @@ def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_b
 def test_c12_20_does_not_apply_to_form_2s(tmp_path):
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", "residential_2s", plans="test_plans/")
     skipped = [c.find("skipped").get("message") for c in cases.values() if c.find("skipped") is not None]
-    assert run.returncode == 0 and len(skipped) == 7 * 8  # each family, on each position
+    positions = len(SimulatedBench("residential_2s").board.world.meters)
+    families = len(list((REPO / "test_plans" / "c12_20").glob("test_*.py")))
+    assert run.returncode == 0 and len(skipped) == families * positions  # each family, on each position
     assert all("ANSI C12.20 does not apply to Form 2S" in message for message in skipped)
-    assert len(cases) - len(skipped) == (7 + 4) * 8  # the audit and firmware checks still run on every position
+    # the audit and firmware checks still run on every position
+    assert len(cases) - len(skipped) == (len(audit.STEPS) + len(firmware.STEPS)) * positions
 
 
 def _measured(error, components, point="X"):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.pytest_plugin.report import meter_rows, summary_table
-from tests.helpers import REPO, plan_command, require_tool
+from tests.helpers import require_tool
 
 DOCUMENTS = ("accuracy", "audit", "firmware")
 HEADERS = ("Result", "Test", "Point", "Stimulus", "Measured", "U (k=2)", "Register", "Limit", "Verdict",
@@ -59,17 +59,12 @@ def chromium_flags(profile):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(whole_plan):
     """The whole plan on the mixed board (meters that fail accuracy points, one that also fails
     its audit and firmware checks), with its pytest-html report and its run record."""
-    reports = tmp_path_factory.mktemp("reports")
-    html_file = reports / "session.html"
-    run = subprocess.run(plan_command(reports, "test_plans/", "-q", "--sim-scenario", "mixed",
-                                      f"--html={html_file}", "--self-contained-html"),
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert run.returncode == 1 and " failed, " in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
-    [record_file] = reports.glob("run-*.json")
-    return SimpleNamespace(html=html_file, text=html_file.read_text(), record=json.loads(record_file.read_text())["record"])
+    run = whole_plan("mixed")
+    assert run.process.returncode == 1 and " failed, " in run.process.stdout, run.process.stdout[-3000:]
+    return SimpleNamespace(html=run.html_path, text=run.html, record=run.record)
 
 
 @pytest.fixture(scope="module")

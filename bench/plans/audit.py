@@ -49,7 +49,8 @@ def load_limits(path: Path = STANDARDS / "audit.toml") -> AuditLimits:
         raise audit.error("rssi_dbm", f"expected [low, high] in dBm, got {list(window)!r}")
     return AuditLimits(audit.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB),
                        audit.number("torque_tolerance_pct", positive=True, high=100.0),
-                       audit.number("voltage_pct", positive=True, high=50.0), audit.number("thd_record_pct", positive=True, high=100.0),
+                       audit.number("voltage_pct", positive=True, high=50.0),
+                       audit.number("thd_record_pct", positive=True, high=100.0),
                        (window[0], window[1]), audit.number("snr_min_db", low=-50.0, high=100.0),
                        audit.integer("ping_probes", low=1, high=1000), audit.integer("ping_bytes", low=1, high=65535),
                        audit.number("max_packet_loss_pct", low=0, high=100.0), audit.text("firmware_baseline"))
@@ -111,7 +112,8 @@ class Audit(BoardChecks):
             if entry is None:
                 return Finding(False, f"no inspection entry for {pos.serial} (give --inspection FILE)", expected)
             try:
-                torque, jaws = entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB), entry.data.get("jaw_tension_ok")
+                torque = entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB)
+                jaws = entry.data.get("jaw_tension_ok")
             except ConfigError as error:
                 return Finding(False, str(error), expected)
             if not isinstance(jaws, bool):
@@ -130,14 +132,17 @@ class Audit(BoardChecks):
         site_off = [v for v in readings.voltages_v if abs(v / nominal - 1) * 100 > lim.voltage_pct]
         wanted = forms()[mt.form].voltage_angles_deg
         rotation_ok = all(abs((a - w + 180) % 360 - 180) < 10 for a, w in zip(angles, wanted))
-        thd_note = f"voltage THD {readings.thd_voltage_pct:.1f} % recorded" if readings.thd_voltage_pct > lim.thd_record_pct else ""
+        thd = readings.thd_voltage_pct
+        thd_note = f"voltage THD {thd:.1f} % recorded" if thd > lim.thd_record_pct else ""
         expected = f"every element within ±{lim.voltage_pct:g} % of {nominal:g} V, phase rotation ABC"
 
         def check(pos: Position) -> Finding:
-            volts, rotation, alarm = self.read(pos, "voltage_v"), self.read(pos, "phase_rotation"), self.read(pos, "alarm_code")
+            volts, rotation = self.read(pos, "voltage_v"), self.read(pos, "phase_rotation")
+            alarm = self.read(pos, "alarm_code")
             meter_off = abs(volts / nominal - 1) * 100 > lim.voltage_pct
             observed = (f"reference {'/'.join(f'{v:.1f}' for v in readings.voltages_v)} V "
-                        f"{'rotation ABC' if rotation_ok else 'rotation WRONG'}; meter reads {volts:.1f} V, rotation {rotation}")
+                        f"{'rotation ABC' if rotation_ok else 'rotation WRONG'}; "
+                        f"meter reads {volts:.1f} V, rotation {rotation}")
             ok = not site_off and rotation_ok and not meter_off and rotation == "ABC"
             code = alarm if alarm in ("CAW", "E101") else ("CAW" if rotation != "ABC" or not rotation_ok else "E101")
             return Finding(ok, observed, expected, code=code, note=thd_note)
@@ -149,8 +154,10 @@ class Audit(BoardChecks):
         expected = "ami-provision running, no memory-checksum fault (E0001), no tamper alarm"
 
         def check(pos: Position) -> Finding:
-            running, alarm, tamper = self.read(pos, "service_state") == 1, self.read(pos, "alarm_code"), self.read(pos, "tamper")
-            observed = f"service {'running' if running else 'NOT running'}, alarm '{alarm or 'none'}', tamper {'SET' if tamper else 'clear'}"
+            running = self.read(pos, "service_state") == 1
+            alarm, tamper = self.read(pos, "alarm_code"), self.read(pos, "tamper")
+            observed = (f"service {'running' if running else 'NOT running'}, alarm '{alarm or 'none'}', "
+                        f"tamper {'SET' if tamper else 'clear'}")
             code = "SERVICE_DOWN" if not running else "E0001" if alarm == "E0001" else "TAMPER" if tamper else alarm
             return Finding(running and alarm != "E0001" and not tamper, observed, expected, code=code)
 
@@ -206,9 +213,10 @@ class Audit(BoardChecks):
         """The 1.0 kW payload accuracy point; a failure is diagnosed from the meter's own view:
         a negative power factor means a reversed CT or phase wiring, else its alarm code."""
         results = measure_point(self.bench, self.payload)
-        diagnosed = {}
+        diagnosed: dict[int, PositionResult | FaultResult] = {}
         for number, result in results.items():
-            if result.verdict in ("FAIL", "INDETERMINATE"):  # an ERROR is the bench's, not the meter's
+            # A FaultResult (ERROR) is the bench's, not the meter's: nothing to diagnose on the meter.
+            if isinstance(result, PositionResult) and result.verdict in ("FAIL", "INDETERMINATE"):
                 pos = result.position
                 code = "NEGATIVE_PF" if self.read(pos, "power_factor") < 0 else self.read(pos, "alarm_code")
                 result = dataclasses.replace(result, diagnosis=self.matrix.get(code, ""))

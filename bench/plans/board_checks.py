@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar
 
 from bench.metrology.stimulus import Stimulus
 from bench.procedures.results import CheckResult, FaultResult, PositionResult
@@ -25,7 +25,7 @@ class Finding:
     note: str = ""
 
 
-StepResult = Union[CheckResult, PositionResult, FaultResult]
+StepResult = CheckResult | PositionResult | FaultResult
 Checks = TypeVar("Checks", bound="BoardChecks")
 
 

@@ -108,7 +108,7 @@ def _expand(elements: str | tuple[float, ...] | None, count: int) -> list[tuple[
         return [("", "", None)]
     if count == 1:
         return []
-    if elements == "each":
+    if isinstance(elements, str):  # "each", the one word _elements accepts
         return [(f"-E{k}", f": element {k}", tuple(1.0 if j == k else 0.0 for j in range(1, count + 1)))
                 for k in range(1, count + 1)]
     return [("", "", tuple(elements[:count]))]
@@ -129,8 +129,9 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
                   else default_reference_conditions())
     profiles = load_profiles(HARMONICS_FILE)
     rows = _rows(doc, profiles)
-    return LimitTable(doc.source, table.text("name"), table.text("version"), table.text("standard"), table.text("provenance"),
-                      Rule(table.text("decision_rule", choices=tuple(r.value for r in Rule))), dwell, conditions, rows)
+    return LimitTable(doc.source, table.text("name"), table.text("version"), table.text("standard"),
+                      table.text("provenance"), Rule(table.text("decision_rule", choices=tuple(r.value for r in Rule))),
+                      dwell, conditions, rows)
 
 
 def _rows(doc: Section, profiles: dict[str, HarmonicProfile]) -> tuple[Row, ...]:
@@ -149,7 +150,8 @@ def _rows(doc: Section, profiles: dict[str, HarmonicProfile]) -> tuple[Row, ...]
         if r.shift_from is not None:
             target = next((t for t in rows if t.id == r.shift_from), None)
             if target is None or target.shift_from is not None or target.family in ("creep", "starting"):
-                raise r.section.error("shift_from", f"'{r.shift_from}' is not an accuracy row without a shift of its own")
+                raise r.section.error("shift_from",
+                                      f"'{r.shift_from}' is not an accuracy row without a shift of its own")
     return tuple(rows)
 
 
@@ -166,15 +168,16 @@ def _row(row: Section, profiles: dict[str, HarmonicProfile]) -> Row:
                                          f"(have {', '.join(sorted(profiles))})")
     if family == "creep":
         load = Load(voltage_pct=row.number("voltage_pct", positive=True, high=MAX_VOLTAGE_PCT))
-        return Row(row.text("id"), family, name, load, None, _by_class(row, "period_constant", MAX_PERIOD_CONSTANT), row,
-                   max_pulses=row.integer("max_pulses", low=0, high=1000))
+        return Row(row.text("id"), family, name, load, None, _by_class(row, "period_constant", MAX_PERIOD_CONSTANT),
+                   row, max_pulses=row.integer("max_pulses", low=0, high=1000))
     load = Load(power_factor=row.number("pf", low=0.01, high=1.0), leading=row.boolean("lead", False),
                 voltage_pct=row.number("voltage_pct", 100.0, positive=True, high=MAX_VOLTAGE_PCT),
                 frequency_pct=row.number("frequency_pct", 100.0, low=MIN_FREQUENCY_PCT, high=MAX_FREQUENCY_PCT),
                 current_fraction=row.number("current", positive=True, high=MAX_CURRENT_FRACTION),
                 current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics)
     if family == "starting":
-        return Row(row.text("id"), family, name, load, None, {}, row, min_pulses=row.integer("min_pulses", low=1, high=1000),
+        return Row(row.text("id"), family, name, load, None, {}, row,
+                   min_pulses=row.integer("min_pulses", low=1, high=1000),
                    time_factor=row.number("time_factor", low=1.0, high=100.0))
     return Row(row.text("id"), family, name, load, _elements(row), _by_class(row, "tolerance", MAX_TOLERANCE_PCT), row,
                shift_from=row.text("shift_from") if "shift_from" in row else None)
@@ -195,6 +198,7 @@ def _elements(row: Section) -> str | tuple[float, ...] | None:
     if (isinstance(value, list) and value and all(isinstance(w, (int, float)) and 0 <= w <= 1 for w in value)
             and max(value) == 1):
         return tuple(float(w) for w in value)
-    raise row.error("elements", f"expected \"each\" or per-element weights in [0, 1] with the largest 1, got {value!r}")
+    raise row.error("elements",
+                    f"expected \"each\" or per-element weights in [0, 1] with the largest 1, got {value!r}")
 
 

@@ -63,8 +63,9 @@ class FirmwareChecks(BoardChecks):
         """What the meter reports over Modbus against the reference standard, at 1.0 kW."""
         readings = self.energise_payload()
         tolerance = self.limits.register_tolerance_pct
-        truth = {"voltage_v": sum(readings.voltages_v) / len(readings.voltages_v), "current_a": max(readings.currents_a),
-                 "power_w": readings.power_w, "frequency_hz": readings.frequency_hz}
+        truth = {"voltage_v": sum(readings.voltages_v) / len(readings.voltages_v),
+                 "current_a": max(readings.currents_a), "power_w": readings.power_w,
+                 "frequency_hz": readings.frequency_hz}
 
         def check(pos: Position) -> Finding:
             off = {name: (self.read(pos, name) / value - 1) * 100 for name, value in truth.items()}

@@ -37,5 +37,6 @@ def read_key(path: Path) -> str:
     """Refuse a key that anyone but its owner can read."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise PermissionError(f"{path}: mode {mode:03o} lets group or others read it; the bench only uses keys with mode 600")
+        raise PermissionError(f"{path}: mode {mode:03o} lets group or others read it; "
+                              f"the bench only uses keys with mode 600")
     return path.read_text()

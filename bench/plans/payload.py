@@ -21,9 +21,12 @@ def load_point(path: Path) -> AccuracyPoint:
                 power_factor=point.number("power_factor", low=0.01, high=1.0),
                 voltage_pct=point.number("voltage_pct", positive=True, high=150.0),
                 leading=point.boolean("leading", False))
-    dwell = DwellRules(point.number("settle_s", low=0, high=3600.0), point.integer("min_pulses", low=1, high=100_000),
-                       point.number("min_dwell_s", low=0, high=86400.0), point.number("target_u_pct", positive=True, high=20.0))
-    return AccuracyPoint("PAYLOAD", point.text("name"), "payload", load, point.number("limit_pct", positive=True, high=20.0), dwell,
+    dwell = DwellRules(point.number("settle_s", low=0, high=3600.0),
+                       point.integer("min_pulses", low=1, high=100_000),
+                       point.number("min_dwell_s", low=0, high=86400.0),
+                       point.number("target_u_pct", positive=True, high=20.0))
+    return AccuracyPoint("PAYLOAD", point.text("name"), "payload", load,
+                         point.number("limit_pct", positive=True, high=20.0), dwell,
                          Rule(point.text("decision_rule", choices=tuple(r.value for r in Rule))),
                          default_reference_conditions(), register_counts=True)
 
