@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: certify test system-packages
+.PHONY: certify test lint system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ certify: $(STAMP)
 # The framework's own tests. Real tools and servers the tests talk to (mbpoll, Chromium, poppler's
 # pdfinfo/pdftotext/pdftoppm, PostgreSQL) come from Debian when the machine allows it (root);
 # without them those tests skip, except under CI=true, where a missing one fails.
-test: $(STAMP) system-packages
+test: $(STAMP) system-packages lint
 	BENCH_TEST_POSTGRES_URL="$${BENCH_TEST_POSTGRES_URL:-$$(bash .ci/postgres)}" $(VENV)/bin/pytest tests/ $(ARGS)
 
 system-packages:
@@ -34,3 +34,8 @@ system-packages:
 			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else echo "note:$$missing not installed; the tests that use them will skip"; fi; \
 	fi
+
+# The linter and the type checker, as configured in pyproject.toml: both must be clean.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

@@ -1,2 +1,2 @@
 # Repo-root pytest glue only: the bench plugin itself is installed as a pytest11 entry point
-# (bench.plugin), so `pytest test_plans/` works from any directory once the package is installed.
+# (bench.pytest_plugin), so `pytest test_plans/` works from any directory once the package is installed.

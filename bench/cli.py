@@ -33,8 +33,9 @@ from bench.records.store import (
     history,
     load_run,
 )
-from bench.station.bench import Bench, SafetyError, make_safe_if_energised
+from bench.station.bench import Bench, make_safe_if_energised
 from bench.station.profile import load_profile
+from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
 from instruments.meter_modbus import ModbusMeter
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--sim-scenario", default="default", metavar="BOARD",
                      help="board name (bench/sim/boards) or file, as pytest's --sim-scenario")
     sim.add_argument("--sim-scale", type=number_argument("--sim-scale", above=0.0), default=None, metavar="FACTOR",
-                     help="simulated seconds per wall second, as pytest's --sim-scale (default: stepped by the bench's clock)")
+                     help="simulated seconds per wall second, as pytest's --sim-scale "
+                          "(default: stepped by the bench's clock)")
     sim.add_argument("--profile", type=Path, default=Path("sim-bench/profile.toml"),
                      help="where to write the bench profile for these addresses (default: sim-bench/profile.toml); "
                           "the simulated technician's inspection goes beside it")
@@ -95,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                                       "METER_BENCH_HOME defaulting to ~/.meter-bench)")
     tamper = commands.add_parser("tamper-clear", help="clear a meter's tamper alarm after replacing its seal (audited)")
     tamper.add_argument("serial")
-    tamper.add_argument("--bench", type=Path, required=True, metavar="PROFILE", help="the bench profile the meter is on")
+    tamper.add_argument("--bench", type=Path, required=True, metavar="PROFILE",
+                        help="the bench profile the meter is on")
     tamper.add_argument("--operator", required=True, help="who replaced the seal")
     tamper.add_argument("--seal", required=True, help="the new seal's number")
     tamper.add_argument("--records", help="records database URL (default: the profile's, else reports/records.sqlite)")
-    trail = commands.add_parser("trail", help="show the append-only audit trail (tamper clearances), of one meter or all")
+    trail = commands.add_parser("trail",
+                                help="show the append-only audit trail (tamper clearances), of one meter or all")
     trail.add_argument("serial", nargs="?", help="a meter serial (default: every meter)")
     for sub in (report, history, trail):
         sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
@@ -150,7 +154,8 @@ def check_profile(args: argparse.Namespace) -> int:
 
 def _records(url: str):
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise RecordsError(f"no records database at {url.removeprefix('sqlite:///')} (run the plans first, or give --records)")
+        raise RecordsError(f"no records database at {url.removeprefix('sqlite:///')} "
+                           f"(run the plans first, or give --records)")
     return connect(url)
 
 
@@ -171,7 +176,8 @@ def publish_report(args: argparse.Namespace) -> int:
     signer = Signer.load(lab.signing_key if lab and lab.signing_key else default_key_path())
     out.mkdir(parents=True, exist_ok=True)
     (out / f"run-{record['run_id']}.json").write_text(json.dumps(sign_record(record, signer), indent=1, default=str))
-    written = write_documents(record, out, signer, lab.template if lab else None) if record["status"] == "complete" else []
+    complete = record["status"] == "complete"
+    written = write_documents(record, out, signer, lab.template if lab else None) if complete else []
     print(f"run {record['run_id']} ({record['status']}), {record['started_at']}, bench {record['bench']['id']}, "
           f"{record['plan']['name']} {record['plan']['version']}, rule {record['decision_rule']['rule']}")
     print(table(["pos", "serial", "firmware", "accuracy", "audit", "firmware check", "certificate"],
@@ -179,8 +185,8 @@ def publish_report(args: argparse.Namespace) -> int:
                   (m.get("certificate") or {}).get("number", "-")] for m in record["meters"]]))
     if record["status"] != "complete":
         scope = record["scope"]
-        print(f"the run is {record['status']} ({scope['why']}): {scope['ran']} of {scope['planned']} planned item(s) ran; "
-              f"no certificates")
+        print(f"the run is {record['status']} ({scope['why']}): {scope['ran']} of {scope['planned']} "
+              f"planned item(s) ran; no certificates")
     else:
         print(f"{len(written)} signed document(s) in {out} (key {signer.fingerprint})")
     return 0
@@ -271,7 +277,8 @@ def clear_tamper(args: argparse.Namespace) -> int:
                         device_id=profile.meters_device_id).open()
     try:
         if not meter.read("tamper"):
-            print(f"bench: meter {args.serial} shows no tamper alarm: nothing cleared, nothing recorded", file=sys.stderr)
+            print(f"bench: meter {args.serial} shows no tamper alarm: nothing cleared, nothing recorded",
+                  file=sys.stderr)
             return 1
         meter.write("tamper_clear", 1)
         still_set = meter.read("tamper")
@@ -282,7 +289,8 @@ def clear_tamper(args: argparse.Namespace) -> int:
         return 1
     url = args.records or profile.records_url or f"sqlite:///{Path('reports/records.sqlite').resolve()}"
     added = append_audit(connect(url), args.serial, "tamper-clear", args.operator, args.seal,
-                         f"tamper alarm cleared at position {position.number} of {profile.bench_id}; new seal {args.seal}",
+                         f"tamper alarm cleared at position {position.number} of {profile.bench_id}; "
+                         f"new seal {args.seal}",
                          now_iso())
     print(f"meter {args.serial}: tamper alarm cleared, seal {args.seal} by {args.operator} "
           + ("recorded in the audit trail" if added else "was already in the audit trail"))
@@ -295,7 +303,8 @@ def show_trail(args: argparse.Namespace) -> int:
         print(f"no audit-trail entries{f' for meter {args.serial}' if args.serial else ''}")
         return 1
     print(table(["#", "at", "serial", "action", "operator", "seal", "detail"],
-                [[e["entry"], e["at"], e["serial"], e["action"], e["operator"], e["seal"], e["detail"]] for e in entries]))
+                [[e["entry"], e["at"], e["serial"], e["action"], e["operator"], e["seal"], e["detail"]]
+                 for e in entries]))
     return 0
 
 
@@ -317,7 +326,8 @@ def run_sim(args: argparse.Namespace) -> int:
             print(f"  {role:<10} {data[role]['address']}  (SCPI, LF-terminated)")
         print(f"  counter    {data['counter']['address']}  (serial 115200 8N1, instruments/PULSE_COUNTER.md)")
         for number, pos in enumerate(data["positions"], start=1):
-            print(f"  position {number} {pos['serial']}  Modbus TCP {pos['address']} unit {data['meters']['device_id']}")
+            print(f"  position {number} {pos['serial']}  Modbus TCP {pos['address']} "
+                  f"unit {data['meters']['device_id']}")
         print(f"profile: {args.profile}, the simulated technician's inspection: {inspection}")
         print(f"  pytest test_plans/ --bench {args.profile} --inspection {inspection}", flush=True)
         try:

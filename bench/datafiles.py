@@ -7,11 +7,13 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
+    # tomli is installed only on Python 3.10 (its dependency marker), but mypy checks this branch
+    # (python_version = "3.10") from whatever Python runs it: without tomli there, no module to read.
     import tomli as tomllib
 
 
@@ -95,7 +97,15 @@ class Section:
             raise self.error(name, "missing")
         return default
 
-    def table(self, name: str, default: Any = _MISSING) -> Section:
+    @overload
+    def table(self, name: str) -> Section: ...
+    @overload
+    def table(self, name: str, default: None) -> Section | None: ...
+    @overload
+    def table(self, name: str, default: dict[str, Any]) -> Section: ...
+
+    def table(self, name: str, default: Any = _MISSING) -> Section | None:
+        """The named table; ``default`` when it is absent (None, or a dict to read as the table)."""
         value = self._get(name, default)
         if value is None:
             return value

@@ -16,7 +16,8 @@ from instruments.transport import VisaLine
 class ScpiPhantomLoad(ScpiInstrument):
     current = control("CURR:LIST?", "CURR", "Fundamental RMS current on every phase (reads the largest)",
                       parse=lambda reply: max(parse_floats(reply)), low=0, high=200, unit="A", fmt="{:.5f}")
-    phase = control("PHAS?", "PHAS", "Current phase angle, lagging positive", low=-180, high=180, unit="deg", fmt="{:.4f}")
+    phase = control("PHAS?", "PHAS", "Current phase angle, lagging positive", low=-180, high=180, unit="deg",
+                    fmt="{:.4f}")
     output = control("OUTP?", "OUTP", "Output state", parse=parse_bool)
 
     def __init__(self, address: str, *, name: str = "load", timeout_s: float = 2.0,

@@ -83,8 +83,9 @@ class ModbusMeter:
         """Read and strictly decode one register; reads are idempotent, so every transient
         failure is retried."""
         register = self._register(name, writable=False)
-        reply = self._transact("reading", register, idempotent=True, request=lambda: self._client.read_holding_registers(
-            register.address, count=register.count, device_id=self.device_id))
+        reply = self._transact("reading", register, idempotent=True,
+                               request=lambda: self._client.read_holding_registers(
+                                   register.address, count=register.count, device_id=self.device_id))
         if len(reply.registers) != register.count:
             raise ReplyError(self.name, self.address,
                              f"reading '{name}': {len(reply.registers)} registers, expected {register.count}")
@@ -118,7 +119,8 @@ class ModbusMeter:
     def _register(self, name: str, *, writable: bool) -> Register:
         register = self.register_map.get(name)
         if register is None or (writable and not register.writable):
-            raise InstrumentError(self.name, self.address, f"register map has no {'writable ' if writable else ''}'{name}'")
+            raise InstrumentError(self.name, self.address,
+                                  f"register map has no {'writable ' if writable else ''}'{name}'")
         return register
 
     def _transact(self, verb: str, register: Register, *, idempotent: bool,
@@ -131,11 +133,11 @@ class ModbusMeter:
                 reply = self._attempt(what, request)
             except _Transient as failure:
                 if failure.may_have_acted and not idempotent:
-                    raise InstrumentError(self.name, self.address,
-                                          f"{what}: {failure.cause}; not retried: the meter may have carried it out") from None
+                    raise InstrumentError(self.name, self.address, f"{what}: {failure.cause}; "
+                                          f"not retried: the meter may have carried it out") from None
                 if attempt > self.retries:
-                    raise InstrumentError(self.name, self.address,
-                                          f"{what}: {failure.cause}; gave up after {attempt} attempt{'s' * (attempt > 1)}") from None
+                    raise InstrumentError(self.name, self.address, f"{what}: {failure.cause}; "
+                                          f"gave up after {attempt} attempt{'s' * (attempt > 1)}") from None
                 log.warning("%s @ %s: %s: %s; retry %d of %d", self.name, self.address, what, failure.cause,
                             attempt, self.retries)
                 continue

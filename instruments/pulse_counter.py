@@ -111,7 +111,8 @@ class SerialPulseCounter(ScpiInstrument):
         return self
 
     def _garbled(self, command: str, reply: str, why: str = "") -> ReplyError:
-        return ReplyError(self.name, self.address, f"garbled reply to '{command}': {reply!r}" + (f" ({why})" if why else ""))
+        return ReplyError(self.name, self.address,
+                          f"garbled reply to '{command}': {reply!r}" + (f" ({why})" if why else ""))
 
     def _check_identity(self) -> None:
         """Four fields of printable ASCII: noise glued to the reply fails here."""
@@ -166,7 +167,8 @@ class SerialPulseCounter(ScpiInstrument):
         approx = None if approx_duration_s is None else approx_duration_s * self.timebase_hz
         duration = resolve_duration((stop - start) % self.wrap_ticks, self.wrap_ticks, approx)
         if not mut * p_min - mut <= duration <= mut * p_max + mut:  # a tick of rounding per period
-            hint = "" if approx_duration_s is not None else "; a gate longer than one timebase wrap needs approx_duration_s"
+            hint = ("" if approx_duration_s is not None
+                    else "; a gate longer than one timebase wrap needs approx_duration_s")
             raise ReplyError(self.name, self.address, f"'{command}': {mut} MUT periods of {p_min}..{p_max} ticks "
                                                       f"cannot make a gate of {duration} ticks{hint}")
         return GateResult(mut, ref, start, stop, duration, self.timebase_hz, rejected, p_min, p_max)

@@ -2,7 +2,8 @@
 
 Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
 (every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
-``MEAS:VOLT:ANGL:LIST?`` (degrees from element 1), ``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %), ``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
+``MEAS:VOLT:ANGL:LIST?`` (degrees from element 1), ``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %),
+``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
 ``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``. Voltages and currents are true RMS.
 """
 from __future__ import annotations
@@ -62,7 +63,8 @@ class ScpiReferenceStandard(ScpiInstrument):
                 raise ValueError("odd number of fields")
             return tuple((parse_int(fields[k]), parse_float(fields[k + 1])) for k in range(0, len(fields), 2))
         except ValueError as error:
-            raise ReplyError(self.name, self.address, f"garbled reply to 'MEAS:HARM:POW?': {reply!r} ({error})") from None
+            raise ReplyError(self.name, self.address,
+                             f"garbled reply to 'MEAS:HARM:POW?': {reply!r} ({error})") from None
 
     def readings(self) -> Readings:
         return Readings(tuple(self.voltages), tuple(self.currents), self.power, self.power_factor, self.frequency,

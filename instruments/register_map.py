@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ class Register:
     def count(self) -> int:
         return self.words if self.type == "string" else _NUMERIC[self.type].value[1]
 
-    def decode(self, registers: list[int]) -> float | int | str:
+    def decode(self, registers: Sequence[int]) -> float | int | str:
         """Strict: words that do not hold this type raise ValueError (a register is never read as
         NaN, inf or unprintable text, which would pass silently into a result)."""
         words = list(registers)
@@ -45,8 +46,10 @@ class Register:
             raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
         if self.type == "string":
             return _text(words)
-        value = ModbusClientMixin.convert_from_registers(words, _NUMERIC[self.type])
-        value = value * self.scale if self.scale != 1.0 else value
+        raw = ModbusClientMixin.convert_from_registers(words, _NUMERIC[self.type])
+        if not isinstance(raw, (int, float)):  # every numeric type converts to one number
+            raise ValueError(f"{self.type} converted to {raw!r}, not a number")
+        value = raw * self.scale if self.scale != 1.0 else raw
         if not math.isfinite(value):
             raise ValueError(f"not a finite number: {value}")
         return value
@@ -69,6 +72,8 @@ class Register:
                 raise ValueError(f"not printable ASCII text: {text!r}")
             data = text.encode("ascii")[: 2 * self.words].ljust(2 * self.words, b"\x00")
             return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+        if isinstance(value, str):  # as dividing it by the scale would have said
+            raise TypeError(f"{self.type} holds a number, not text: {value!r}")
         raw = value / self.scale
         if not math.isfinite(raw):
             raise ValueError(f"not a finite number: {value}")

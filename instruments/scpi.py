@@ -95,11 +95,15 @@ class ScpiInstrument:
             self._transport.close()
             self._transport = None
 
-    def write(self, command: str) -> None:
+    def _link(self, command: str) -> LineTransport:
         if self._transport is None:
             raise self.error(f"not open (cannot send '{command}')")
+        return self._transport
+
+    def write(self, command: str) -> None:
+        transport = self._link(command)
         try:
-            self._transport.write(command)
+            transport.write(command)
         except TransportError as error:
             self.close()
             raise self.error(f"'{command}': {error}") from None
@@ -108,8 +112,9 @@ class ScpiInstrument:
         """One command, one reply. After a failed read the link is closed: a late reply left in
         the buffer would otherwise be taken as the answer to the next query."""
         self.write(command)
+        transport = self._link(command)  # open: a write that fails closes the link and raises
         try:
-            return self._transport.read()  # type: ignore[union-attr]
+            return transport.read()
         except TransportError as error:
             self.close()
             raise self.error(f"'{command}': {error}") from None

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import pyvisa
 import serial
+from pyvisa.resources import MessageBasedResource
 
 
 class LineTransport(Protocol):
@@ -33,13 +34,17 @@ class VisaLine:
         self.address = address
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
-            self._resource = resource_manager(backend).open_resource(
+            resource = resource_manager(backend).open_resource(
                 address, read_termination="\n", write_termination="\n", timeout=timeout_ms, open_timeout=timeout_ms
             )
         except Exception as error:  # noqa: BLE001 - pyvisa-py raises a bare Exception when connect times out
             if str(pyvisa.constants.StatusCode.error_timeout.value) in str(error):
                 raise TransportError(f"cannot open: connection not accepted within {timeout_s:g} s") from None
             raise TransportError(f"cannot open: {_describe(error)}") from None
+        if not isinstance(resource, MessageBasedResource):  # e.g. a GPIB interface or a USB RAW resource
+            resource.close()
+            raise TransportError(f"cannot open: a {type(resource).__name__} does not read and write lines")
+        self._resource = resource
 
     def write(self, line: str) -> None:
         try:

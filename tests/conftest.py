@@ -67,7 +67,8 @@ def make_board(tmp_path: Path) -> Callable[..., Path]:
     def make(positions: list[dict] | None = None, **tables: dict) -> Path:
         def edit(data: dict) -> None:
             if positions is not None:
-                data["position"] = [{**data["position"][i % len(data["position"])], **p} for i, p in enumerate(positions)]
+                stated = data["position"]
+                data["position"] = [{**stated[i % len(stated)], **p} for i, p in enumerate(positions)]
             for name, values in tables.items():
                 stated = data.get(name, {})
                 if name == "meter_type" and isinstance(stated, str):  # a shared type, by name

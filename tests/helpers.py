@@ -44,7 +44,8 @@ def edited_toml(source: Path, edit: Callable[[dict], object], target: Path) -> P
 
 def bench_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The ``bench`` command as a user runs it, its output captured."""
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=60)
 
 
 def plan_command(reports: Path, *args: str) -> list[str]:

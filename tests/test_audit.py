@@ -24,7 +24,8 @@ AUDIT = "test_plans/audit/"
 def failures(cases):
     """{(step, position): message} of the failed audit items."""
     step_of = {"test_physical_inspection": "INSPECTION", "test_voltage_and_phase": "VOLTAGE-PHASE",
-               "test_logic_layer": "LOGIC", "test_network": "NETWORK", "test_key_rotation_and_identity": "KEYS-IDENTITY",
+               "test_logic_layer": "LOGIC", "test_network": "NETWORK",
+               "test_key_rotation_and_identity": "KEYS-IDENTITY",
                "test_payload_accuracy": "PAYLOAD", "test_firmware_baseline": "FIRMWARE"}
     return {(step_of[name.split("[")[0]], int(ITEM.search(name).group("position"))): case.find("failure").get("message")
             for name, case in cases.items() if case.find("failure") is not None}
@@ -38,11 +39,12 @@ def test_each_fault_fails_exactly_its_step_with_its_diagnosis(tmp_path):
     found = failures(cases)
     expected = {(step, position) for position, steps in board.expected_failures.items() for step in steps}
     assert run.returncode == 1 and set(found) == expected
-    for (step, position), message in found.items():
+    for (_step, position), message in found.items():
         code = board.expected_diagnoses.get(position)
         if code:  # the entry the technician needs, from the matrix, its command filled in for this meter
             serial = board.world.meters[position - 1].serial
-            assert matrix[code].replace("{serial}", serial).replace("{profile}", "PROFILE") in message, (position, message)
+            entry = matrix[code].replace("{serial}", serial).replace("{profile}", "PROFILE")
+            assert entry in message, (position, message)
             if code == "TAMPER":
                 assert f"bench tamper-clear {serial} --bench PROFILE --operator ID --seal NUMBER" in message
     assert "no inspection entry for SIM16F00013" in found[("INSPECTION", 13)]
@@ -139,7 +141,8 @@ def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tm
     run, cases, _ = run_plans(tmp_path, "--inspection", str(inspection), plans=AUDIT + "test_inspection.py")
     found = failures(cases)
     assert set(found) == {("INSPECTION", 2), ("INSPECTION", 3), ("INSPECTION", 4)}
-    assert "torque 60 in-lb" in found[("INSPECTION", 2)] and "jaw tension NOT good by A. Ruiz" in found[("INSPECTION", 3)]
+    assert "torque 60 in-lb" in found[("INSPECTION", 2)]
+    assert "jaw tension NOT good by A. Ruiz" in found[("INSPECTION", 3)]
     assert "no inspection entry for SIM16A00004" in found[("INSPECTION", 4)]
 
 
@@ -163,7 +166,8 @@ def test_an_audit_limit_without_provenance_is_refused(tmp_path):
     from bench.plans.audit import STANDARDS, load_limits
 
     path = edited_toml(STANDARDS / "audit.toml", lambda d: d["provenance"].pop("snr_min_db"), tmp_path / "audit.toml")
-    with pytest.raises(ConfigError, match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):
+    with pytest.raises(ConfigError,
+                       match=r"audit.toml: provenance.snr_min_db: missing: every value states where it comes from"):
         load_limits(path)
 
 

@@ -124,7 +124,8 @@ def test_gate_longer_than_one_wrap_exchange_of_the_protocol_document():
     assert counter.result(1, approx_duration_s=545.0).gate_time_s == 540.0
     assert not line.script
     line.script.append(EXAMPLES["a gate longer than one wrap"][-1])  # the same reply, read without the estimate
-    with pytest.raises(ReplyError, match=r"^counter @ scripted: 'GATE:RES\? 1': 150 MUT periods .* needs approx_duration_s"):
+    with pytest.raises(ReplyError,
+                       match=r"^counter @ scripted: 'GATE:RES\? 1': 150 MUT periods .* needs approx_duration_s"):
         counter.result(1)
 
 
@@ -134,7 +135,8 @@ def test_missed_pulse_exchange_of_the_protocol_document():
     gate = counter.result(1)
     assert gate.gate_time_s == pytest.approx(39.6) and gate.rejected_glitches == 2
     assert re.fullmatch(r"irregular pulse train: MUT periods from 3\.5999\d* s to 7\.20001 s over 10 pulses "
-                        r"\(more than 1\.5x apart: a missed or spurious pulse\); 2 glitches rejected", gate.irregularity())
+                        r"\(more than 1\.5x apart: a missed or spurious pulse\); 2 glitches rejected",
+                        gate.irregularity())
     assert gate.irregularity(max_ratio=2.5) is None
     assert not line.script
 

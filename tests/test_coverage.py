@@ -32,7 +32,7 @@ def random_positions(rng, count=8):
 def test_measured_error_is_within_u_of_the_truth_at_least_95_percent_of_the_time(make_board):
     rng = np.random.default_rng(2026)
     ratios = []
-    for board_index in range(BOARDS):
+    for _board_index in range(BOARDS):
         board = make_board(positions=random_positions(rng), board={"seed": int(rng.integers(1 << 30))})
         with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
             points = {p.id: p for p in load_table().points(sim.meter_type())}

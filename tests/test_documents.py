@@ -79,7 +79,8 @@ def test_a_default_run_publishes_signed_certificates_audit_reports_and_one_firmw
         check = check_file(path, {home[1].fingerprint})
         assert check.status == "valid", check.message
         assert len(BADGE.findall(text)) == 1, path  # one overall verdict per document
-        assert home[1].public_key_b64 in text.split("</head>")[1] and home[1].fingerprint in text  # shown, not only in <meta>
+        # shown, not only in <meta>
+        assert home[1].public_key_b64 in text.split("</head>")[1] and home[1].fingerprint in text
         assert "bench verify FILE" in text
         # self-contained: nothing is fetched (namespace names in the SVG are identifiers, not links)
         assert re.findall(r'(?:src|href)="(?!#|data:)[^"]*"|url\((?!#)|@import', text) == []
@@ -106,18 +107,21 @@ def test_the_certificate_shows_every_plan_point_with_its_conditions_and_nothing_
             assert escape(expected) in shown[point], (point, expected)
         assert 'class="PASS">PASS<' in shown[point]
     lab, cert = record["lab"], meter["certificate"]
-    for expected in (lab["name"], lab["accreditation_body"], lab["accreditation_number"], cert["number"], cert["issued"],
+    for expected in (lab["name"], lab["accreditation_body"], lab["accreditation_number"],
+                     cert["number"], cert["issued"],
                      record["plan"]["standard"], record["plan"]["version"], record["plan"]["provenance"],
                      lab["traceability"], record["decision_rule"]["text"], meter["serial"], meter["mac"],
-                     meter["firmware"], record["meter_type"]["model"], record["operator"], record["approved_by"]["name"],
-                     record["approved_by"]["title"], record["run_id"], "Tested by", "Approved by"):
+                     meter["firmware"], record["meter_type"]["model"], record["operator"],
+                     record["approved_by"]["name"], record["approved_by"]["title"], record["run_id"],
+                     "Tested by", "Approved by"):
         assert escape(expected) in text, expected
     for instrument in record["instruments"]:
         assert all(instrument["calibration"][k] in text for k in ("certificate", "date", "due")), instrument["role"]
     assert text.count("<figure><svg") == 2  # the error curve and the harmonic spectrum, whole figures
     # the machine-readable copy is this document's slice: the C12.20 results and verdict only
     slice_ = embedded(text)
-    assert slice_["meter"]["verdicts"] == {"accuracy": "PASS"} and set(accuracy) == {r["point"] for r in slice_["meter"]["results"]}
+    assert slice_["meter"]["verdicts"] == {"accuracy": "PASS"}
+    assert set(accuracy) == {r["point"] for r in slice_["meter"]["results"]}
     assert slice_["bench"]["profile"].startswith("<") and "<" not in EMBEDDED.search(text).group(1)
 
 
@@ -129,7 +133,8 @@ def test_re_publishing_gives_the_same_bytes_and_an_edit_or_a_forgery_shows(defau
                     "--records", f"sqlite:///{reports / 'records.sqlite'}"], check=True, capture_output=True, cwd=REPO,
                    env={**os.environ, "METER_BENCH_HOME": str(home[0])})
     published = sorted(p.relative_to(reports) for p in reports.rglob("*.html"))
-    assert len(published) == 2 * len(record["meters"]) + 1 and published == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.html"))
+    assert len(published) == 2 * len(record["meters"]) + 1
+    assert published == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.html"))
     for path in published:
         assert (tmp_path / path).read_bytes() == (reports / path).read_bytes(), path
     original = next((reports / "certificates").glob("*.html"))
@@ -150,7 +155,8 @@ def test_re_publishing_gives_the_same_bytes_and_an_edit_or_a_forgery_shows(defau
     pasted = tmp_path / "pasted.html"
     pasted.write_text(re.sub(r'(name="bench-signature" content=")[^"]*', rf"\g<1>{signature}", pasted_text),
                       encoding="utf-8")
-    assert f'content="{home[1].public_key_b64}"' in pasted.read_text() and f'content="{signature}"' in pasted.read_text()
+    assert f'content="{home[1].public_key_b64}"' in pasted.read_text()
+    assert f'content="{signature}"' in pasted.read_text()
     # bench verify, as a customer runs it: no records database anywhere, the lab's key trusted
     empty = tmp_path / "customer"
     empty.mkdir()
@@ -189,14 +195,16 @@ def test_a_failed_c12_20_point_is_named_and_never_certified(mixed):
     assert 'class="FAIL">FAIL<' in rows(text)["V90"]
     tail = by_serial["SIM16M00009"]  # light-load tail: fails LL-PF* on the certificate and PAYLOAD in the audit
     certificate, audit = document(reports, "certificates", tail, record), document(reports, "audit", tail, record)
-    assert BADGE.findall(certificate) == ["NOT CERTIFIED"] and "LL-PF1 (FAIL)" in certificate and "PAYLOAD" not in certificate
+    assert BADGE.findall(certificate) == ["NOT CERTIFIED"]
+    assert "LL-PF1 (FAIL)" in certificate and "PAYLOAD" not in certificate
     assert BADGE.findall(audit) == ["AUDIT FAILED"] and "PAYLOAD (FAIL)" in audit
 
 
 def test_the_firmware_report_names_a_regression_against_the_baseline(default, home, tmp_path):
     _, record = default
     regressed = {**record, "baseline": {"reference": "AMI-Release-v4.1", "run_id": "0" * 36, "started_at": "2026-01-01",
-                                        "points_compared": 296, "points_run": 296, "min_overlap": 0.8, "margin_pct": 0.05,
+                                        "points_compared": 296, "points_run": 296,
+                                        "min_overlap": 0.8, "margin_pct": 0.05,
                                         "regressions": [{"serial": "SIM16A00003", "point": "FW-INTERVALS",
                                                          "why": "newly FAIL (was PASS in run 00000000)"}]}}
     [report] = [p for p in write_documents(regressed, tmp_path, home[1]) if p.name.startswith("firmware-")]
@@ -216,7 +224,8 @@ def test_the_firmware_report_names_a_regression_against_the_baseline(default, ho
     thin = {**record, "baseline": {**regressed["baseline"], "points_compared": 100, "regressions": []}}
     [report] = [p for p in write_documents(thin, tmp_path / "thin", home[1]) if p.name.startswith("firmware-")]
     text = report.read_text(encoding="utf-8")  # too little compared: no verdict of acceptance
-    assert BADGE.findall(text) == ["NOT COMPARED"] and "only 100 of 296 points had a baseline value (at least 80% needed)" in text
+    assert BADGE.findall(text) == ["NOT COMPARED"]
+    assert "only 100 of 296 points had a baseline value (at least 80% needed)" in text
 
 
 LAB_TEMPLATE = """{% extends "base.html.j2" %}
@@ -260,7 +269,8 @@ def print_pdf(chromium, html, size, shift_mm, tmp_path):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--no-pdf-header-footer"]
-    subprocess.run([chromium, *flags, f"--print-to-pdf={pdf}", copy.as_uri()], capture_output=True, timeout=120, check=True)
+    subprocess.run([chromium, *flags, f"--print-to-pdf={pdf}", copy.as_uri()],
+                   capture_output=True, timeout=120, check=True)
     return pdf
 
 

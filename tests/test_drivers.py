@@ -59,7 +59,7 @@ def test_garbled_reply_is_an_error_naming_the_instrument(sim, control):
     reference = ScpiReferenceStandard(sim.scpi["reference"].resource, timeout_s=0.5).open()
     control.fault("REFERENCE", "GARBLE")
     with pytest.raises(ReplyError, match=r"^reference @ TCPIP0::.*: garbled reply to 'MEAS:POW\?'"):
-        reference.power
+        _ = reference.power
     control.fault("REFERENCE", "NONE")
     assert reference.power == 0.0
     reference.close()
@@ -78,7 +78,7 @@ def test_unreachable_instrument_is_one_clear_line():
 def test_silent_instrument_times_out_with_its_name(sim, control, source):
     control.fault("SOURCE", "SILENT")
     with pytest.raises(InstrumentError, match=r"^source @ .*'VOLT\?': no reply before the timeout"):
-        source.voltage
+        _ = source.voltage
 
 
 def test_counter_gates_over_a_pty(sim, counter, control):
@@ -132,7 +132,8 @@ def test_unreachable_meter_names_its_position():
 def test_register_codec_round_trip(register, value):
     words = register.encode(value)
     assert len(words) == register.count
-    assert register.decode(words) == pytest.approx(value) if not isinstance(value, str) else register.decode(words) == value
+    assert (register.decode(words) == pytest.approx(value) if not isinstance(value, str)
+            else register.decode(words) == value)
 
 
 def test_a_late_reply_is_never_taken_for_the_next_answer(sim):
@@ -141,7 +142,7 @@ def test_a_late_reply_is_never_taken_for_the_next_answer(sim):
     sim.world.load.currents_a, sim.world.load.output = [4.0] * 3, True
     with sim.world.lock:  # the instrument is busy past the timeout; its reply comes late
         with pytest.raises(InstrumentError, match="no reply before the timeout"):
-            reference.power
+            _ = reference.power
     reference.reopen()
     assert reference.frequency == pytest.approx(60.0)  # not the late power reading
     reference.close()
@@ -192,7 +193,8 @@ def test_harmonics_and_unbalanced_currents_reach_the_world_and_the_reference_mea
     assert reference.power == pytest.approx(truth * (1 + sim.world.reference.error_pct / 100), rel=1e-9)
     assert reference.thd_voltage == pytest.approx(profile.thd_voltage_pct, rel=1e-6)
     assert reference.thd_current == pytest.approx(profile.thd_current_pct, rel=1e-6)
-    assert reference.currents == pytest.approx([10 * i * profile.rms_factor("current"), 5 * i * profile.rms_factor("current"), 0.0])
+    assert reference.currents == pytest.approx([10 * i * profile.rms_factor("current"),
+                                                5 * i * profile.rms_factor("current"), 0.0])
     assert load.current == pytest.approx(10.0)
     by_order = dict(reference.harmonic_powers())
     assert by_order[5] / by_order[1] == pytest.approx(profile.harmonic_power_ratio(), rel=1e-6)

@@ -77,7 +77,8 @@ def test_a_signal_mid_dwell_reaches_safe_state_and_leaves_an_incomplete_record(t
     assert "Traceback" not in output and "run complete" not in output, output[-3000:]
     [record] = [json.loads(path.read_text())["record"] for path in tmp_path.glob("run-*.json")]
     assert record["scope"]["why"].startswith(f"interrupted by {signal.Signals(signals[0]).name}")
-    assert 0 < record["scope"]["ran"] < record["scope"]["planned"] == len(record["scope"]["not_run"]) + record["scope"]["ran"]
+    assert (0 < record["scope"]["ran"] < record["scope"]["planned"]
+            == len(record["scope"]["not_run"]) + record["scope"]["ran"])
 
 
 def test_after_a_sigkill_the_next_invocation_finds_the_board_energised_and_makes_it_safe(tmp_path):
@@ -198,7 +199,8 @@ LOAD_PERFORMANCE_POINTS = sum(1 for p in load_table().rows if p.family == "load_
 
 def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
     (tmp_path / "kill_in_publish.py").write_text(KILL_IN_FINAL_PUBLISH)
-    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_load_performance.py", "-q", "-p", "kill_in_publish"),
+    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_load_performance.py",
+                                      "-q", "-p", "kill_in_publish"),
                          capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert run.returncode == -signal.SIGKILL
@@ -212,4 +214,5 @@ def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
                              f"sqlite:///{tmp_path / 'records.sqlite'}", "--reports-dir", str(tmp_path / "out")],
                             capture_output=True, text=True, cwd=REPO, timeout=60)
     assert record["scope"]["ran"] == held and record["scope"]["planned"] == 8 * len(record["plan"]["points"])
-    assert f"{held} of {record['scope']['planned']} planned item(s) ran; no certificates" in report.stdout, report.stdout
+    assert (f"{held} of {record['scope']['planned']} planned item(s) ran; "
+            "no certificates") in report.stdout, report.stdout

@@ -19,7 +19,8 @@ from bench.plans.c12_20 import load_table
 from bench.procedures.results import FaultResult
 from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench
-from bench.station.bench import Bench, SafetyError
+from bench.station.bench import Bench
+from bench.station.safety import SafetyError
 from instruments.sim_control import SimControlClient
 
 if sys.version_info >= (3, 11):
@@ -73,7 +74,8 @@ class SafeStateWatch:
         return max(0.0, self.safe_at - self.fired_at)
 
 
-def measure(point_id: str, inject: list[str] = ()) -> tuple[dict, Certification, SafetyError | None, float | None, bool]:
+def measure(point_id: str,
+            inject: list[str] = ()) -> tuple[dict, Certification, SafetyError | None, float | None, bool]:
     """(results, certification, the stop if any, time from fault to safe state, energised at the end)."""
     with SimulatedBench() as sim:
         bench = Bench(sim.profile()).open()

@@ -50,7 +50,8 @@ def test_synthesis_and_analysis_round_trip():
     harmonics = (Harmonic(0, 12.0, 0.0), Harmonic(3, 30.0, 45.0), Harmonic(7, 5.0, -120.0))
     fundamental, found = analyse(synthesize(10.0, 20.0, harmonics))
     assert fundamental == pytest.approx(10.0)
-    assert [(h.order, round(h.pct, 9), round(h.phase_deg, 6)) for h in found] == [(0, 12.0, 0.0), (3, 30.0, 45.0), (7, 5.0, -120.0)]
+    assert ([(h.order, round(h.pct, 9), round(h.phase_deg, 6)) for h in found]
+            == [(0, 12.0, 0.0), (3, 30.0, 45.0), (7, 5.0, -120.0)])
 
 
 def test_thd_is_the_root_sum_square_of_the_harmonics_over_the_fundamental():

@@ -18,8 +18,8 @@ from bench.plans.c12_20 import DEFAULT_TABLE, load_table
 from bench.plans.keys import read_key, write_key
 from bench.sim import board_path
 from bench.sim.board import load_board, shared_meter_type
-from bench.station.bench import SafetyError
 from bench.station.profile import load_profile
+from bench.station.safety import SafetyError
 from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 
@@ -99,7 +99,8 @@ def test_a_string_where_a_boolean_belongs_is_refused(tmp_path):
     def lead_as_text(data):
         next(p for p in data["point"] if "lead" not in p and p.get("pf") == 0.5)["lead"] = "false"
     path = edited_toml(DEFAULT_TABLE, lead_as_text, tmp_path / "lab_limits.toml")
-    with pytest.raises(ConfigError, match=r"lab_limits.toml: point\[\d+\] [\w-]+\.lead: expected true or false, got 'false'"):
+    with pytest.raises(ConfigError,
+                       match=r"lab_limits.toml: point\[\d+\] [\w-]+\.lead: expected true or false, got 'false'"):
         load_table(path)
 
 
@@ -167,7 +168,8 @@ def test_boards_share_one_meter_type_file_and_a_stated_table_still_works(tmp_pat
 def test_an_inspection_file_with_a_nan_torque_is_refused(tmp_path):
     path = tmp_path / "inspection.toml"
     path.write_text('[SIM16A00001]\ntorque_in_lb = nan\njaw_tension_ok = true\n')
-    with pytest.raises(ConfigError, match=r"inspection.toml: SIM16A00001.torque_in_lb: expected a finite number, got nan"):
+    with pytest.raises(ConfigError,
+                       match=r"inspection.toml: SIM16A00001.torque_in_lb: expected a finite number, got nan"):
         load_inspection(path)
     path.write_text('[SIM16A00001]\ntorque_in_lb = 50.0\njaw_tension_ok = "yes"\n')
     with pytest.raises(ConfigError, match=r"SIM16A00001.jaw_tension_ok: expected true or false, got 'yes'"):
@@ -185,7 +187,8 @@ def test_sim_scale_must_be_a_finite_positive_number(tmp_path, scale):
 
 @pytest.mark.slow
 def test_pytest_help_works():
-    run = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "pytest", "--help"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0 and "--regression-margin" in run.stdout
 
 
@@ -274,3 +277,30 @@ def test_a_malformed_address_stops_the_run_at_start_in_one_line(tmp_path, sim):
     assert run.returncode != 0
     assert "reference @ TCPIP0::127.0.0.1::notaport::SOCKET: cannot open" in run.stdout + run.stderr
     assert " passed" not in run.stdout and " error" not in run.stdout
+
+
+BROKEN_DATA_FILE = '''
+from pathlib import Path
+from bench.plans import {module}
+
+broken = Path(__file__).with_name("{name}")
+broken.write_text(Path({module}.STANDARDS, "{name}").read_text().replace("{key} =", "{key} = nan #"))
+{module}.{loader}.__defaults__ = (broken,)  # as if the shipped file were edited so
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, loader, name, key", [("audit", "load_limits", "audit.toml", "snr_min_db"),
+                                                       ("firmware", "load_firmware_limits", "firmware.toml",
+                                                        "interval_s")])
+def test_a_broken_audit_or_firmware_data_file_refuses_the_run_before_anything_is_energised(tmp_path, module, loader,
+                                                                                         name, key):
+    (tmp_path / "broken_data.py").write_text(BROKEN_DATA_FILE.format(module=module, loader=loader, name=name, key=key))
+    run = subprocess.run(plan_command(tmp_path, f"test_plans/{module}/", "-q", "-p", "broken_data"),
+                         capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 4, run.stdout[-2000:] + run.stderr[-2000:]
+    [line] = [line for line in (run.stdout + run.stderr).splitlines() if "bench cannot start" in line]
+    assert f"{name}: firmware.{key}" in line or f"{name}: audit.{key}" in line, line
+    assert "not a finite number" in line or "nan" in line.lower(), line
+    assert list(tmp_path.glob("run-*.json")) == []  # refused before the run began: nothing to record

@@ -19,13 +19,15 @@ EXAMPLE = REPO / "bench" / "profiles" / "example_lab.toml"
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d["lab"].update(certificate_number="EML-{year}"), "lab.certificate_number: not a usable pattern (it has no {seq})"),
+    (lambda d: d["lab"].update(certificate_number="EML-{year}"),
+     "lab.certificate_number: not a usable pattern (it has no {seq})"),
     (lambda d: d["lab"].update(certificate_number="EML-{seq}-{operator}"), "fields ['operator'] are unknown"),
     (lambda d: d["lab"].update(certificate_number="EML-{seq:q}"), "lab.certificate_number: not a usable pattern"),
     (lambda d: d["lab"].update(signatories=[]), "lab.signatories: expected one or more [[lab.signatories]] tables"),
     (lambda d: d["lab"].pop("accreditation_number"), "lab.accreditation_number: missing"),
     (lambda d: d["counter"].pop("calibration"), "counter.calibration: missing"),
-    (lambda d: d["environment"]["calibration"].update(due=dt.date(2020, 1, 1)), "environment.calibration.due: calibration due date is not after"),
+    (lambda d: d["environment"]["calibration"].update(due=dt.date(2020, 1, 1)),
+     "environment.calibration.due: calibration due date is not after"),
 ])
 def test_a_broken_lab_section_or_calibration_is_one_line(tmp_path, edit, message):
     run = bench_cli("check", edited_toml(EXAMPLE, edit, tmp_path / "lab.toml"))
@@ -54,7 +56,8 @@ def test_only_a_listed_signatory_approves(tmp_path):
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 4
     assert ("bench cannot start: --approved-by 'Mallory' is not a signatory of Meter bench simulator "
-            "(demonstration: not a laboratory, not accredited) (the profile's [lab] signatories: Simulated Approver)") in run.stdout
+            "(demonstration: not a laboratory, not accredited) "
+            "(the profile's [lab] signatories: Simulated Approver)") in run.stdout
 
 
 class Terminal:

@@ -70,7 +70,8 @@ def test_each_floor_imports_only_from_the_floors_below_it():
 
 
 def test_the_drivers_import_nothing_of_the_bench():
-    assert [f"{p.name}: {name}" for p in _sources("instruments") for name in _imports(p) if name.startswith("bench")] == []
+    assert [f"{p.name}: {name}" for p in _sources("instruments")
+            for name in _imports(p) if name.startswith("bench")] == []
 
 
 def test_the_core_never_loads_the_simulator():
@@ -81,3 +82,22 @@ def test_the_core_never_loads_the_simulator():
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0, run.stderr
     assert len(core) > 20 and run.stdout.strip() == "[]", run.stdout
+
+
+def test_only_the_bench_lets_time_pass():
+    """Energised waits go through ``Bench.wait``, which watches the interlock and the source's
+    protection: nothing else in the bench core calls a clock's (or time's) ``sleep``."""
+    sleepers = []
+    for path in _sources("bench"):
+        module = _module(path)
+        if module.startswith(SIMULATOR) or module in ("bench.station.clock", "bench.station.bench"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "sleep":
+                sleepers.append(f"{module}:{node.lineno}")
+    assert sleepers == []
+    bench = ast.parse((REPO / "bench" / "station" / "bench.py").read_text())
+    callers = {fn.name for fn in ast.walk(bench) if isinstance(fn, ast.FunctionDef)
+               for node in ast.walk(fn) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+               and node.func.attr == "sleep"}
+    assert callers == {"wait"}

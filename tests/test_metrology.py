@@ -72,7 +72,8 @@ def test_planner_meets_the_target_with_the_fewest_pulses():
     plan = plan_dwell(SPEC, 1000.0, 1.0, power_factor=1.0, target_u_pct=target, min_pulses=1, min_dwell_s=0)
     assert plan.mut_pulses > 1
     assert plan.expected_u_pct <= target
-    one_less = plan_dwell(SPEC, 1000.0, 1.0, power_factor=1.0, target_u_pct=target, min_pulses=plan.mut_pulses - 1, min_dwell_s=0)
+    one_less = plan_dwell(SPEC, 1000.0, 1.0, power_factor=1.0, target_u_pct=target,
+                          min_pulses=plan.mut_pulses - 1, min_dwell_s=0)
     fewer = gated_budget(SPEC, (plan.mut_pulses - 1) * 1.0 / 1e-5, (plan.mut_pulses - 1) * 3.6, 1.0)
     assert fewer.expanded_pct > target
     assert one_less.mut_pulses == plan.mut_pulses

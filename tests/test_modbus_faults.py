@@ -207,7 +207,8 @@ def test_a_refused_connection_is_retried_for_a_write_then_one_line(warnings):
     registers = {"tamper_clear": Register("tamper_clear", 100, "uint16", writable=True)}
     meter = ModbusMeter(f"127.0.0.1:{port}", registers, name="position 4", timeout_s=TIMEOUT_S)
     with pytest.raises(InstrumentError, match=rf"^position 4 @ 127\.0\.0\.1:{port}: writing 'tamper_clear' at 100: "
-                                              r"no Modbus TCP connection \(refused or unreachable\); gave up after 3 attempts$"):
+                                              r"no Modbus TCP connection \(refused or unreachable\); "
+                                              r"gave up after 3 attempts$"):
         meter.write("tamper_clear", 1)
     assert len(warnings()) == RETRIES and all("(refused or unreachable); retry" in line for line in warnings())
 

@@ -18,7 +18,7 @@ def test_default_board_certifies_every_position(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     serials = {name.split("-", 1)[1].rstrip("]") for name in cases}
     assert len(cases) >= 4 and len(serials) == len(cases)
-    for name, case in cases.items():
+    for case in cases.values():
         props = properties(case)
         assert props["Verdict"] == "PASS"
         assert abs(float(props["Measured"].rstrip(" %"))) < 0.2

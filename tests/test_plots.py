@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bench.metrology.harmonics import Harmonic, HarmonicProfile
-from bench.metrology.stimulus import Stimulus
-from bench.metrology.uncertainty import Budget, Component, Rule, decide
+from bench.metrology.stimulus import Stimulus, pf_label
+from bench.metrology.uncertainty import Budget, Component, Rule, Verdict, decide
 from bench.procedures.results import FaultResult, Measured, PositionResult, ShiftResult
 from bench.records import plots
 from bench.records.record import entry
@@ -26,7 +26,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def measured(error: float, u: float, limit: float, rule: Rule = Rule.SIMPLE) -> Measured:
-    return Measured(error, Budget((Component("reference standard", u / 2, "test budget"),)), decide(error, u, limit, rule))
+    return Measured(error, Budget((Component("reference standard", u / 2, "test budget"),)),
+                    decide(error, u, limit, rule))
 
 
 def load_entry(point: str, amps: float, pf: str, error: float | None, limit: float, u: float = 0.012,
@@ -132,7 +133,8 @@ def test_limit_lines_are_labelled_and_steps_sit_on_their_currents():
     currents = [10.0, 100.0, 200.0, 2000 / 3]
     assert list(values) == [0.2, 0.2, 0.4, 0.2]
     # each step spans its own current and changes midway (on the log axis) to the next one
-    assert list(edges) == pytest.approx([10 / plots.X_MARGIN] + [math.sqrt(a * b) for a, b in zip(currents, currents[1:])]
+    assert list(edges) == pytest.approx([10 / plots.X_MARGIN]
+                                        + [math.sqrt(a * b) for a, b in zip(currents, currents[1:])]
                                         + [2000 / 3 * plots.X_MARGIN])
     [low] = [p for p in figure.axes[0].patches if p.get_gid() == pf1.get_gid() + "-low"]
     assert list(low.get_data().values) == [-0.2, -0.2, -0.4, -0.2]
@@ -166,7 +168,8 @@ def test_the_error_curve_svg_is_the_same_for_the_same_data_and_carries_the_marks
     svg = plots.error_curve_svg(entries, TA)
     assert svg == plots.error_curve_svg(entries, TA) and svg.startswith("<svg")
     root = ET.fromstring(svg)
-    assert root.find(f".//{SVG}g[@id='outside-limit']") is not None and root.find(f".//{SVG}g[@id='legend']") is not None
+    assert root.find(f".//{SVG}g[@id='outside-limit']") is not None
+    assert root.find(f".//{SVG}g[@id='legend']") is not None
     assert "dc:date" not in svg and "outside limit" in svg
 
 
@@ -200,7 +203,8 @@ def test_harmonic_bars_group_centred_on_their_orders_with_ticks_at_the_orders():
     for order, centres in by_order.items():
         assert sum(centres) / len(centres) == pytest.approx(order)  # the group is centred on its order
         assert all(abs(c - order) < 0.45 for c in centres)
-    assert by_order[3] == [pytest.approx(3.0)] and len(by_order[5]) == 3  # alone on 3; fifth I, V and phase-fired I on 5
+    assert by_order[3] == [pytest.approx(3.0)]  # alone on 3
+    assert len(by_order[5]) == 3  # fifth I, V and phase-fired I on 5
     [dc] = [b for c in axes.containers for b in c.patches if round(b.get_x() + b.get_width() / 2) == 0]
     assert dc.get_height() == 90.0 and dc.get_x() + dc.get_width() / 2 == pytest.approx(0.0)
     labels = legend_texts(figure)
@@ -217,31 +221,30 @@ def test_harmonic_svg_is_deterministic_and_absent_without_distortion():
 @pytest.mark.parametrize("phase, label", [(0.0, "PF 1.0"), (60.00000000000001, "PF 0.5 lag"),
                                           (-36.86989764584401, "PF 0.8 lead"), (30.0, "PF 0.87 lag")])
 def test_power_factor_labels_follow_the_angle(phase, label):
-    assert plots._pf_label(phase) == label
+    assert pf_label(phase) == label
 
 
-class Cells:
-    def __init__(self, measured_text: str, u: str, limit: str, verdict: str) -> None:
-        self._cells = {"Measured": measured_text, "U (k=2)": u, "Limit": limit, "Verdict": verdict}
+class Numbers:
+    """What the session report's plot reads of a result: its numbers and its verdict."""
 
-    def cells(self) -> dict[str, str]:
-        return self._cells
+    def __init__(self, value_pct: float | None, u_pct: float | None, limit_pct: float | None, verdict: str) -> None:
+        self.value_pct, self.u_pct, self.limit_pct, self.verdict = value_pct, u_pct, limit_pct, Verdict(verdict)
 
 
-@pytest.mark.parametrize("cells, flagged", [
-    (Cells("+0.1000 %", "0.0120 %", "±0.2 %", "PASS"), False),
-    (Cells("+0.6220 %", "0.0160 %", "±0.3 %", "FAIL"), True),
-    (Cells("shift -0.7689 %", "0.0200 %", "±0.5 % shift from H-REF", "FAIL"), True),
-    (Cells("+0.1900 %", "0.0500 %", "±0.2 %", "INDETERMINATE"), True),  # within the limit, not a PASS
+@pytest.mark.parametrize("result, flagged", [
+    (Numbers(0.1, 0.012, 0.2, "PASS"), False),
+    (Numbers(0.622, 0.016, 0.3, "FAIL"), True),
+    (Numbers(-0.7689, 0.02, 0.5, "FAIL"), True),  # a shift
+    (Numbers(0.19, 0.05, 0.2, "INDETERMINATE"), True),  # within the limit, not a PASS
 ])
-def test_the_session_report_plot_marks_a_point_outside_or_not_pass(cells, flagged):
-    root = ET.fromstring(plots.result_svg(cells))
+def test_the_session_report_plot_marks_a_point_outside_or_not_pass(result, flagged):
+    root = ET.fromstring(plots.result_svg(result))
     cross, dot = root.findall(f"{SVG}path"), root.findall(f"{SVG}circle")
     assert (len(cross), len(dot)) == ((1, 0) if flagged else (0, 1))
     assert (cross or dot)[0].get("stroke" if flagged else "fill") == ("#b00000" if flagged else "#0a6b0a")
-    assert cells.cells()["Verdict"] in root.find(f"{SVG}title").text
+    assert result.verdict.value in root.find(f"{SVG}title").text
 
 
 def test_the_session_report_plot_is_absent_without_an_uncertainty():
-    assert plots.result_svg(Cells("3 pulses in 600 s", "", "at most 1 pulse", "FAIL")) is None
-    assert plots.result_svg(Cells("n/a", "n/a", "±0.2 %", "FAIL")) is None
+    assert plots.result_svg(Numbers(None, None, None, "FAIL")) is None  # a pulse count
+    assert plots.result_svg(Numbers(None, None, 0.2, "FAIL")) is None  # an error not measured

@@ -63,7 +63,8 @@ def test_bench_check_command(tmp_path):
     path = broken(tmp_path, lambda d: d["counter"].update(baudrate="fast"))
     bad = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(path)], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == f"bench: {path}: counter.baudrate: expected a whole number in [50, 4000000], got 'fast'"
+    assert bad.stderr.strip() == (f"bench: {path}: counter.baudrate: "
+                                  "expected a whole number in [50, 4000000], got 'fast'")
 
 
 @pytest.mark.slow

@@ -114,8 +114,9 @@ def test_the_error_queue_check_passes_only_on_no_error(replies):
 SCALARS = st.one_of(st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
                     st.sampled_from(["false", "true", "nan", "", "each", "TA", "Imax", "16S", "0.2"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                         st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=4)),
+VALUES = st.recursive(SCALARS,
+                      lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                              st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=4)),
                       max_leaves=12)
 
 

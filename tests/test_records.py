@@ -74,7 +74,8 @@ def test_publishing_twice_stores_once_a_retest_adds_a_run_and_certificate_number
     assert [m["certificate"]["number"] for m in retest["meters"]] == [f"SIM-{year}-{n:05d}" for n in range(9, 17)]
     rows = store.history(engine, "SIM16A00004")
     assert [r["status"] for r in rows] == ["complete", "complete"] and rows[0]["started_at"] <= rows[1]["started_at"]
-    history = subprocess.run([sys.executable, "-m", "bench.cli", "history", "SIM16A00004", "--records", f"sqlite:///{tmp_path / 'records.sqlite'}"],
+    history = subprocess.run([sys.executable, "-m", "bench.cli", "history", "SIM16A00004",
+                              "--records", f"sqlite:///{tmp_path / 'records.sqlite'}"],
                              capture_output=True, text=True, cwd=REPO)
     lines = history.stdout.splitlines()
     assert history.returncode == 0 and lines[2].startswith("as found") and lines[3].startswith("as left")
@@ -120,11 +121,12 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(tmp_path):
     with migrated.connect() as conn:
         assert conn.execute(select(store.schema_version.c.version)).scalar_one() == store.SCHEMA_VERSION
         assert conn.execute(select(store.meter_runs.c.certified)).scalar_one() is False
-    assert store.count_rows(migrated) == {"runs": 1, "meter_runs": 1, "results": 0, "meter_registry": 0, "audit_trail": 0,
-                                          "certificates": 0}
+    assert store.count_rows(migrated) == {"runs": 1, "meter_runs": 1, "results": 0, "meter_registry": 0,
+                                          "audit_trail": 0, "certificates": 0}
     with migrated.begin() as conn:
         conn.execute(store.schema_version.update().values(version=99))
-    with pytest.raises(store.RecordsError, match=f"schema is version 99; this bench knows up to {store.SCHEMA_VERSION}"):
+    with pytest.raises(store.RecordsError,
+                       match=f"schema is version 99; this bench knows up to {store.SCHEMA_VERSION}"):
         store.connect(url)
 
 
@@ -141,12 +143,15 @@ def test_any_instrument_past_due_blocks_certification_unless_overridden_and_reco
         certificate = "OLD-7"
     blocked = run_plan(tmp_path, "--sim-scenario", str(board), check=False)
     assert blocked.returncode == 4
-    assert f"bench cannot start: {role} calibration {certificate} was due 2026-01-10: certification is blocked" in blocked.stdout
+    assert (f"bench cannot start: {role} calibration {certificate} was due 2026-01-10: "
+            "certification is blocked") in blocked.stdout
     assert not (tmp_path / "records.sqlite").exists()  # nothing ran, nothing recorded
-    run_plan(tmp_path, "--sim-scenario", str(board), "--allow-expired-calibration", "recalibration booked, lab ticket 4711")
+    run_plan(tmp_path, "--sim-scenario", str(board),
+             "--allow-expired-calibration", "recalibration booked, lab ticket 4711")
     record = only_json_record(tmp_path)
     assert record["calibration_override"] == "recalibration booked, lab ticket 4711"
-    assert dt.date.fromisoformat(next(i for i in record["instruments"] if i["role"] == role)["calibration"]["due"]) < dt.date.today()
+    instrument = next(i for i in record["instruments"] if i["role"] == role)
+    assert dt.date.fromisoformat(instrument["calibration"]["due"]) < dt.date.today()
 
 
 @pytest.fixture

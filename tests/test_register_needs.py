@@ -42,7 +42,8 @@ def test_a_register_the_plans_need_but_the_profile_lacks_stops_the_run_before_an
     assert run.returncode == 4
     lines = [line for line in run.stdout.splitlines() if line.startswith(str(profile))]
     assert lines == [f"{profile}: meter_type.registers has no 'tamper' (the commissioning audit reads it)",
-                     f"{profile}: meter_type.registers has no writable 'interval_select' (the firmware regression writes it)"]
+                     f"{profile}: meter_type.registers has no writable 'interval_select' "
+                     f"(the firmware regression writes it)"]
     assert "bench cannot start: the profile's register map lacks 2 register(s) the selected plans need" in run.stdout
     assert not (tmp_path / "records.sqlite").exists()
 

@@ -3,12 +3,11 @@ certify, are never "as left" and never a baseline; baselines match plan, limits 
 type and serials, and say what they compared."""
 import json
 import subprocess
-import sys
 
 import pytest
 
 from bench.sim import board_path
-from tests.helpers import REPO, edited_toml, plan_command
+from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
@@ -29,8 +28,7 @@ def records(reports):
 
 
 def cli(reports, *args):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args, "--records", f"sqlite:///{reports / 'records.sqlite'}"],
-                          capture_output=True, text=True, cwd=REPO)
+    return bench_cli(*args, "--records", f"sqlite:///{reports / 'records.sqlite'}")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +62,10 @@ def test_history_never_calls_a_partial_run_as_left(runs):
     lines = shown.stdout.splitlines()
     assert shown.returncode == 0
     complete, selected, _ = records(runs)  # the -x run was on the mixed board's meters
-    assert [line.split()[:2] for line in lines[2:4]] == [["only", "complete"], [selected["run_id"][:8], selected["started_at"]]]
-    assert not any(line.startswith("as left") for line in lines) and lines[4].startswith("1 run(s) partial or incomplete")
+    assert [line.split()[:2] for line in lines[2:4]] == [["only", "complete"],
+                                                         [selected["run_id"][:8], selected["started_at"]]]
+    assert not any(line.startswith("as left") for line in lines)
+    assert lines[4].startswith("1 run(s) partial or incomplete")
 
 
 def test_a_partial_run_is_never_a_baseline(runs):

@@ -13,8 +13,9 @@ from bench.plans.c12_20 import HARMONICS_FILE
 from bench.plans.payload import payload_accuracy_point
 from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench
-from bench.station.bench import Bench, SafetyError
+from bench.station.bench import Bench
 from bench.station.profile import profile_from_data
+from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
 from tests.helpers import REPO, plan_command
 
@@ -169,8 +170,10 @@ def test_opening_the_bench_makes_leftover_outputs_safe(sim):
 
 def test_meter_on_the_wrong_position_is_refused(sim):
     data = sim.profile_data()
-    data["positions"][0]["serial"], data["positions"][1]["serial"] = data["positions"][1]["serial"], data["positions"][0]["serial"]
-    with pytest.raises(SafetyError, match=r"positions\[1\].serial: profile says SIM16A00002, the meter on that position reports SIM16A00001"):
+    positions = data["positions"]
+    positions[0]["serial"], positions[1]["serial"] = positions[1]["serial"], positions[0]["serial"]
+    with pytest.raises(SafetyError, match=r"positions\[1\].serial: profile says SIM16A00002, "
+                                          r"the meter on that position reports SIM16A00001"):
         Bench(profile_from_data(data, "lab.toml")).open()
 
 

@@ -51,16 +51,19 @@ def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(who
 @pytest.mark.slow
 def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_board):
     board = make_board(board={"ambient_c": 30.0})
-    run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), plans="test_plans/c12_20/test_load_performance.py")
+    run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board),
+                              plans="test_plans/c12_20/test_load_performance.py")
     assert run.returncode == 1 and len(cases) == 9 * 8
     for case in cases.values():
         assert properties(case)["Verdict"] == "INDETERMINATE"
-        assert "not at reference conditions: temperature 30.0 °C is outside 21..25 °C" in case.find("failure").get("message")
+        assert ("not at reference conditions: temperature 30.0 °C is outside 21..25 °C"
+                in case.find("failure").get("message"))
 
 
 @pytest.mark.slow
 def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_board):
-    board = make_board(positions=[{"offset_pct": 0.195, **EXACT}, {"offset_pct": 0.0, **EXACT}], board={"name": "margin"})
+    board = make_board(positions=[{"offset_pct": 0.195, **EXACT}, {"offset_pct": 0.0, **EXACT}],
+                       board={"name": "margin"})
     plan = "test_plans/c12_20/test_load_performance.py"
     simple, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), "-k", "FL-PF1", plans=plan)
     assert simple.returncode == 0 and [properties(c)["Verdict"] for c in cases.values()] == ["PASS", "PASS"]

@@ -95,7 +95,8 @@ def test_each_meter_register_is_paired_with_the_reference_energy_at_its_own_read
         # instant are the same number. 1 µWh allows for float rounding at ~300 Wh (~1e-13 Wh), while the
         # before- or after-value pairing is off by 15..300 mWh.
         assert snapshot.reference_wh[n] == pytest.approx(snapshot.meter_wh[n], abs=1e-6), (
-            f"position {n}: register {snapshot.meter_wh[n]:.6f} Wh paired with reference {snapshot.reference_wh[n]:.6f} Wh, "
+            f"position {n}: register {snapshot.meter_wh[n]:.6f} Wh "
+            f"paired with reference {snapshot.reference_wh[n]:.6f} Wh, "
             f"not the reference energy at the meter's own read time")
 
 
@@ -104,7 +105,8 @@ def test_each_meter_register_is_paired_with_the_reference_energy_at_its_own_read
 def test_creep_passes_exactly_max_pulses_and_fails_one_more(sim, sim_bench):
     mt = sim_bench.profile.meter_type
     creep = POINTS["CREEP"]
-    period, n = creep.period_s(mt), creep.max_pulses  # 750 s for CL200 class 0.2 (900e6 / (1000 x 3 x 120 x 200) min), N = 1
+    # 750 s for CL200 class 0.2 (900e6 / (1000 x 3 x 120 x 200) min), N = 1
+    period, n = creep.period_s(mt), creep.max_pulses
     # A creeping meter registers creep_w watts with voltage on and no current, and emits a pulse each
     # time its register crosses a multiple of Kh. Rates chosen so that by the end of the settle and the
     # counting period (T = 760 s) it has registered (k + 1/2) Kh: exactly k pulses, the j-th at
@@ -129,7 +131,8 @@ def test_creep_passes_exactly_max_pulses_and_fails_one_more(sim, sim_bench):
     (0.8, False),   # 8 %: the waveform is not the one the point tests
     (0.0, False),   # harmonics dropped (a source without, or ignoring, VOLT:HARM): a clean sine
 ])
-def test_a_distortion_point_counts_only_with_the_programmed_voltage_thd_on_the_board(sim_bench, monkeypatch, gain, counts):
+def test_a_distortion_point_counts_only_with_the_programmed_voltage_thd_on_the_board(sim_bench, monkeypatch,
+                                                                                     gain, counts):
     point = POINTS["H5"]  # fifth_in_phase: 10 % 5th harmonic in the voltage, 40 % in the current
     stimulus = point.stimulus(sim_bench)
     programmed = stimulus.harmonics.thd_voltage_pct
@@ -170,7 +173,8 @@ def test_plot_power_factor_label_matches_which_way_the_current_is_displaced_on_t
         f"{point.name}: the row asks for PF {expected_pf:g} {'lead' if point.load.leading else 'lag'}, "
         f"on the board the current {physically}s the voltage by {abs(lag_deg):.2f}°")
     record_entry = entry(point.id, "load_performance", PositionResult(
-        point.id, point.name, sim_bench.profile.positions[0], stimulus, sim_bench.readings(), point.limit_pct, point.rule))
+        point.id, point.name, sim_bench.profile.positions[0], stimulus, sim_bench.readings(),
+        point.limit_pct, point.rule))
     [curve_point] = plots.curve_points([record_entry], sim_bench.profile.meter_type.test_amperes)
     assert curve_point.pf == f"PF {expected_pf:.2g} {physically}", (
         f"{point.name}: on the board the current {physically}s the voltage by {abs(lag_deg):.2f}°, "
@@ -210,7 +214,8 @@ def test_safe_state_switches_the_load_off_before_the_source_as_the_instruments_r
     assert heard[load_off][0] == "load" and heard[source_off][0] == "source", order
     assert load_off < source_off, f"the source was switched off before the load: {order}"
     # The source opens with no current flowing: the load's output already off.
-    assert heard[source_off][2][1:] == (False, 0.0), f"source switched off with the load at {heard[source_off][2]}: {order}"
+    assert heard[source_off][2][1:] == (False, 0.0), (
+        f"source switched off with the load at {heard[source_off][2]}: {order}")
 
 
 # 6. a short gate is INDETERMINATE, never PASS ------------------------------------------------------------------

@@ -130,15 +130,17 @@ def test_the_report_opens_with_every_meter_and_its_documents_verdicts_as_recorde
     first_element = re.search(r"<(table|p|div)\b[^>]*>", prefix[prefix.index("</style>"):])
     assert first_element.group(0) == '<table id="meter-summary">'  # before the traceability lines and the results
     table = Tables(report.text).tables["meter-summary"]
-    assert [text for _, text in table[0]] == ["Position", "Serial", "Accuracy (C12.20)", "Commissioning audit", "Firmware"]
+    assert [text for _, text in table[0]] == ["Position", "Serial", "Accuracy (C12.20)", "Commissioning audit",
+                                              "Firmware"]
     assert [attrs.get("data-document") for attrs, _ in table[1][2:]] == list(DOCUMENTS)
     expected = expected_summary(report.record)
     assert summary_rows(table) == expected
     # the mixed board fails each document somewhere, so the failed points are really listed
     assert all(any(row[2 + i][0] == "FAIL" and row[2 + i][1] for row in expected) for i in range(len(DOCUMENTS)))
     # the record's own per-document verdicts agree with its results
-    assert [[m["verdicts"][d] for d in DOCUMENTS] for m in sorted(report.record["meters"], key=lambda m: m["position"])] \
-        == [[verdict for verdict, _ in row[2:]] for row in expected]
+    meters = sorted(report.record["meters"], key=lambda m: m["position"])
+    assert [[m["verdicts"][d] for d in DOCUMENTS] for m in meters] == [[verdict for verdict, _ in row[2:]]
+                                                                      for row in expected]
 
 
 def test_a_document_without_results_says_so_and_a_point_not_failed_says_its_verdict():
@@ -188,13 +190,15 @@ def test_it_prints_on_letter_with_every_column_and_every_item(report, printed):
     assert len(re.findall(r"^\s*(?:Passed|Failed)\b", text, re.M)) == items  # every item's row, no control text
     assert not {"Environment", "Platform", "Duration"} & set(text.split())
 
-    first = next(n for n in range(1, pages + 1) if re.search(r"^\s*Result\s+Test\b", pages_text(printed, n, n, True), re.M))
+    first = next(n for n in range(1, pages + 1)
+                 if re.search(r"^\s*Result\s+Test\b", pages_text(printed, n, n, True), re.M))
     lines = pages_text(printed, first, first, layout=True).splitlines()
     at = next(i for i, line in enumerate(lines) if re.match(r"\s*Result\s+Test\b", line))
     header = " ".join(lines[max(at - 1, 0):at + 2])  # a header that wraps ("U (k=2)") spans the lines around it
     # every header on its line, left to right; the rest of a wrapped one ("(k=2)") may be on the next
     words = [name.split() for name in HEADERS]
-    in_order = r"\s+".join(re.escape(first) + "".join(rf"(?:\s+{re.escape(w)})?" for w in rest) for first, *rest in words)
+    in_order = r"\s+".join(re.escape(first) + "".join(rf"(?:\s+{re.escape(w)})?" for w in rest)
+                           for first, *rest in words)
     assert re.search(in_order, lines[at]), lines[at]
     assert "(k=2)" in header and "Links" not in header  # a link to an item's JSON is no use on paper
     summary = pages_text(printed, 1, 1)

@@ -222,7 +222,7 @@ def test_overrange_reference_reads_9_91e37_and_the_driver_refuses_it(sim, contro
         assert float(query(reference, "ENER?")) >= 0  # not a MEASure query
         driver = ScpiReferenceStandard(sim.scpi["reference"].resource, timeout_s=1).open()
         with pytest.raises(ReplyError, match="over range"):
-            driver.power
+            _ = driver.power
         control.fault("REFERENCE", "NONE")
         assert driver.power == pytest.approx(900.0, rel=2e-3)
         driver.close()

@@ -78,7 +78,8 @@ def test_phase_error_shows_as_delta_tan_phi():
     curve = ErrorCurve(phase_error_mrad=1.0)
     nominal = dict(dc_pct=0.0, test_amperes=30, nominal_voltage=240, nominal_frequency=60)
     assert curve.element_error_pct(240, 30, 0.0, 60, **nominal) == pytest.approx(100 * (math.cos(-1e-3) - 1))
-    assert curve.element_error_pct(240, 30, 60.0, 60, **nominal) == pytest.approx(100 * 1e-3 * math.tan(math.radians(60)), rel=1e-3)
+    assert (curve.element_error_pct(240, 30, 60.0, 60, **nominal)
+            == pytest.approx(100 * 1e-3 * math.tan(math.radians(60)), rel=1e-3))
 
 
 def test_scaled_world_refuses_to_be_stepped():

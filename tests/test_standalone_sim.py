@@ -43,7 +43,8 @@ def test_plain_pyvisa_script_drives_source_and_reads_reference(standalone):
     rm = pyvisa.ResourceManager("@py")
     open_ = dict(read_termination="\n", write_termination="\n", timeout=2000)
     source, load = rm.open_resource(profile.source.address, **open_), rm.open_resource(profile.load.address, **open_)
-    reference, control = rm.open_resource(profile.reference.address, **open_), rm.open_resource(profile.clock_address, **open_)
+    reference = rm.open_resource(profile.reference.address, **open_)
+    control = rm.open_resource(profile.clock_address, **open_)
     try:
         assert source.query("*IDN?").startswith("MeterBench,")
         # *OPC? waits for each instrument to finish before time moves on another connection
@@ -77,8 +78,9 @@ def test_mbpoll_reads_the_meter_registers(standalone):
     host, port = profile.positions[0].address.split(":")
     serial_register = profile.meter_type.registers["serial"]
     # mbpoll numbers registers from 1: reference = address + 1
-    out = subprocess.run([mbpoll, "-m", "tcp", "-p", port, "-a", "1", "-t", "4:hex", "-r", str(serial_register.address + 1),
-                          "-c", str(serial_register.words), "-1", host], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([mbpoll, "-m", "tcp", "-p", port, "-a", "1", "-t", "4:hex",
+                          "-r", str(serial_register.address + 1), "-c", str(serial_register.words), "-1", host],
+                         capture_output=True, text=True, timeout=10)
     assert out.returncode == 0, out.stderr
     words = [int(w, 16) for w in re.findall(r"\]:\s+0x([0-9A-Fa-f]{4})", out.stdout)]
     text = b"".join(w.to_bytes(2, "big") for w in words).rstrip(b"\0").decode()

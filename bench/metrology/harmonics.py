@@ -48,7 +48,8 @@ class HarmonicProfile:
         """Harmonic active power over V1 I1, per element, with the current fundamental in phase
         with the voltage: sum over orders in both waves of a_h b_h cos(psi_v - psi_i)."""
         currents = {h.order: h for h in self.current}
-        return sum(v.pct / 100 * currents[v.order].pct / 100 * np.cos(np.radians(v.phase_deg - currents[v.order].phase_deg))
+        return sum(v.pct / 100 * currents[v.order].pct / 100
+                   * np.cos(np.radians(v.phase_deg - currents[v.order].phase_deg))
                    for v in self.voltage if v.order in currents)
 
 
@@ -131,7 +132,8 @@ def _harmonics(section: Section, key: str, voltage: bool) -> tuple[Harmonic, ...
         order = entry.integer("order", low=1 if voltage else 0, high=50)
         if order == 1 or order > 50:
             raise entry.error("order", f"{order} is not a harmonic order (0 for DC, 2..50)")
-        found.append(Harmonic(order, entry.number("pct", low=0, high=200), entry.number("phase_deg", low=-360, high=360)))
+        found.append(Harmonic(order, entry.number("pct", low=0, high=200),
+                              entry.number("phase_deg", low=-360, high=360)))
     orders = [h.order for h in found]
     if len(set(orders)) != len(orders):
         raise section.error(key, "an order appears twice")

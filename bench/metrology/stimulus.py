@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from bench.metrology.harmonics import HarmonicProfile
 
+UNITY_PF_DEG = 1e-6  # a phase angle smaller than this is labelled PF 1.0
+
+
+def pf_label(phase_deg: float) -> str:
+    """The power factor as plots and legends name it: "PF 1.0", else the PF to two significant
+    digits and whether the current lags (behind the voltage: a positive angle) or leads:
+    "PF 0.5 lag" at +60°, "PF 0.8 lead" at -36.87°."""
+    if abs(phase_deg) < UNITY_PF_DEG:
+        return "PF 1.0"
+    return f"PF {math.cos(math.radians(phase_deg)):.2g} {'lead' if phase_deg < 0 else 'lag'}"
+
 
 @dataclass(frozen=True)
 class Stimulus:
@@ -38,13 +49,24 @@ class Stimulus:
         return math.cos(math.radians(self.phase_deg))
 
     @property
+    def leading(self) -> bool:
+        """The current leads the voltage (a negative phase angle); at PF 1 it neither leads nor lags."""
+        return self.phase_deg < 0
+
+    @property
+    def pf_label(self) -> str:
+        """``pf_label`` of this stimulus: "PF 1.0", "PF 0.5 lag", "PF 0.8 lead"."""
+        return pf_label(self.phase_deg)
+
+    @property
     def harmonic_ratio(self) -> float:
         return self.harmonics.harmonic_power_ratio() if self.harmonics else 0.0
 
     @property
     def power_w(self) -> float:
         """Total active power, every harmonic included (harmonic profiles are applied at PF 1)."""
-        return sum(self.voltage_v * i * (self.power_factor + self.harmonic_ratio) for i in self.element_currents_a)
+        return sum(self.voltage_v * i * (self.power_factor + self.harmonic_ratio)
+                   for i in self.element_currents_a)
 
     @property
     def rms_voltage_v(self) -> float:
@@ -56,7 +78,9 @@ class Stimulus:
         return self.current_a * (self.harmonics.rms_factor("current") if self.harmonics else 1.0)
 
     def describe(self) -> str:
-        pf = f"PF {self.power_factor:.3f}" + ("" if abs(self.phase_deg) < 1e-9 else " lead" if self.phase_deg < 0 else " lag")
+        # A table cell, not a legend label (``pf_label``): three decimals, and lag or lead at any angle off zero.
+        direction = "" if abs(self.phase_deg) < 1e-9 else " lead" if self.leading else " lag"
+        pf = f"PF {self.power_factor:.3f}{direction}"
         parts = [f"{self.voltage_v:.2f} V", f"{self.current_a:.4g} A", pf, f"{self.frequency_hz:g} Hz"]
         if self.weights and len(set(self.weights)) > 1:
             parts.append("element currents " + "/".join(f"{w:g}" for w in self.weights))

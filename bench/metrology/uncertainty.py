@@ -7,6 +7,7 @@ Uncertainties follow the GUM: standard uncertainties combined in quadrature, exp
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -168,6 +169,19 @@ class Verdict(str, Enum):
     ERROR = "ERROR"  # the point could not be measured: a statement about the bench, not the meter
 
 
+# Worst first: a failure of the meter outranks a point the bench could not measure, which outranks
+# an undecided one.
+SEVERITY = (Verdict.FAIL, Verdict.ERROR, Verdict.INDETERMINATE, Verdict.PASS)
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """The one verdict that sums up several (a point's pulse and register checks, a meter's
+    points, a document's results): the worst of them by ``SEVERITY``. No verdicts at all is PASS;
+    a caller for whom "nothing" means something else (a meter with no results) says so itself."""
+    found = set(verdicts)
+    return next((v for v in SEVERITY if v in found), Verdict.PASS)
+
+
 RULE_TEXT = {
     Rule.SIMPLE: "simple acceptance: pass when |error| <= limit; U is reported, not subtracted",
     Rule.GUARDED: "guard-banded: pass when |error| + U <= limit, fail when |error| - U > limit, "
@@ -177,7 +191,8 @@ RULE_TEXT = {
 
 def decide(error_pct: float, u_pct: float, limit_pct: float, rule: Rule) -> Verdict:
     if not all(math.isfinite(x) for x in (error_pct, u_pct, limit_pct)):
-        raise ValueError(f"no verdict on non-finite numbers: error {error_pct!r} %, U {u_pct!r} %, limit {limit_pct!r} %")
+        raise ValueError(f"no verdict on non-finite numbers: error {error_pct!r} %, U {u_pct!r} %, "
+                         f"limit {limit_pct!r} %")
     if rule is Rule.SIMPLE:
         return Verdict.PASS if abs(error_pct) <= limit_pct else Verdict.FAIL
     if abs(error_pct) + u_pct <= limit_pct:

@@ -96,8 +96,8 @@ class Audit(BoardChecks):
 
     def __init__(self, bench: Bench, records: Engine, keys_dir: Path, payload: AccuracyPoint,
                  inspection: Mapping[str, Section] | None = None, firmware_baseline: str | None = None,
-                 limits: AuditLimits | None = None) -> None:
-        super().__init__(bench, payload.dwell.settle_s, load_matrix())
+                 limits: AuditLimits | None = None, matrix: Mapping[str, str] | None = None) -> None:
+        super().__init__(bench, payload.dwell.settle_s, matrix if matrix is not None else load_matrix())
         self.records, self.keys_dir, self.payload = records, keys_dir, payload
         self.inspection = inspection or {}
         self.limits = limits or load_limits()

@@ -71,7 +71,8 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
         readings, deviations = settle_at_conditions(bench, stimulus, point.conditions, point.settle_s)
         if deviations:
             note = "not at reference conditions: " + "; ".join(deviations)
-            return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note, counted=False)
+            return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note,
+                                          counted=False)
                     for p in positions}
         before = {p.number: bench.counter.mut_count(p.number) for p in positions}
         waited = 0.0

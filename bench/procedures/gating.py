@@ -125,8 +125,9 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
         readings, deviations = settle_at_conditions(bench, stimulus, point.conditions, point.dwell.settle_s)
         if deviations:
             note = "not at reference conditions: " + "; ".join(deviations)
-            return {pos.number: PositionResult(point.id, point.name, pos, stimulus, readings, point.limit_pct, point.rule,
-                                               note=note, counted=False) for pos in bench.profile.positions}
+            return {pos.number: PositionResult(point.id, point.name, pos, stimulus, readings, point.limit_pct,
+                                               point.rule, note=note, counted=False)
+                    for pos in bench.profile.positions}
         # Plan the dwell for the fastest meter that can still pass, so every passing meter's gate
         # lasts at least the minimum dwell.
         rules = point.dwell

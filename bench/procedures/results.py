@@ -1,16 +1,21 @@
 """What one test point found on one position: evidence, error or count, uncertainty, limit, verdict.
 
-Three shapes of result share one reporting interface (verdict, summary, cells, to_dict):
-an error measured by gating, the shift of that error from a reference point, and a pulse count
-(creep, starting).
+Five shapes of result share one reporting interface (verdict, summary, cells, to_dict): an error
+measured by gating, the shift of that error from a reference point, a pulse count (creep,
+starting), a functional check, and a point that could not be measured.
+
+Each also carries its numbers as numbers (``value_pct``, ``u_pct``, ``limit_pct``: None where
+the result has none), so what plots and records need is never parsed back out of ``cells()``,
+which is display text only. They are properties, not fields: ``asdict`` (the evidence a record
+keeps) is unchanged by them.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from bench.metrology.stimulus import Stimulus
-from bench.metrology.uncertainty import Budget, Rule, Verdict
+from bench.metrology.uncertainty import Budget, Rule, Verdict, worst
 from bench.station.profile import Position
 from instruments.pulse_counter import GateResult
 from instruments.reference_standard import Readings
@@ -38,11 +43,21 @@ class RegisterEvidence:
     skew_s: float  # half-width of the uncertainty in read timing, bench clock
 
 
-def _worst(verdicts: set[Verdict]) -> Verdict:
-    for worst in (Verdict.FAIL, Verdict.ERROR, Verdict.INDETERMINATE):
-        if worst in verdicts:
-            return worst
-    return Verdict.PASS
+class _NoPercentages:
+    """A result judged by something other than a percentage (a pulse count, a check, or nothing
+    measured): it has no value, U or limit in %."""
+
+    @property
+    def value_pct(self) -> None:
+        return None
+
+    @property
+    def u_pct(self) -> None:
+        return None
+
+    @property
+    def limit_pct(self) -> None:
+        return None
 
 
 def _where(point_name: str, position: Position) -> str:
@@ -81,17 +96,29 @@ class PositionResult:
         verdicts = {self.pulses.verdict if self.pulses else Verdict.FAIL}
         if self.register_counts and self.register_check:
             verdicts.add(self.register_check.verdict)
-        return _worst(verdicts)
+        return worst(verdicts)
+
+    @property
+    def value_pct(self) -> float | None:
+        """The pulse error, % (None when it was not measured)."""
+        return self.pulses.error_pct if self.pulses else None
+
+    @property
+    def u_pct(self) -> float | None:
+        """The pulse error's expanded uncertainty (k=2), %."""
+        return self.pulses.expanded_pct if self.pulses else None
 
     def summary(self) -> str:
         where = _where(self.name, self.position)
+        diagnosis = f"; {self.diagnosis}" if self.diagnosis else ""
         if self.pulses is None:
-            return f"{where}: {self.verdict.value}: {self.note}" + (f"; {self.diagnosis}" if self.diagnosis else "")
-        register = (f", register error {self.register_check.error_pct:+.4f} % ± {self.register_check.expanded_pct:.4f} %"
-                    if self.register_check else "")
+            return f"{where}: {self.verdict.value}: {self.note}{diagnosis}"
+        r = self.register_check
+        register = f", register error {r.error_pct:+.4f} % ± {r.expanded_pct:.4f} %" if r else ""
         return (f"{where}: {self.verdict.value}: pulse error {self.pulses.error_pct:+.4f} % "
-                f"± {self.pulses.expanded_pct:.4f} % (k=2){register}, limit ±{self.limit_pct:g} % ({self.rule.value})"
-                + (f"; {self.note}" if self.note else "") + (f"; {self.diagnosis}" if self.diagnosis else ""))
+                f"± {self.pulses.expanded_pct:.4f} % (k=2){register}, "
+                f"limit ±{self.limit_pct:g} % ({self.rule.value})"
+                + (f"; {self.note}" if self.note else "") + diagnosis)
 
     def cells(self) -> dict[str, str]:
         m, r = self.pulses, self.register_check
@@ -127,20 +154,41 @@ class ShiftResult:
         return self.measured.point
 
     @property
+    def stimulus(self) -> Stimulus:
+        return self.measured.stimulus
+
+    @property
     def verdict(self) -> Verdict:
         if self.shift is not None:
             return self.shift.verdict
         counted = self.measured.counted and self.reference.counted
         return Verdict.FAIL if counted else Verdict.INDETERMINATE
 
+    @property
+    def value_pct(self) -> float | None:
+        """The shift, % (None when either error is missing)."""
+        return self.shift.error_pct if self.shift else None
+
+    @property
+    def u_pct(self) -> float | None:
+        """The shift's expanded uncertainty (k=2), %."""
+        return self.shift.expanded_pct if self.shift else None
+
+    @property
+    def limit_pct(self) -> float:
+        """The most the error may shift from the reference point's, %."""
+        return self.measured.limit_pct
+
     def summary(self) -> str:
         where = _where(self.measured.name, self.position)
-        if self.shift is None:
+        here, there = self.measured.pulses, self.reference.pulses
+        if self.shift is None or here is None or there is None:  # a shift exists only with both errors
             why = self.measured.note or self.reference.note or "an error is missing"
             return f"{where}: {self.verdict.value}: no shift: {why}"
-        return (f"{where}: {self.verdict.value}: error {self.measured.pulses.error_pct:+.4f} % against "
-                f"{self.reference.pulses.error_pct:+.4f} % at {self.reference.name}: shift {self.shift.error_pct:+.4f} % "
-                f"± {self.shift.expanded_pct:.4f} % (k=2), limit ±{self.measured.limit_pct:g} % ({self.measured.rule.value})")
+        return (f"{where}: {self.verdict.value}: error {here.error_pct:+.4f} % against "
+                f"{there.error_pct:+.4f} % at {self.reference.name}: shift {self.shift.error_pct:+.4f} % "
+                f"± {self.shift.expanded_pct:.4f} % (k=2), "
+                f"limit ±{self.measured.limit_pct:g} % ({self.measured.rule.value})")
 
     def cells(self) -> dict[str, str]:
         cells = self.measured.cells()
@@ -155,7 +203,7 @@ class ShiftResult:
 
 
 @dataclass(frozen=True)
-class CountResult:
+class CountResult(_NoPercentages):
     """Test-output pulses counted over a period (no-load creep, starting load)."""
 
     point: str
@@ -190,7 +238,7 @@ class CountResult:
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(_NoPercentages):
     """A functional check on one position (commissioning audit, firmware behaviour): what was
     observed, what was expected, and for a failure the troubleshooting entry for its code."""
 
@@ -222,7 +270,7 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class FaultResult:
+class FaultResult(_NoPercentages):
     """A point that could not be measured on a position: its cause, and no verdict on the meter."""
 
     point: str
@@ -243,3 +291,6 @@ class FaultResult:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
+
+
+Result: TypeAlias = PositionResult | ShiftResult | CountResult | CheckResult | FaultResult

@@ -3,26 +3,19 @@ shift point finds its reference point's errors and the report finds every point'
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from bench.metrology.uncertainty import Budget, Component, decide
 from bench.procedures.counting import CreepPoint, StartingPoint, count_pulses
 from bench.procedures.gating import AccuracyPoint, Progress, measure_point
-from bench.procedures.results import (
-    CheckResult,
-    CountResult,
-    FaultResult,
-    Measured,
-    PositionResult,
-    ShiftResult,
-)
-from bench.station.bench import Bench, SafetyError
+from bench.procedures.results import FaultResult, Measured, PositionResult, Result, ShiftResult
+from bench.station.bench import Bench
 from bench.station.profile import Position
+from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
 
-Result = Union[PositionResult, ShiftResult, CountResult, CheckResult, FaultResult]
 log = logging.getLogger("bench.procedures.runner")
 
 
@@ -34,10 +27,10 @@ class FunctionalCheck:
     id: str
     name: str
     family: str
-    measure: Callable[[], dict[int, Result]]
+    measure: Callable[[], Mapping[int, Result]]
 
 
-Point = Union[AccuracyPoint, CreepPoint, StartingPoint, FunctionalCheck]
+Point: TypeAlias = AccuracyPoint | CreepPoint | StartingPoint | FunctionalCheck
 
 
 class LinkLost(SafetyError):
@@ -62,13 +55,13 @@ class Certification:
         self.points = points  # by id: where shift points find their reference
         self.progress = progress
         self.attempts = attempts
-        self.results: dict[str, dict[int, Result]] = {}
+        self.results: dict[str, Mapping[int, Result]] = {}
         self.ran: dict[str, Point] = {}  # every point measured, the table's and any other (payload)
         self.faults: dict[str, list[str]] = {}  # point id -> why earlier measurements were discarded
         self.stop_reason = ""  # set when the bench evidently cannot measure: the session should end
         self._unmeasured_in_a_row = 0
 
-    def run(self, point: Point) -> dict[int, Result]:
+    def run(self, point: Point) -> Mapping[int, Result]:
         """The point's result for every position, measured on first request."""
         if point.id not in self.results:
             found = self._measure_with_retries(point)
@@ -77,19 +70,19 @@ class Certification:
             self._watch_for_a_bench_that_cannot_measure(point, found)
         return self.results[point.id]
 
-    def _watch_for_a_bench_that_cannot_measure(self, point: Point, found: dict[int, Result]) -> None:
+    def _watch_for_a_bench_that_cannot_measure(self, point: Point, found: Mapping[int, Result]) -> None:
         """A fault that outlives its retries on every position, point after point, is the
         bench's: going on would only switch the board on again for nothing."""
         if found and all(isinstance(r, FaultResult) for r in found.values()):
             self._unmeasured_in_a_row += 1
             if self._unmeasured_in_a_row >= UNMEASURED_POINTS_TO_STOP:
-                cause = next(iter(found.values())).cause  # type: ignore[union-attr]
+                cause = next(r.cause for r in found.values() if isinstance(r, FaultResult))
                 self.stop_reason = (f"{self._unmeasured_in_a_row} points in a row could not be measured on any "
                                     f"position (last, {point.id}: {cause})")
         else:
             self._unmeasured_in_a_row = 0
 
-    def _measure_with_retries(self, point: Point) -> dict[int, Result]:
+    def _measure_with_retries(self, point: Point) -> Mapping[int, Result]:
         causes = self.faults.setdefault(point.id, [])
         attempt = 1
         while True:
@@ -103,7 +96,7 @@ class Certification:
             self._recover()
             attempt += 1
 
-    def _attempt(self, point: Point) -> tuple[dict[int, Result], bool]:
+    def _attempt(self, point: Point) -> tuple[Mapping[int, Result], bool]:
         """One measurement, and whether measuring again could help (a fault, not a bug or a
         reference point that was never measured)."""
         try:
@@ -139,7 +132,7 @@ class Certification:
             log.warning("reopened %s", ", ".join(reopened))
         self.bench.safe_state()
 
-    def _measure(self, point: Point) -> dict[int, Result]:
+    def _measure(self, point: Point) -> Mapping[int, Result]:
         if isinstance(point, FunctionalCheck):
             return point.measure()
         if isinstance(point, (CreepPoint, StartingPoint)):
@@ -153,14 +146,21 @@ class Certification:
                                             f"was not measured ({unmeasured[0].cause}){_INHERITED}")
                     for pos in self._positions}
         measured = measure_point(self.bench, point, self.progress)
-        return {n: measured[n] if isinstance(measured[n], FaultResult) else shift_result(measured[n], reference[n])
-                for n in measured}
+        return {n: result if isinstance(result, FaultResult) else shift_result(result, _measured(reference[n]))
+                for n, result in measured.items()}
 
 
 _INHERITED = "; its shift cannot be judged"
 
 
-def _inherited(found: dict[int, Result]) -> bool:
+def _measured(reference: Result) -> PositionResult:
+    """A shift point's reference result on one position: a measured error (faults were excluded)."""
+    if not isinstance(reference, PositionResult):
+        raise TypeError(f"a shift's reference must be a measured error, not a {type(reference).__name__}")
+    return reference
+
+
+def _inherited(found: Mapping[int, Result]) -> bool:
     """A shift whose reference was not measured: measuring it again would not help."""
     return any(isinstance(r, FaultResult) and r.cause.endswith(_INHERITED) for r in found.values())
 

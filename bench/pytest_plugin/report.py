@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from bench.procedures.results import COLUMNS
-from bench.pytest_plugin.hooks import RESULT_KEY, SESSION_KEY, traceability
+from bench.pytest_plugin.items import RESULT_KEY
+from bench.pytest_plugin.session import SESSION_KEY
+from bench.pytest_plugin.summary import traceability
 from bench.records.plots import result_svg
 from bench.records.record import document_of, meter_verdict
 from bench.station.profile import Position
@@ -34,7 +36,8 @@ STYLE = """
 #environment-header, #environment { display: none; }
 #meter-summary { border-collapse: collapse; margin: 6px 0 12px; color: black; }
 #meter-summary caption { text-align: left; font-weight: bold; padding-bottom: 4px; }
-#meter-summary th, #meter-summary td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+#meter-summary th, #meter-summary td { border: 1px solid #ccc; padding: 3px 6px; text-align: left;
+  vertical-align: top; }
 #meter-summary .points { display: block; font-size: 90%; color: #333; }
 #meter-summary .PASS { color: green; }
 #meter-summary .FAIL { color: red; }
@@ -76,7 +79,7 @@ class DocumentCell:
 
 def meter_rows(positions: Iterable[Position], reported: dict[tuple[str, int], tuple[str, Any]]
                ) -> list[tuple[Position, dict[str, DocumentCell]]]:
-    """Each position's verdict per document, from the items' results (``BenchSession.reported``)."""
+    """Each position's verdict per document, from the items' results (``Tally.reported``)."""
     rows = []
     for pos in positions:
         cells = {}
@@ -108,10 +111,9 @@ def summary_table(rows: list[tuple[Position, dict[str, DocumentCell]]]) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Empty the Environment table's data (pytest-metadata fills it in its own, earlier configure)."""
-    if config.getoption("htmlpath", None):
-        from pytest_metadata.plugin import metadata_key
-
-        config.stash.get(metadata_key, {}).clear()
+    metadata = config.pluginmanager.get_plugin("metadata")  # pytest-metadata's plugin module
+    if config.getoption("htmlpath", None) and metadata is not None:
+        config.stash.get(metadata.metadata_key, {}).clear()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -157,7 +159,7 @@ def pytest_html_report_title(report: Any) -> None:
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str],
                                 session: pytest.Session) -> None:
     prefix.insert(0, f"<style>{STYLE}</style>")
-    bench_session = session.config.stash[SESSION_KEY]
-    if bench_session.bench is not None:
-        prefix.append(summary_table(meter_rows(bench_session.profile.positions, bench_session.reported)))
-        prefix.extend(f"<p>{html.escape(line)}</p>" for line in traceability(bench_session))
+    run = session.config.stash[SESSION_KEY].run
+    if run is not None:
+        prefix.append(summary_table(meter_rows(run.profile.positions, run.tally.reported)))
+        prefix.extend(f"<p>{html.escape(line)}</p>" for line in traceability(run))

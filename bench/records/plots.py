@@ -23,14 +23,21 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from bench.metrology.stimulus import pf_label  # noqa: E402
+from bench.procedures.results import Result  # noqa: E402
+
 matplotlib.rcParams.update({"svg.hashsalt": "meter-bench", "svg.fonttype": "none", "font.size": 9})
 # No red or orange among the series colours: red marks a point outside its limit or not PASS.
+# The keys are ``pf_label``'s labels.
 PF_STYLE = {"PF 1.0": ("tab:blue", "o"), "PF 0.5 lag": ("tab:green", "s"), "PF 0.8 lead": ("tab:purple", "^"),
             "PF not recorded": ("0.4", "o")}
 SPARE_STYLES = (("tab:brown", "D"), ("tab:cyan", "v"), ("tab:olive", "P"), ("tab:pink", "h"), ("tab:gray", "<"))
-OUTSIDE = {"marker": "X", "color": "#d00000", "markeredgecolor": "#600000", "markersize": 10, "linestyle": "none"}
-NOT_PASS = {"marker": "D", "color": "#d00000", "markerfacecolor": "none", "markeredgewidth": 1.5, "markersize": 10,
-            "linestyle": "none"}
+# Keyword arguments of Axes.plot (Line2D properties), of several types.
+OUTSIDE: dict[str, Any] = {"marker": "X", "color": "#d00000", "markeredgecolor": "#600000", "markersize": 10,
+                           "linestyle": "none"}
+NOT_PASS: dict[str, Any] = {"marker": "D", "color": "#d00000", "markerfacecolor": "none", "markeredgewidth": 1.5,
+                            "markersize": 10, "linestyle": "none"}
+SHOWN_DECIMALS = 4  # a result's cells show its value and U to this many decimals of a percent
 X_MARGIN = 1.6  # the x axis reaches this factor beyond the lowest and highest current (log axis)
 TICK_GAP_PT = 4.0  # least space between two current labels before one is left blank
 
@@ -56,13 +63,6 @@ class CurvePoint:
         return self.verdict != "PASS"
 
 
-def _pf_label(phase_deg: float) -> str:
-    """"PF 1.0", or the power factor with lag (current behind the voltage: positive angle) or lead."""
-    if abs(phase_deg) < 1e-6:
-        return "PF 1.0"
-    return f"PF {math.cos(math.radians(phase_deg)):.2g} {'lag' if phase_deg > 0 else 'lead'}"
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
@@ -79,7 +79,7 @@ def curve_points(results: list[dict[str, Any]], test_amperes: float) -> list[Cur
         value = _finite(entry["value_pct"])
         points.append(CurvePoint(
             point=entry["point"],
-            pf=_pf_label(stimulus["phase_deg"]) if "phase_deg" in stimulus else "PF not recorded",
+            pf=pf_label(stimulus["phase_deg"]) if "phase_deg" in stimulus else "PF not recorded",
             current_pct=100 * current / test_amperes if current and current > 0 else None,
             value_pct=value,
             u_pct=(_finite(entry["u_pct"]) or 0.0) if value is not None else 0.0,
@@ -164,23 +164,23 @@ def error_curve_figure(results: list[dict[str, Any]], test_amperes: float) -> Fi
     handles: list[Any] = []
     for pf, members in series.items():
         color, marker = styles[pf]
-        measured = sorted((p for p in members if p.value_pct is not None and p.current_pct is not None),
-                          key=lambda p: p.current_pct)
+        measured = sorted(_plotted(members), key=lambda xyu: xyu[0])
         if measured:
-            handles.append(axes.errorbar([p.current_pct for p in measured], [p.value_pct for p in measured],
-                                         yerr=[p.u_pct for p in measured], color=color, marker=marker, capsize=3,
+            handles.append(axes.errorbar([x for x, _, _ in measured], [y for _, y, _ in measured],
+                                         yerr=[u for _, _, u in measured], color=color, marker=marker, capsize=3,
                                          label=pf, gid=f"series-{pf}"))
     _draw_limits(axes, series, styles)
-    handles.extend(h for h in axes.patches if h.get_label() and not h.get_label().startswith("_"))
-    outside = [p for p in points if p.outside_limit and p.current_pct is not None]
+    handles.extend(h for h in axes.patches if _in_legend(h.get_label()))
+    outside = _plotted([p for p in points if p.outside_limit])
     if outside:
-        handles.extend(axes.plot([p.current_pct for p in outside], [p.value_pct for p in outside], zorder=5,
+        handles.extend(axes.plot([x for x, _, _ in outside], [y for _, y, _ in outside], zorder=5,
                                  label="outside limit", gid="outside-limit", **OUTSIDE))
     not_pass = [p for p in points if p.not_pass and not p.outside_limit and p.value_pct is not None
                 and p.current_pct is not None]
     if not_pass:
         verdicts = "/".join(sorted({p.verdict for p in not_pass}))
-        handles.extend(axes.plot([p.current_pct for p in not_pass], [p.value_pct for p in not_pass], zorder=5,
+        plotted = _plotted(not_pass)
+        handles.extend(axes.plot([x for x, _, _ in plotted], [y for _, y, _ in plotted], zorder=5,
                                  label=f"within limit, verdict {verdicts}", gid="not-pass", **NOT_PASS))
     handles.extend(_not_measured(axes, points, styles))
     axes.axhline(0, color="grey", linewidth=0.5)
@@ -196,6 +196,17 @@ def error_curve_figure(results: list[dict[str, Any]], test_amperes: float) -> Fi
     legend.set_gid("legend")
     _thin_tick_labels(figure, axes, currents)
     return figure
+
+
+def _plotted(points: list[CurvePoint]) -> list[tuple[float, float, float]]:
+    """(current, value, U) of each point that has both a current and a value, in the same order."""
+    return [(p.current_pct, p.value_pct, p.u_pct) for p in points
+            if p.current_pct is not None and p.value_pct is not None]
+
+
+def _in_legend(label: object) -> bool:
+    """Matplotlib leaves an artist out of the legend when its label is empty or starts with "_"."""
+    return isinstance(label, str) and bool(label) and not label.startswith("_")
 
 
 def _not_measured(axes: Any, points: list[CurvePoint], styles: dict[str, tuple[str, str]]) -> list[Any]:
@@ -246,7 +257,7 @@ def harmonic_spectrum_figure(results: list[dict[str, Any]]) -> Figure | None:
     for label, k, quantity, bars in series:
         x = [order + (groups[order].index((label, k, quantity, bars)) - (len(groups[order]) - 1) / 2) * width
              for order in bars]
-        style = {"color": f"C{k}"} if quantity == "current" else \
+        style: dict[str, Any] = {"color": f"C{k}"} if quantity == "current" else \
             {"facecolor": "white", "edgecolor": f"C{k}", "hatch": "///"}
         axes.bar(x, list(bars.values()), width=width, label=label, gid=f"bars-{k}-{quantity}", **style)
     axes.set_xticks(orders, ["DC" if order == 0 else str(order) for order in orders])
@@ -278,17 +289,19 @@ def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:
     return _svg(figure) if figure else None
 
 
-def result_svg(result: Any) -> str | None:
-    """A small plot for one item of the session report: the value and its U against the limit band.
-    Drawn directly (one value does not need a figure library: 216 items in microseconds). A value
-    outside its limit or without a PASS is a red cross, not a green dot."""
-    cells = result.cells()
-    if cells["U (k=2)"] in ("", "n/a"):
+def result_svg(result: Result) -> str | None:
+    """A small plot for one item of the session report: the value and its U against the limit band
+    (None for a result without them: a count, a check, a point not measured). Drawn directly (one
+    value does not need a figure library: 216 items in microseconds). A value outside its limit or
+    without a PASS is a red cross, not a green dot.
+
+    The value and U are drawn as the report's cells beside the plot show them (rounded to
+    ``SHOWN_DECIMALS``), so the plot never tells a different story from its row's numbers."""
+    if result.value_pct is None or result.u_pct is None or result.limit_pct is None:
         return None
-    value = float(cells["Measured"].split()[-2])
-    u = float(cells["U (k=2)"].split()[0])
-    limit = float(cells["Limit"].lstrip("±").split()[0])
-    verdict = cells["Verdict"]
+    value, u = round(result.value_pct, SHOWN_DECIMALS), round(result.u_pct, SHOWN_DECIMALS)
+    limit = result.limit_pct
+    verdict = result.verdict.value
     span = 1.5 * max(limit, abs(value) + u) or 1.0
 
     def x(v: float) -> float:
@@ -308,5 +321,5 @@ def result_svg(result: Any) -> str | None:
             f'<title>{title}</title>'
             f'<rect x="{x(-limit):.1f}" y="8" width="{x(limit) - x(-limit):.1f}" height="30" fill="#e6f2e6"/>'
             f'<line x1="20" y1="40" x2="300" y2="40" stroke="#333"/>{ticks}'
-            f'<line x1="{x(value - u):.1f}" y1="23" x2="{x(value + u):.1f}" y2="23" stroke="{colour}" stroke-width="2"/>'
-            f'{mark}</svg>')
+            f'<line x1="{x(value - u):.1f}" y1="23" x2="{x(value + u):.1f}" y2="23" stroke="{colour}" '
+            f'stroke-width="2"/>{mark}</svg>')

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.metrology.forms import forms
-from bench.metrology.uncertainty import RULE_TEXT, Rule
-from bench.procedures.results import PositionResult, ShiftResult
-from bench.procedures.runner import Point, Result
+from bench.metrology.uncertainty import RULE_TEXT, Rule, Verdict, worst
+from bench.procedures.results import Result
+from bench.procedures.runner import Point
 from bench.records.store import canonical_json
 from bench.station.bench import Bench
 from bench.station.profile import Profile, Signatory
@@ -71,11 +71,13 @@ class RunRecorder:
             identity = bench.identities[pos.number]
             entries = [entry(point_id, family, result, faults.get(point_id, []))
                        for (point_id, number), (family, result) in reported.items() if number == pos.number]
-            verdicts = {document: meter_verdict({e["verdict"] for e in entries if document_of(e["family"]) == document})
+            verdicts = {document: meter_verdict({e["verdict"] for e in entries
+                                                 if document_of(e["family"]) == document})
                         for document in ("accuracy", "audit", "firmware")}
             passed = {e["point"] for e in entries if e["verdict"] == "PASS"}
             meters.append({
-                "position": pos.number, "serial": identity.serial, "mac": identity.mac, "firmware": identity.firmware,
+                "position": pos.number, "serial": identity.serial, "mac": identity.mac,
+                "firmware": identity.firmware,
                 "verdict": meter_verdict({e["verdict"] for e in entries}),
                 "verdicts": verdicts,
                 "certified": bool(scope.status == "complete" and blondel and table_ids and set(table_ids) <= passed),
@@ -120,22 +122,17 @@ class Scope:
 
 
 def meter_verdict(verdicts: set[str]) -> str:
-    """A meter's overall verdict from its points': a failure of the meter outranks a point the
-    bench could not measure, which outranks an undecided one."""
+    """A meter's (or one of its documents') overall verdict from its points', as the record spells
+    verdicts: the ``worst`` of them, and "NO RESULTS" when it has none."""
     if not verdicts:
         return "NO RESULTS"
-    return next((v for v in ("FAIL", "ERROR", "INDETERMINATE") if v in verdicts), "PASS")
+    return worst(Verdict(v) for v in verdicts).value
 
 
 def entry(point_id: str, family: str, result: Result, faults: list[str] | None = None) -> dict[str, Any]:
-    value = u = None
-    if isinstance(result, PositionResult) and result.pulses:
-        value, u = result.pulses.error_pct, result.pulses.expanded_pct
-    elif isinstance(result, ShiftResult) and result.shift:
-        value, u = result.shift.error_pct, result.shift.expanded_pct
     cells = result.cells()
     return {"point": point_id, "family": family, "name": cells["Point"], "verdict": result.verdict.value,
-            "value_pct": value, "u_pct": u, "cells": cells, "evidence": result.to_dict(),
+            "value_pct": result.value_pct, "u_pct": result.u_pct, "cells": cells, "evidence": result.to_dict(),
             "discarded_attempts": list(faults or [])}
 
 

@@ -253,7 +253,8 @@ def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
             raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
         record = json.loads(found[0].record)
         if record["status"] == "incomplete":
-            stored = conn.execute(select(results.c.position, results.c.evidence).where(results.c.run_id == found[0].run_id)
+            stored = conn.execute(select(results.c.position, results.c.evidence)
+                                  .where(results.c.run_id == found[0].run_id)
                                   .order_by(results.c.position)).all()
             for meter in record["meters"]:
                 meter["results"] = [json.loads(row.evidence) for row in stored if row.position == meter["position"]]
@@ -277,7 +278,8 @@ def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
 def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str | None:
     """Map a meter ID to its MAC once; None when the mapping is (now) unique, else the conflict."""
     with engine.begin() as conn:
-        by_serial = conn.execute(select(meter_registry.c.mac).where(meter_registry.c.serial == serial)).scalar_one_or_none()
+        by_serial = conn.execute(select(meter_registry.c.mac)
+                                 .where(meter_registry.c.serial == serial)).scalar_one_or_none()
         by_mac = conn.execute(select(meter_registry.c.serial).where(meter_registry.c.mac == mac)).scalar_one_or_none()
         if by_serial is not None and by_serial != mac:
             return f"meter {serial} is registered with MAC {by_serial}, but reports {mac}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ MAX_ERROR_PCT = 100.0  # a simulated meter's error terms; a real meter is within
 
 def _functional(pos: Section) -> Functional:
     """The firmware and comms behaviour a position declares, each value of the type its field has."""
-    typed = {bool: pos.boolean, str: pos.text,
-             float: lambda key: pos.number(key, low=-1000.0, high=1000.0)}
+    typed: dict[type, Callable[[str], Any]] = {bool: pos.boolean, str: pos.text,
+                                               float: lambda key: pos.number(key, low=-1000.0, high=1000.0)}
     defaults = Functional()
     return Functional(**{key: typed[type(getattr(defaults, key))](key) for key in _FUNCTIONAL_KEYS if key in pos})
 
@@ -125,9 +126,10 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         if "diagnosis" in pos:
             diagnoses[index] = pos.text("diagnosis")
         if pos.boolean("inspected", True):
-            inspection[pos.text("serial")] = {"torque_in_lb": pos.number("torque_in_lb", 50.0, positive=True, high=1000.0),
-                                              "jaw_tension_ok": pos.boolean("jaw_tension_ok", True),
-                                              "technician": "simulated technician"}
+            inspection[pos.text("serial")] = {
+                "torque_in_lb": pos.number("torque_in_lb", 50.0, positive=True, high=1000.0),
+                "jaw_tension_ok": pos.boolean("jaw_tension_ok", True),
+                "technician": "simulated technician"}
     world = World(
         source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),
                            frequency_hz=mt.number("frequency_hz", low=45.0, high=65.0),

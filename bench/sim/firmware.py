@@ -27,7 +27,8 @@ def releases() -> dict[str, Release]:
         table.unknown({"description", "harmonic_gain_pct", "drops_every_nth_interval", "buffers_alarms"})
         table.text("description")
         found[name] = Release(name, table.number("harmonic_gain_pct", 0.0, low=-100.0, high=100.0),
-                              table.integer("drops_every_nth_interval", 0, high=1000), table.boolean("buffers_alarms", True))
+                              table.integer("drops_every_nth_interval", 0, high=1000),
+                              table.boolean("buffers_alarms", True))
     return found
 
 

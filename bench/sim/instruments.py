@@ -10,6 +10,7 @@ import heapq
 import itertools
 import math
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -54,7 +55,8 @@ def parse_harmonic(arg: str | None, lowest_order: int) -> Harmonic:
 
 
 def format_harmonics(harmonics: dict[int, Harmonic]) -> str:
-    return ",".join(f"{h.order},{_fmt(h.pct)},{_fmt(h.phase_deg)}" for h in sorted(harmonics.values(), key=lambda h: h.order)) or "NONE"
+    in_order = sorted(harmonics.values(), key=lambda h: h.order)
+    return ",".join(f"{h.order},{_fmt(h.pct)},{_fmt(h.phase_deg)}" for h in in_order) or "NONE"
 
 
 class WorldDevice(ScpiDevice):
@@ -305,7 +307,7 @@ class SimControl(WorldDevice):
 
     idn = "MeterBench,SIM-CONTROL,0,1.0"
 
-    def __init__(self, world: World, devices: dict[str, ScpiDevice], extensions: tuple[object, ...] = ()) -> None:
+    def __init__(self, world: World, devices: Mapping[str, ScpiDevice], extensions: tuple[object, ...] = ()) -> None:
         super().__init__(world, extensions)
         self.devices = devices
         self._scheduled: list[tuple[float, int, str]] = []  # (due simulated time, order, control line)
@@ -386,8 +388,9 @@ class SimControl(WorldDevice):
         return f"{int(self.world.source.output)},{int(self.world.load.output)}"
 
     @scpi("SIMulation:FAULt")
-    def inject_fault(self, arg: str | None) -> None:
-        """``<target>,<kind>[,<arg>]``: a fault of one instrument or of its link."""
+    def inject_device_fault(self, arg: str | None) -> None:
+        """``<target>,<kind>[,<arg>]``: a fault of one instrument or of its link. (Not named
+        ``inject_fault``: that is this channel's own, as of every ScpiDevice.)"""
         target, _, rest = (arg or "").partition(",")
         kind, comma, fault_arg = rest.partition(",")
         device = self.devices.get(target.strip().upper())

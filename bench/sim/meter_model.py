@@ -116,7 +116,8 @@ class ErrorCurve:
     dc_pct_per_10pct: float = 0.0
 
     def element_error_pct(self, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
-                          dc_pct: float, test_amperes: float, nominal_voltage: float, nominal_frequency: float) -> float:
+                          dc_pct: float, test_amperes: float, nominal_voltage: float,
+                          nominal_frequency: float) -> float:
         light = self.light_load_pct * (0.1 * test_amperes / current_a) if current_a > 0 else 0.0
         phi = math.radians(phase_deg)
         phase = 100.0 * (math.cos(phi - self.phase_error_mrad / 1000.0) / math.cos(phi) - 1.0)
@@ -127,7 +128,8 @@ class ErrorCurve:
 
 
 INTERVAL_S = 900.0  # 15-minute load-profile intervals
-NV_SAVE_INTERVAL_S = 60.0  # simulation working value: how often a meter saves its energy register to non-volatile memory
+# Simulation working value: how often a meter saves its energy register to non-volatile memory.
+NV_SAVE_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -247,7 +249,7 @@ class MeterModel:
         if boundary > t0 + 1e-9:
             self.saved_register_wh = self.register_wh + power * (boundary - t0) / 3600.0
 
-    def write(self, name: str, value: object) -> None:
+    def write(self, name: str, value: float | int | str) -> None:
         """A write over the meter's comms: key rotation, mesh ping, interval selection, tamper clear."""
         f = self.functional
         if name == "key":
@@ -282,7 +284,8 @@ class MeterModel:
         self._save_register(t0, dt, power)
         self.energy_wh += power * dt / 3600.0
         self._record_intervals(t0, dt, power)
-        if self.release.buffers_alarms and 0 < c.voltage_v * self.functional.voltage_reading_gain < 0.9 * self.nominal_voltage:
+        shown_voltage = c.voltage_v * self.functional.voltage_reading_gain
+        if self.release.buffers_alarms and 0 < shown_voltage < 0.9 * self.nominal_voltage:
             if "E101" not in self.functional.daily_alarms:
                 self.functional.daily_alarms.append("E101")  # undervoltage: non-critical, into the daily payload
         edges: list[float] = []

@@ -92,10 +92,16 @@ class ModbusMeters:
                 simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
                 action=partial(self._serve, meter),
             )
-            server = ModbusTcpServer(device, address=("127.0.0.1", 0), trace_pdu=partial(self._received, meter))
+            # pymodbus annotates trace_pdu as returning a PDU, but its transaction layer takes a request
+            # traced to None as no request (see _received): the annotation is narrower than the code.
+            server = ModbusTcpServer(device, address=("127.0.0.1", 0),
+                                     trace_pdu=partial(self._received, meter))  # type: ignore[arg-type]
             await server.serve_forever(background=True)
             self._servers.append(server)
-            self.ports.append(server.transport.sockets[0].getsockname()[1])
+            listener = server.transport  # annotated as a transport; a TCP server listens through a Server
+            if not isinstance(listener, asyncio.Server):
+                raise RuntimeError(f"pymodbus listens through a {type(listener).__name__}, not an asyncio.Server")
+            self.ports.append(listener.sockets[0].getsockname()[1])
             hook = partial(self._drop_connections, server)
             meter.restart_hooks.append(hook)
             self._hooks.append((meter, hook))
@@ -122,7 +128,7 @@ class ModbusMeters:
                     pass
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
-                     count: int, registers: list[int], set_values: object) -> ExcCodes | None:
+                     count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         if meter.link_fault == "EXCEPTION":
             return ExcCodes.DEVICE_BUSY
         if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):

@@ -12,6 +12,7 @@ import logging
 import re
 import selectors
 import socket
+import string
 import threading
 import time
 from collections import deque
@@ -88,7 +89,7 @@ def compile_header(pattern: str) -> re.Pattern[str]:
         elif token in (":", "?"):
             out.append(re.escape(token))
         else:
-            short = re.match(r"[A-Z*]*", token).group(0)
+            short = token.rstrip(string.ascii_lowercase)  # the token is [A-Z*]+[a-z]*: its short form
             rest = token[len(short):].upper()
             out.append(re.escape(short) + (f"(?:{rest})?" if rest else ""))
     return re.compile("".join(out), re.IGNORECASE)
@@ -129,7 +130,6 @@ def _error_code(argument: str | None) -> int:
     return code
 
 
-_FAULT_ARGUMENTS: dict[str, Callable[[str | None], float]] = {"SLOW": _slow_seconds, "ERRQ": _error_code}
 
 
 class ScpiDevice:
@@ -192,11 +192,17 @@ class ScpiDevice:
         """Set a fault (-224 for an unknown kind or a bad argument); ERRQ acts at once and leaves NONE."""
         if kind not in self.fault_kinds:
             raise illegal_value(kind)
-        value = _FAULT_ARGUMENTS[kind](argument) if kind in _FAULT_ARGUMENTS else _no_argument(argument)
+        injected: ScpiError | None = None
+        value: float | None = None
+        if kind == "ERRQ":
+            injected, kind = ScpiError(_error_code(argument), "Injected error"), "NONE"
+        elif kind == "SLOW":
+            value = _slow_seconds(argument)
+        else:
+            _no_argument(argument)
         with self.lock:
-            if kind == "ERRQ":
-                self._queue(ScpiError(int(value), "Injected error"))
-                kind, value = "NONE", None
+            if injected is not None:
+                self._queue(injected)
             self.fault, self.fault_arg = kind, value
         for notify in list(self._fault_watchers):
             notify()
@@ -302,7 +308,7 @@ class LineBuffer:
         self._discarding = False
 
     @staticmethod
-    def _decode(raw: bytes) -> str:
+    def _decode(raw: bytes | bytearray) -> str:
         return raw.decode("ascii", "replace").strip()
 
 
@@ -400,7 +406,7 @@ class ScpiServer:
             key.data(key.fileobj, events)
         except Exception:  # noqa: BLE001 - one client's trouble must not end the server
             _log.exception("%s server: dropping a connection after an error", type(self.device).__name__)
-            conn = self._connections.get(key.fileobj)
+            conn = self._connections.get(key.fileobj) if isinstance(key.fileobj, socket.socket) else None
             if conn is not None:
                 self._close(conn)
 

@@ -33,7 +33,8 @@ SIM_LAB = {
     "accreditation_number": "none (simulated bench)",
     "certificate_number": "SIM-{year}-{seq:05d}",
     "traceability": "None: the instruments are simulated. On a real bench this states the chain of calibrations "
-                    "from the reference standard to national standards (e.g. NIST), with the certificates listed below.",
+                    "from the reference standard to national standards (e.g. NIST), with the certificates "
+                    "listed below.",
     "signatories": [{"name": "Simulated Approver", "title": "demonstration only"}],
 }
 
@@ -59,7 +60,8 @@ class SimulatedBench:
         self.counter = SimCounter(world)
         devices = {"SOURCE": self.source, "LOAD": self.load, "REFERENCE": self.reference, "COUNTER": self.counter}
         try:
-            self.scpi = {name.lower(): ScpiServer(device).start() for name, device in devices.items() if name != "COUNTER"}
+            self.scpi = {name.lower(): ScpiServer(device).start() for name, device in devices.items()
+                         if name != "COUNTER"}
             self._servers.extend(self.scpi.values())
             if self.board.ambient_c is not None:
                 self.scpi["environment"] = ScpiServer(SimThermometer(world, self.board.ambient_c)).start()

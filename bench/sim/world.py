@@ -164,10 +164,12 @@ class World:
         currents = self.load.output_currents_a()[: self.elements]
         peak = max(currents)
         weights = tuple(i / peak for i in currents) if peak else None
+        voltage_harmonics = tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order))
+        current_harmonics = tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order))
         return Conditions.balanced(self.source.output_voltage_v, peak, self.load.phase_deg, self.source.frequency_hz,
                                    self.angles_deg, weights,
-                                   tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order)) if self.source.output else (),
-                                   tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order)) if self.load.output else ())
+                                   voltage_harmonics if self.source.output else (),
+                                   current_harmonics if self.load.output else ())
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w

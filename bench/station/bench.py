@@ -1,23 +1,32 @@
 """The bench: opens each role of a profile, energises only within limits, and always returns to
-safe state, on every exit path (the safety section of the README).
+safe state, on every exit path (the safety section of the README; the helpers that do not need
+a bench are in ``bench.station.safety``).
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
-import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
 from bench.station.clock import Clock, SimClock, WallClock
-from bench.station.profile import MeterType, Profile
+from bench.station.profile import Profile
+from bench.station.safety import (
+    REPEAT_GRACE_S,
+    TERMINATING_SIGNALS,
+    SafetyError,
+    SignalHandler,
+    Terminated,
+    make_output_safe,
+    refuse_non_finite,
+    signals_held,
+)
 from instruments.ac_load import ScpiPhantomLoad
 from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError
@@ -26,18 +35,6 @@ from instruments.pulse_counter import SerialPulseCounter
 from instruments.reference_standard import Readings, ScpiReferenceStandard
 from instruments.sim_control import SimControlClient
 from instruments.thermometer import ScpiThermometer
-
-
-class SafetyError(RuntimeError):
-    """The bench refused to energise, or could not confirm an output is safe."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (the operator's terminal closed), turned into an interrupt so every exit
-    path unwinds through safe state."""
-
-
-TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class Bench:
@@ -50,7 +47,7 @@ class Bench:
         self.identities: dict[int, MeterIdentity] = {}
         self._opened: list = []
         self._outputs: list = []  # energised in this order, made safe in reverse
-        self._previous_handlers: dict[int, object] = {}
+        self._previous_handlers: dict[int, SignalHandler] = {}
         self.interrupted: str | None = None  # the first signal that ended the session, once it came
         self._interrupted_at = 0.0
 
@@ -59,15 +56,18 @@ class Bench:
         p = self.profile
         try:
             if p.clock_kind == "sim":
+                if p.clock_address is None:
+                    raise ValueError(f"{p.source_file}: a simulated clock (clock.kind = sim) needs clock.address")
                 self.sim_control = self._open(SimControlClient(p.clock_address))
                 self.clock = SimClock(self.sim_control)
             self.reference = self._open(ScpiReferenceStandard(p.reference.address))
             self.counter = self._open(SerialPulseCounter(p.counter.address, baudrate=p.counter.baudrate))
             if self.counter.channels < len(p.positions):
-                raise InstrumentError("counter", p.counter.address,
-                                      f"has {self.counter.channels} channels, the profile has {len(p.positions)} positions")
+                raise InstrumentError("counter", p.counter.address, f"has {self.counter.channels} channels, "
+                                                                    f"the profile has {len(p.positions)} positions")
             self.meters = {pos.number: self._open(ModbusMeter(pos.address, p.meter_type.registers,
-                                                              name=f"position {pos.number}", device_id=p.meters_device_id))
+                                                              name=f"position {pos.number}",
+                                                              device_id=p.meters_device_id))
                            for pos in p.positions}
             self.thermometer = self._open(ScpiThermometer(p.environment_address)) if p.environment_address else None
             self.source = self._open_output(_source(p))
@@ -167,7 +167,7 @@ class Bench:
         """Refuse a stimulus outside the meter's rating, the instruments' ranges or with the
         interlock open. Nothing is sent to the source or load."""
         mt = self.profile.meter_type
-        _refuse_non_finite(stimulus, mt)
+        refuse_non_finite(stimulus, mt)
         refuse = f"refusing to energise ({stimulus.describe()})"
         if stimulus.rms_voltage_v > mt.max_voltage_v:
             raise SafetyError(f"{refuse}: {stimulus.rms_voltage_v:g} V RMS exceeds the meter rating "
@@ -176,7 +176,8 @@ class Bench:
             raise SafetyError(f"{refuse}: {stimulus.rms_current_a:g} A RMS exceeds the meter rating "
                               f"meter_type.max_current_a = {mt.max_current_a:g} A")
         if stimulus.elements != mt.elements:
-            raise SafetyError(f"{refuse}: stimulus for {stimulus.elements} elements, meter_type.elements = {mt.elements}")
+            raise SafetyError(f"{refuse}: stimulus for {stimulus.elements} elements, "
+                              f"meter_type.elements = {mt.elements}")
         try:
             self.source.check("voltage", stimulus.rms_voltage_v)
             self.source.check("frequency", stimulus.frequency_hz)
@@ -263,10 +264,10 @@ class Bench:
         """
         failures: list[str] = []
         interrupted: BaseException | None = None
-        with _signals_held():
+        with signals_held():
             for instrument in reversed(self._outputs):
                 try:
-                    _make_safe(instrument)
+                    make_output_safe(instrument)
                 except InstrumentError as error:
                     failures.append(str(error))
                 except BaseException as error:  # noqa: BLE001 - finish the others first
@@ -303,41 +304,3 @@ def _load(profile: Profile) -> ScpiPhantomLoad:
 def _to_stderr(message: str) -> None:
     print(message, file=sys.__stderr__, flush=True)
 
-
-def _refuse_non_finite(stimulus: Stimulus, mt: MeterType) -> None:
-    """Every comparison with NaN is false: a NaN setpoint or rating would pass every limit below.
-    Whatever built them (a profile, a table, a lab's own code), refuse any that is not finite."""
-    values = {"stimulus voltage_v": stimulus.voltage_v, "stimulus current_a": stimulus.current_a,
-              "stimulus phase_deg": stimulus.phase_deg, "stimulus frequency_hz": stimulus.frequency_hz,
-              "stimulus RMS voltage": stimulus.rms_voltage_v, "stimulus RMS current": stimulus.rms_current_a,
-              **{f"stimulus element {k} current": i for k, i in enumerate(stimulus.element_currents_a, start=1)},
-              "meter_type.max_voltage_v": mt.max_voltage_v, "meter_type.max_current_a": mt.max_current_a}
-    for name, value in values.items():
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise SafetyError(f"refusing to energise: {name} is {value!r}, not a finite number")
-    if stimulus.voltage_v < 0 or stimulus.current_a < 0 or min(stimulus.element_currents_a, default=0.0) < 0:
-        raise SafetyError(f"refusing to energise: negative setpoint ({stimulus.voltage_v!r} V, {stimulus.current_a!r} A)")
-
-
-def _make_safe(instrument) -> None:
-    try:
-        instrument.safe_state()
-    except InstrumentError:
-        instrument.reopen()
-        instrument.safe_state()
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP while outputs are being switched off (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *TERMINATING_SIGNALS})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-REPEAT_GRACE_S = 5.0  # a second Ctrl-C this soon after the first is the same request to stop

@@ -249,7 +249,8 @@ def parse_lab(lab: Section, directory: Path | None) -> Lab:
                  "traceability", "signatories", "template", "signing_key"})
     pattern = lab.text("certificate_number")
     try:
-        fields = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        fields = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern)
+                  if name is not None}
         unknown = fields - NUMBER_FIELDS
         if unknown or "seq" not in fields:
             raise ValueError(f"fields {sorted(unknown)} are unknown" if unknown else "it has no {seq}")

@@ -99,8 +99,10 @@ def main() -> None:
     cpu = {k: v / len(samples[k]) * 1e6 for k, v in CPU.items()}
     print(f"SCPI query client CPU per query: driver {cpu['driver']:.0f} µs, raw pyvisa-py {cpu['raw']:.0f} µs, "
           f"bare socket {cpu['bare']:.0f} µs (scheduling-independent cost of each layer)")
-    print(f"SCPI query wall median (bimodal per connection on a 2-core VM, 30 fresh connections each): driver {driver * 1e6:.0f} µs, raw pyvisa-py {raw_visa * 1e6:.0f} µs, "
-          f"bare socket {bare * 1e6:.0f} µs; driver/bare {driver / bare:.2f}, driver/raw pyvisa {driver / raw_visa:.2f} (n={N})")
+    print("SCPI query wall median (bimodal per connection on a 2-core VM, 30 fresh connections each): "
+          f"driver {driver * 1e6:.0f} µs, raw pyvisa-py {raw_visa * 1e6:.0f} µs, "
+          f"bare socket {bare * 1e6:.0f} µs; driver/bare {driver / bare:.2f}, "
+          f"driver/raw pyvisa {driver / raw_visa:.2f} (n={N})")
     print(f"Modbus energy register read median: {modbus * 1e6:.0f} µs (n=500)")
 
     t0 = time.perf_counter()

@@ -31,13 +31,15 @@ def run_plan(fixed_dwell: bool) -> tuple[float, float, int, int]:
         for point in points:
             certification.run(point)
         bench.safe_state()
-        return bench.clock.now() - start_bench, time.perf_counter() - start_wall, len(points), len(bench.profile.positions)
+        return (bench.clock.now() - start_bench, time.perf_counter() - start_wall,
+                len(points), len(bench.profile.positions))
 
 
 def main() -> None:
     planned, planned_wall, points, positions = run_plan(fixed_dwell=False)
     fixed, fixed_wall, _, _ = run_plan(fixed_dwell=True)
-    for label, bench_s, wall_s in (("dwell planner", planned, planned_wall), (f"fixed {FIXED_DWELL_S:g} s dwell", fixed, fixed_wall)):
+    for label, bench_s, wall_s in (("dwell planner", planned, planned_wall),
+                                   (f"fixed {FIXED_DWELL_S:g} s dwell", fixed, fixed_wall)):
         print(f"{label:>20}: {bench_s:8.0f} s of bench time ({bench_s / 3600:.2f} h) for {points} points x {positions} "
               f"positions = {positions * 3600 / bench_s:5.2f} meters/hour; wall {wall_s:.2f} s")
     print(f"planner saves {100 * (1 - planned / fixed):.0f} % of bench time ({fixed / planned:.2f}x the throughput)")

@@ -39,7 +39,8 @@ from bench.records.store import canonical_json
 __all__ = ["write_documents", "check_template"]
 
 
-def write_documents(record: dict[str, Any], directory: Path, signer: Signer, template: Path | None = None) -> list[Path]:
+def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
+                    template: Path | None = None) -> list[Path]:
     """Write and sign a complete run's documents under ``directory``; ``template`` is the lab's own
     certificate template (``[lab] template``), else ours. Everything is rendered before anything is
     written, so a broken template leaves no half-published run. Returns the files written."""
@@ -68,15 +69,16 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer, tem
         if accuracy["meter"]["results"]:
             number = meter["certificate"]["number"]
             results, amperes = accuracy["meter"]["results"], record["meter_type"]["test_amperes"]
-            figures = [Markup(svg) for svg in (error_curve_svg(results, amperes), harmonic_spectrum_svg(results)) if svg]
+            figures = [Markup(svg) for svg in (error_curve_svg(results, amperes), harmonic_spectrum_svg(results))
+                       if svg]
             render_to(directory / "certificates" / f"{name}.html", LAB_TEMPLATE if template else "certificate.html.j2",
                       accuracy, accuracy_verdict(accuracy), f"Meter accuracy certificate {number}",
                       f"Certificate {number}", meter=accuracy["meter"], rows=accuracy_rows(accuracy), figures=figures)
         audit = audit_slice(record, meter)
         if audit["meter"]["results"]:
             render_to(directory / "audit" / f"{name}.html", "audit.html.j2", audit, audit_verdict(audit),
-                      f"Commissioning audit report: meter {meter['serial']}", f"Audit report {meter['serial']}, run {run8}",
-                      meter=audit["meter"])
+                      f"Commissioning audit report: meter {meter['serial']}",
+                      f"Audit report {meter['serial']}, run {run8}", meter=audit["meter"])
     firmware = firmware_slice(record)
     if firmware["meters"]:
         render_to(directory / f"firmware-{run8}.html", "firmware.html.j2", firmware, firmware_verdict(firmware),

@@ -72,7 +72,8 @@ def accuracy_verdict(slice_: dict[str, Any]) -> Verdict:
 def audit_verdict(slice_: dict[str, Any]) -> Verdict:
     meter = slice_["meter"]
     if meter["verdicts"]["audit"] == "PASS":
-        return Verdict("AUDIT PASSED", True, f"every step of the commissioning audit passed ({len(meter['results'])} steps)")
+        return Verdict("AUDIT PASSED", True,
+                       f"every step of the commissioning audit passed ({len(meter['results'])} steps)")
     return Verdict("AUDIT FAILED", False, "not passed: " + ", ".join(_named(meter["results"])))
 
 
@@ -83,13 +84,16 @@ def firmware_verdict(slice_: dict[str, Any]) -> Verdict:
         return Verdict("FAIL", False, "not passed: " + ", ".join(failed))
     baseline = slice_.get("baseline")
     if baseline and not compared_enough(baseline):
-        return Verdict("NOT COMPARED", False, f"only {baseline['points_compared']} of {baseline['points_run']} points had "
-                                              f"a baseline value (at least {baseline['min_overlap']:.0%} needed)")
+        return Verdict("NOT COMPARED", False,
+                       f"only {baseline['points_compared']} of {baseline['points_run']} points had "
+                       f"a baseline value (at least {baseline['min_overlap']:.0%} needed)")
     if baseline and baseline["regressions"]:
-        return Verdict("REGRESSION", False, "; ".join(f"{r['serial']} {r['point']}: {r['why']}" for r in baseline["regressions"]))
+        return Verdict("REGRESSION", False,
+                       "; ".join(f"{r['serial']} {r['point']}: {r['why']}" for r in baseline["regressions"]))
     against = (f", and no point regressed against {baseline['reference']} (run {baseline['run_id'][:8]})"
                if baseline else "")
-    return Verdict("RELEASE ACCEPTED", True, f"every firmware check passed on {len(slice_['meters'])} meter(s){against}")
+    return Verdict("RELEASE ACCEPTED", True,
+                   f"every firmware check passed on {len(slice_['meters'])} meter(s){against}")
 
 
 def conditions(evidence: dict[str, Any]) -> str:

@@ -75,7 +75,8 @@ def _lab_call(path: Path, call: Any) -> Any:
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as error:
         lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
         at = f" line {lines[-1]}:" if lines else ""
-        raise ConfigError(f"{path}:{at} certificate template: {type(error).__name__}: {_one_line(str(error))}") from None
+        raise ConfigError(f"{path}:{at} certificate template: "
+                          f"{type(error).__name__}: {_one_line(str(error))}") from None
 
 
 def _one_line(text: str | None) -> str:

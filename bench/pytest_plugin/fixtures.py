@@ -1,0 +1,87 @@
+"""What a plan module's tests get: ``point`` and ``position`` parameters, and the fixtures that
+run an item (``certify`` for a table point, ``audit`` and ``firmware`` for a board step)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+from bench.metrology.forms import forms
+from bench.plans.audit import Audit
+from bench.plans.board_checks import BoardChecks, BoardStep
+from bench.plans.firmware import FirmwareChecks
+from bench.procedures.runner import FunctionalCheck, Point, Result
+from bench.pytest_plugin.context import RunContext
+from bench.pytest_plugin.items import run_item
+from bench.pytest_plugin.session import SESSION_KEY
+from bench.station.bench import Bench
+from bench.station.profile import Position
+
+Checks = TypeVar("Checks", bound=BoardChecks)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A plan module names its family (``FAMILY = "load_performance"``) and gets one item per test
+    point of that family; every test that takes ``position`` gets one item per board position."""
+    session = metafunc.config.stash[SESSION_KEY]
+    family = getattr(metafunc.module, "FAMILY", None)
+    if "point" in metafunc.fixturenames and family is not None:
+        form = forms()[session.source.profile.meter_type.form]
+        if not form.blondel:
+            skip = pytest.mark.skip(reason=f"ANSI C12.20 does not apply to Form {form.name} (not Blondel-compliant)")
+            metafunc.parametrize("point", [pytest.param(None, marks=skip)], ids=["not-applicable"])
+        else:
+            chosen = [p for p in session.points if p.family == family]
+            metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
+    if "position" in metafunc.fixturenames:
+        positions = session.source.profile.positions
+        metafunc.parametrize("position", positions, ids=[f"pos{p.number}-{p.serial}" for p in positions])
+
+
+def _context(request: pytest.FixtureRequest) -> RunContext:
+    return request.config.stash[SESSION_KEY].open()
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> Bench:
+    """The opened bench, in safe state between sessions and after any failure."""
+    return pytestconfig.stash[SESSION_KEY].open().bench
+
+
+def _step_runner(request: pytest.FixtureRequest, family: str,
+                 checks: Checks) -> Callable[[BoardStep[Checks], Position], None]:
+    run = _context(request)
+
+    def run_step(step: BoardStep[Checks], position: Position) -> None:
+        def measure() -> dict[int, Result]:
+            return dict(step.run(checks))
+
+        run_item(run, request, FunctionalCheck(step.id, step.name, family, measure), position, family)
+
+    return run_step
+
+
+@pytest.fixture
+def audit(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[Audit], Position], None]:
+    """Run an audit step (once for the whole board) and judge this position, with its
+    troubleshooting entry on failure."""
+    return _step_runner(request, "audit", _context(request).audit)
+
+
+@pytest.fixture
+def firmware(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
+    """Run a firmware-behaviour check (once for the whole board) and judge this position."""
+    return _step_runner(request, "firmware", _context(request).firmware)
+
+
+@pytest.fixture
+def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
+    """Measure a point (once for the whole board) and judge this position: only PASS passes;
+    FAIL and INDETERMINATE both leave the meter uncertified."""
+    run = _context(request)
+
+    def measure(point: Point, position: Position) -> None:
+        run_item(run, request, point, position, point.family)
+
+    return measure

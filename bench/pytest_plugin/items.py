@@ -1,0 +1,61 @@
+"""One item of a plan: its point measured once for the whole board, its result recorded at once
+(a crash loses at most the point in progress) beside its baseline, and this position judged."""
+from __future__ import annotations
+
+from typing import NoReturn
+
+import pytest
+
+from bench.procedures.runner import Point, Result
+from bench.pytest_plugin.context import RunContext
+from bench.records import store
+from bench.records.record import entry
+from bench.station.profile import Position
+from bench.station.safety import SafetyError
+
+RESULT_KEY = pytest.StashKey[Result]()  # an item's result, for the session report
+
+
+def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
+    """Measure (once for the board) and conclude one item; a safety stop or a lost link ends
+    the whole session at once, in one line."""
+    try:
+        results = run.certification.run(point)
+    except SafetyError as error:
+        stop = str(error)
+    else:
+        stop = ""
+    if stop:  # outside the except: the one line is not chained to a traceback
+        stop_session(run, request.session, stop)
+    if run.certification.stop_reason and not run.tally.stopped:
+        run.tally.stopped = run.certification.stop_reason
+        request.session.shouldstop = f"bench stopped: {run.tally.stopped}"
+    conclude(run, request, point.id, results[position.number], position, family)
+
+
+def stop_session(run: RunContext, session: pytest.Session, why: str) -> NoReturn:
+    run.tally.stopped = why
+    session.shouldstop = f"bench stopped: {why}"
+    pytest.fail(f"bench stopped: {why}", pytrace=False)
+
+
+def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, result: Result, position: Position,
+             family: str) -> None:
+    """Record an item's result beside its baseline, then pass it only on PASS and no regression."""
+    request.node.stash[RESULT_KEY] = result
+    request.node.user_properties.extend(result.cells().items())
+    run.tally.reported[(point_id, position.number)] = (family, result)
+    now = entry(point_id, family, result, run.certification.faults.get(point_id, []))
+    store.add_result(run.records, run.recorder.run_id, position.number, now)
+    regression = ""
+    comparison = run.baseline.compare(position.serial, now)
+    if comparison is not None:
+        run.tally.compared += 1
+        request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
+        regression = comparison.regression
+        if regression:
+            run.tally.regressions.append({"serial": position.serial, "point": now["point"], "why": regression})
+    if result.verdict != "PASS":
+        pytest.fail(result.summary() + (f"; regression: {regression}" if regression else ""), pytrace=False)
+    if regression:
+        pytest.fail(f"{result.summary()}; REGRESSION against {run.baseline.reference}: {regression}", pytrace=False)

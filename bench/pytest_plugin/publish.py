@@ -1,0 +1,44 @@
+"""The run's record: published when the bench opens (incomplete until the run ends normally) and
+again when the session ends, with certificate numbers for a complete run; then its signed JSON
+and, for a complete run, its signed documents."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.pytest_plugin.context import RunContext
+from bench.records import store
+from bench.records.documents import write_documents
+from bench.records.record import Scope, fingerprint
+from bench.records.signing import sign_record
+
+
+def publish(run: RunContext, scope: Scope) -> dict[str, Any]:
+    tally = run.tally
+    record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope)
+    record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
+    if scope.status == "complete":
+        _number_certificates(run, record)
+    store.publish(run.records, record, fingerprint(record))
+    return record
+
+
+def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
+    """A complete run's meters with accuracy results get certificate numbers from the lab's sequence."""
+    lab, issued = run.profile.lab, record["ended_at"][:10]
+    serials = [m["serial"] for m in record["meters"] if m["verdicts"]["accuracy"] != "NO RESULTS"]
+    numbers = store.issue_certificates(run.records, record["run_id"], serials, issued,
+                                       lambda seq, serial: lab.certificate_number_for(seq, int(issued[:4]), serial,
+                                                                                      record["run_id"]))
+    for meter in record["meters"]:
+        if meter["serial"] in numbers:
+            meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
+
+
+def write_signed(run: RunContext, record: dict[str, Any]) -> None:
+    """The record as signed JSON in the reports directory; a complete run's documents beside it."""
+    run.reports_dir.mkdir(parents=True, exist_ok=True)
+    signed = sign_record(record, run.signer)
+    (run.reports_dir / f"run-{record['run_id']}.json").write_text(json.dumps(signed, indent=1, default=str))
+    if record["status"] == "complete":
+        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template)

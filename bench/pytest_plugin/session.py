@@ -1,0 +1,144 @@
+"""The bench session, kept in ``config.stash[SESSION_KEY]``: what is known when pytest starts (the
+options, which bench, the limits and their points), the plans collection selects, then the run
+opened on first use of the bench (a ``RunContext``) and closed when pytest ends."""
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from bench.datafiles import ConfigError
+from bench.metrology.uncertainty import Rule
+from bench.paths import meter_keys_dir
+from bench.plans.audit import Audit, load_limits, load_matrix
+from bench.plans.c12_20 import LimitTable, load_table
+from bench.plans.firmware import FirmwareChecks, load_firmware_limits
+from bench.plans.payload import payload_accuracy_point
+from bench.procedures.runner import Certification, Point
+from bench.pytest_plugin import start_checks
+from bench.pytest_plugin.bench_source import BenchSource, BuiltInSimulator, LabBench
+from bench.pytest_plugin.context import RunContext, Tally
+from bench.pytest_plugin.inspection import from_file
+from bench.pytest_plugin.options import Options
+from bench.pytest_plugin.progress import ProgressLine
+from bench.pytest_plugin.publish import publish
+from bench.pytest_plugin.scope import Selection
+from bench.records import store
+from bench.records.record import RunRecorder
+from bench.station.bench import Bench
+from bench.station.profile import Profile
+from bench.station.safety import SafetyError
+from instruments.errors import InstrumentError
+
+SESSION_KEY = pytest.StashKey["BenchSession"]()
+
+
+class BenchSession:
+    """Data files are read at start (a broken one stops pytest with one line); the bench opens,
+    after every start check, when the first item needs it."""
+
+    def __init__(self, config: pytest.Config, options: Options, source: BenchSource, table: LimitTable,
+                 rule: Rule) -> None:
+        self.config, self.options, self.source, self.table, self.rule = config, options, source, table, rule
+        self.points: list[Point] = table.points(source.meter_type(), rule)
+        self.selection = Selection()
+        self.tally = Tally()
+        self._held = ExitStack()  # closed last to first: the bench's instruments, then the simulator
+        self._held.callback(source.stop)
+        self._run: RunContext | None = None
+
+    @classmethod
+    def configure(cls, config: pytest.Config) -> BenchSession:
+        options = Options.of(config)
+
+        def limits() -> LimitTable:
+            return load_table(Path(options.limits)) if options.limits else load_table()
+
+        try:
+            source: BenchSource
+            if options.profile:
+                source = LabBench(Path(options.profile))  # before anything else: it makes the board safe
+                table = limits()
+            else:
+                table = limits()
+                source = BuiltInSimulator(options.sim_scenario, options.sim_scale)
+            return cls(config, options, source, table, options.decision_rule or table.rule)
+        except ConfigError as error:
+            raise pytest.UsageError(str(error)) from None
+        except (InstrumentError, SafetyError) as error:
+            raise pytest.UsageError(f"bench cannot start: {error}") from None
+
+    @property
+    def run(self) -> RunContext | None:
+        """The open run; None until an item has needed the bench."""
+        return self._run
+
+    def open(self) -> RunContext:
+        """Open every instrument and the records; anything that stops a run ends it with one line.
+        The record is published at once: until the run ends normally, it is incomplete."""
+        if self._run is None:
+            self._run = self._open()
+            publish(self._run, self.selection.scope(self._run, ended="the run had not ended"))
+        return self._run
+
+    def _open(self) -> RunContext:
+        options, profile = self.options, self.source.profile
+        # Everything that can refuse the run is settled before any instrument is touched.
+        start_checks.check_calibration(profile, options.allow_expired_calibration)
+        start_checks.check_template(profile)
+        start_checks.check_registers(self.config, profile, self.selection.plans)
+        approved_by = start_checks.approver(profile, options.approved_by)
+        signer = start_checks.signer(profile)
+        reports_dir = Path(options.reports_dir).resolve()
+        records_url = options.records or profile.records_url or f"sqlite:///{reports_dir / 'records.sqlite'}"
+        try:
+            reports_dir.mkdir(parents=True, exist_ok=True)
+            records = store.connect(records_url)
+        except store.RecordsError as error:
+            start_checks.refuse(str(error), pytest.ExitCode.INTERNAL_ERROR)
+        inspection = (from_file(Path(options.inspection)) if options.inspection
+                      else self.source.technician(self.config, options.operator))
+        baseline = start_checks.baseline(records, options, self.table, profile)
+        try:  # the audit's and firmware checks' data files: a broken one is a refusal, not a crash mid-run
+            payload, audit_limits, matrix = payload_accuracy_point(), load_limits(), load_matrix()
+            firmware_limits = load_firmware_limits()
+        except ConfigError as error:
+            start_checks.refuse(str(error), pytest.ExitCode.USAGE_ERROR)
+        bench = self._open_bench(profile)
+        return RunContext(
+            profile=profile, table=self.table, points=self.points, rule=self.rule, bench=bench,
+            clock_start=bench.clock.now(),
+            certification=Certification(bench, {p.id: p for p in self.points}, ProgressLine(self.config)),
+            audit=Audit(bench, records, meter_keys_dir(), payload, inspection=inspection,
+                        firmware_baseline=options.firmware_baseline, limits=audit_limits, matrix=matrix),
+            firmware=FirmwareChecks(bench, payload, firmware_limits),
+            baseline=baseline, records=records, records_url=records_url, reports_dir=reports_dir,
+            recorder=RunRecorder(profile, self.table.plan_info(), self.rule, options.operator, approved_by,
+                                 options.allow_expired_calibration),
+            signer=signer, tally=self.tally)
+
+    def _open_bench(self, profile: Profile) -> Bench:
+        try:
+            return self._held.enter_context(Bench(profile))
+        except (InstrumentError, SafetyError) as error:
+            start_checks.refuse(str(error), pytest.ExitCode.INTERNAL_ERROR)
+        except Exception as error:  # noqa: BLE001 - whatever a driver raises, one line and stop
+            start_checks.refuse(f"{type(error).__name__}: {error}", pytest.ExitCode.INTERNAL_ERROR)
+
+    def make_safe_after_failure(self) -> None:
+        """After any failing item the board goes to safe state; the next point energises anew."""
+        if self._run is None or self.tally.unsafe:
+            return
+        try:
+            self._run.bench.safe_state()
+        except SafetyError as error:
+            self.tally.unsafe = str(error)
+
+    def close(self) -> None:
+        try:
+            self._held.close()
+        except SafetyError as error:
+            if not self.tally.unsafe:
+                print(f"bench: SAFETY: {error}: check the board by hand", file=sys.stderr)
