@@ -11,7 +11,7 @@ from bench.metrology.forms import forms
 from bench.plans.audit import Audit
 from bench.plans.board_checks import BoardChecks, BoardStep
 from bench.plans.firmware import FirmwareChecks
-from bench.procedures.runner import FunctionalCheck, Point, Result
+from bench.procedures.runner import FunctionalCheck, Point
 from bench.pytest_plugin.context import RunContext
 from bench.pytest_plugin.items import run_item
 from bench.pytest_plugin.session import SESSION_KEY
@@ -54,10 +54,8 @@ def _step_runner(request: pytest.FixtureRequest, family: str,
     run = _context(request)
 
     def run_step(step: BoardStep[Checks], position: Position) -> None:
-        def measure() -> dict[int, Result]:
-            return dict(step.run(checks))
-
-        run_item(run, request, FunctionalCheck(step.id, step.name, family, measure), position, family)
+        check = FunctionalCheck(step.id, step.name, family, lambda: step.run(checks))
+        run_item(run, request, check, position, family)
 
     return run_step
 
