@@ -43,7 +43,14 @@ class RegisterEvidence:
     skew_s: float  # half-width of the uncertainty in read timing, bench clock
 
 
-class _NoPercentages:
+class _Reported:
+    """What every result shares: its record entry's evidence, with its verdict and display cells."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+class _NoPercentages(_Reported):
     """A result judged by something other than a percentage (a pulse count, a check, or nothing
     measured): it has no value, U or limit in %."""
 
@@ -72,7 +79,7 @@ def _to_dict(result: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class PositionResult:
+class PositionResult(_Reported):
     point: str
     name: str
     position: Position
@@ -133,12 +140,9 @@ class PositionResult:
             "Diagnosis": self.diagnosis,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
-class ShiftResult:
+class ShiftResult(_Reported):
     """The shift of a position's error from its error at a reference point (influence tests)."""
 
     measured: PositionResult
@@ -198,9 +202,6 @@ class ShiftResult:
         cells["Verdict"] = self.verdict.value
         return cells
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
 class CountResult(_NoPercentages):
@@ -233,9 +234,6 @@ class CountResult(_NoPercentages):
                 "Measured": f"{self.pulses} pulses in {self.period_s:.0f} s", "U (k=2)": "",
                 "Register": "", "Limit": self.limit, "Verdict": self.verdict.value, "Diagnosis": ""}
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
 class CheckResult(_NoPercentages):
@@ -265,9 +263,6 @@ class CheckResult(_NoPercentages):
         return {"Point": self.name, "Stimulus": "", "Measured": measured, "U (k=2)": "", "Register": "",
                 "Limit": self.expected, "Verdict": self.verdict.value, "Diagnosis": self.diagnosis}
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
 class FaultResult(_NoPercentages):
@@ -288,9 +283,6 @@ class FaultResult(_NoPercentages):
     def cells(self) -> dict[str, str]:
         return {"Point": self.name, "Stimulus": "", "Measured": "not measured", "U (k=2)": "", "Register": "",
                 "Limit": "", "Verdict": self.verdict.value, "Diagnosis": self.cause}
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
 
 
 Result: TypeAlias = PositionResult | ShiftResult | CountResult | CheckResult | FaultResult

@@ -3,13 +3,12 @@ run an item (``certify`` for a table point, ``audit`` and ``firmware`` for a boa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
 
 from bench.metrology.forms import forms
 from bench.plans.audit import Audit
-from bench.plans.board_checks import BoardChecks, BoardStep
+from bench.plans.board_checks import BoardStep, Checks
 from bench.plans.firmware import FirmwareChecks
 from bench.procedures.runner import FunctionalCheck, Point
 from bench.pytest_plugin.context import RunContext
@@ -17,8 +16,6 @@ from bench.pytest_plugin.items import run_item
 from bench.pytest_plugin.session import SESSION_KEY
 from bench.station.bench import Bench
 from bench.station.profile import Position
-
-Checks = TypeVar("Checks", bound=BoardChecks)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
