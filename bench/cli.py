@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--sim-scale", type=number_argument("--sim-scale", above=0.0), default=None, metavar="FACTOR",
                      help="simulated seconds per wall second, as pytest's --sim-scale "
                           "(default: stepped by the bench's clock)")
+    sim.add_argument("--profile-kind", type=Path, default=None, metavar="PROFILE",
+                     help="serve the twins of the instruments this profile names (e.g. examples/fluke_6105a.toml); "
+                          "default: the house instruments")
     sim.add_argument("--profile", type=Path, default=Path("sim-bench/profile.toml"),
                      help="where to write the bench profile for these addresses (default: sim-bench/profile.toml); "
                           "the simulated technician's inspection goes beside it")
+    commands.add_parser("drivers", help="list the installed instrument drivers: roles, capabilities, manual, twin")
     check = commands.add_parser("check", help="validate a bench profile and every instrument's calibration date")
     check.add_argument("profile", type=Path)
     check.add_argument("--connect", action="store_true",
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
                          help="records database URL (default: reports/records.sqlite)")
     args = parser.parse_args(argv)
-    commands_by_name = {"sim": run_sim, "check": check_profile, "report": publish_report,
+    commands_by_name = {"sim": run_sim, "drivers": list_drivers, "check": check_profile, "report": publish_report,
                         "history": show_history, "verify": verify_files, "keys": manage_keys,
                         "tamper-clear": clear_tamper, "trail": show_trail}
     try:
@@ -308,12 +312,29 @@ def show_trail(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_drivers(args: argparse.Namespace) -> int:
+    from bench.sim.twins import twins
+    from instruments.registry import drivers
+
+    simulated = twins()
+    for name, info in sorted(drivers().items()):
+        print(f"{name}  ({info.distribution}: {info.cls.__module__}.{info.cls.__name__})")
+        print(f"  roles:        {', '.join(info.roles)}")
+        print(f"  capabilities: {', '.join(info.capabilities) or 'none beyond the role'}")
+        print(f"  manual:       {info.manual}")
+        twin = ("the simulated board's meters" if "meter" in info.roles
+                else "yes" if name in simulated else "none installed")
+        print(f"  twin:         {twin}")
+    return 0
+
+
 def run_sim(args: argparse.Namespace) -> int:
     from bench.sim import SimulatedBench
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with SimulatedBench(args.sim_scenario, scale=args.sim_scale) as sim:
+    drivers = load_profile(args.profile_kind).drivers() if args.profile_kind else None
+    with SimulatedBench(args.sim_scenario, scale=args.sim_scale, drivers=drivers) as sim:
         data = sim.profile_data()
         args.profile.parent.mkdir(parents=True, exist_ok=True)
         args.profile.write_text(tomli_w.dumps(data))
@@ -322,9 +343,8 @@ def run_sim(args: argparse.Namespace) -> int:
         clock = "stepped (advances on SIM:ADV)" if args.sim_scale is None else f"scaled x{args.sim_scale:g}"
         print(f"simulated bench '{sim.board.name}': {len(sim.world.meters)} positions, clock {clock}")
         print(f"  control    {data['clock']['address']}  (SIM:TIME?, SIM:ADV <s>, SIM:TRUT:ERR? <pos>)")
-        for role in ("source", "load", "reference"):
-            print(f"  {role:<10} {data[role]['address']}  (SCPI, LF-terminated)")
-        print(f"  counter    {data['counter']['address']}  (serial 115200 8N1, instruments/PULSE_COUNTER.md)")
+        for role, driver_name in sim.drivers.items():
+            print(f"  {role:<10} {sim.served[role].address}  (twin of driver '{driver_name}')")
         for number, pos in enumerate(data["positions"], start=1):
             print(f"  position {number} {pos['serial']}  Modbus TCP {pos['address']} "
                   f"unit {data['meters']['device_id']}")

@@ -18,6 +18,7 @@ from pymodbus.pdu import ModbusPDU
 
 from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.register_map import Register, RegisterMap
+from instruments.registry import DriverSettings
 
 log = logging.getLogger("bench.instruments")
 
@@ -48,6 +49,16 @@ class ModbusMeter:
     """One meter position. ``address`` is ``host:port``; ``device_id`` the Modbus unit id;
     ``retries`` how many times a transient failure is tried again (each try waits up to
     ``timeout_s``)."""
+
+    ROLES = frozenset({"meter"})
+    CAPABILITIES: frozenset = frozenset()
+    MANUAL = ("Modbus Application Protocol Specification V1.1b3 and Modbus Messaging on TCP/IP Implementation "
+              "Guide V1.0b (function 03, holding registers); the register map is the meter type's, in the profile")
+
+    @classmethod
+    def from_settings(cls, settings: DriverSettings) -> ModbusMeter:
+        return cls(settings.address, settings.options["register_map"], name=settings.name,
+                   device_id=int(settings.options.get("device_id", 1)), timeout_s=settings.timeout_s)
 
     def __init__(self, address: str, register_map: RegisterMap, *, name: str = "meter",
                  device_id: int = 1, timeout_s: float = 2.0, retries: int = 2) -> None:

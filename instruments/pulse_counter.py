@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 from instruments.errors import ReplyError
+from instruments.registry import DriverSettings
+from instruments.roles import Capability
 from instruments.scpi import ScpiInstrument, control
 from instruments.transport import LineTransport, SerialLine
 
@@ -81,6 +83,10 @@ def resolve_duration(raw_ticks: int, wrap_ticks: int, approx_ticks: float | None
 class SerialPulseCounter(ScpiInstrument):
     """The counter board over a serial line (or a pyserial URL); every reply parsed strictly."""
 
+    ROLES = frozenset({"counter"})
+    CAPABILITIES = frozenset({Capability.GATED_COUNT, Capability.FREE_COUNT, Capability.INTERLOCK})
+    MANUAL = "instruments/PULSE_COUNTER.md (the counter protocol, served by `bench counterd`)"
+
     # The board's default is 0.5 ms. Keep it below the meters' pulse width (10 ms for the simulated
     # ones), or every pulse is rejected.
     min_pulse_width_s = control("CONF:FILT?", "CONF:FILT", "Glitch filter: narrower input pulses are rejected",
@@ -93,6 +99,11 @@ class SerialPulseCounter(ScpiInstrument):
         self.timebase_hz = 0
         self.wrap_ticks = 0
         self.channels = 0
+
+    @classmethod
+    def from_settings(cls, settings: DriverSettings) -> SerialPulseCounter:
+        return cls(settings.address, name=settings.name, timeout_s=settings.timeout_s,
+                   baudrate=int(settings.options.get("baudrate", 115200)))
 
     def _open_line(self) -> LineTransport:
         """A fresh serial line, cleared of noise and of any partial line the board holds."""
@@ -176,6 +187,10 @@ class SerialPulseCounter(ScpiInstrument):
     def mut_count(self, channel: int) -> int:
         """MUT edges seen on a channel since power-up (creep and starting tests count these)."""
         return self._query_whole(f"COUN:MUT? {channel}")
+
+    def reference_count(self) -> int:
+        """Reference pulses since power-up: the reference's energy where it keeps no register."""
+        return self._query_whole("COUN:REF?")
 
     def interlock_closed(self) -> bool:
         reply = self.query("INT?")

@@ -1,4 +1,5 @@
-"""Reference standard meter (SCPI): true V, I, P, PF, f, an energy register and a pulse output.
+"""The house reference standard meter (SCPI), part of the documented reference design: true V, I,
+P, PF, f, an energy register and a pulse output.
 
 Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
 (every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from instruments.ac_source import HOUSE_MANUAL
 from instruments.errors import ReplyError
+from instruments.registry import DriverSettings
+from instruments.roles import Capability
 from instruments.scpi import (
     ScpiInstrument,
     control,
@@ -34,9 +38,14 @@ class Readings:
     thd_current_pct: float
     harmonic_power_w: tuple[tuple[int, float], ...]  # (order, W) for every order carrying power
     temperature_c: float | None = None
+    voltage_angles_deg: tuple[float, ...] = ()  # each element's voltage from element 1's (phase sequence)
 
 
 class ScpiReferenceStandard(ScpiInstrument):
+    ROLES = frozenset({"reference"})
+    CAPABILITIES = frozenset({Capability.HARMONIC_POWER, Capability.ENERGY_REGISTER})
+    MANUAL = HOUSE_MANUAL
+
     voltages = control("MEAS:VOLT:LIST?", None, "True RMS voltage of each element", parse=parse_floats, unit="V")
     currents = control("MEAS:CURR:LIST?", None, "True RMS current of each element", parse=parse_floats, unit="A")
     voltage_angles = control("MEAS:VOLT:ANGL:LIST?", None, "Each element's voltage angle from element 1's",
@@ -51,6 +60,16 @@ class ScpiReferenceStandard(ScpiInstrument):
 
     def __init__(self, address: str, *, name: str = "reference", timeout_s: float = 2.0) -> None:
         super().__init__(name, lambda: VisaLine(address, timeout_s), address)
+
+    @classmethod
+    def from_settings(cls, settings: DriverSettings) -> ScpiReferenceStandard:
+        return cls(settings.address, name=settings.name, timeout_s=settings.timeout_s)
+
+    def pulse_constant_wh(self) -> float:
+        return float(self.pulse_constant)
+
+    def energy_wh(self) -> float:
+        return float(self.energy)
 
     def harmonic_powers(self) -> tuple[tuple[int, float], ...]:
         """Active power by harmonic order, every element together."""
@@ -68,4 +87,5 @@ class ScpiReferenceStandard(ScpiInstrument):
 
     def readings(self) -> Readings:
         return Readings(tuple(self.voltages), tuple(self.currents), self.power, self.power_factor, self.frequency,
-                        self.thd_voltage, self.thd_current, self.harmonic_powers())
+                        self.thd_voltage, self.thd_current, self.harmonic_powers(),
+                        voltage_angles_deg=tuple(self.voltage_angles))

@@ -50,7 +50,17 @@ def parse_bool(reply: str) -> bool:
 
 
 class ScpiInstrument:
-    """A text-protocol instrument over any line transport: open, identify, query, set, check."""
+    """A text-protocol instrument over any line transport: open, identify, query, set, check.
+
+    What differs between vendors is declared, not patched: ``IDN_PATTERN`` is the shape of the
+    instrument's ``*IDN?`` reply (fields as its manual gives them), ``ERROR_QUERY`` the query that
+    reads its error queue (None: the instrument has none, and ``*OPC?`` confirms each setting),
+    and ``parse_error`` turns that query's reply into (code, message).
+    """
+
+    IDN_PATTERN = re.compile(r"[\x20-\x7e]+(?:,[\x20-\x7e]*){3}")  # IEEE 488.2: maker,model,serial,firmware
+    ERROR_QUERY: str | None = "SYST:ERR?"
+    CLEAR_ON_OPEN: str | None = "*CLS"
 
     def __init__(self, name: str, transport_factory: Callable[[], LineTransport], address: str,
                  ranges: dict[str, tuple[float, float]] | None = None) -> None:
@@ -76,10 +86,11 @@ class ScpiInstrument:
             except InstrumentError:
                 self.close()
                 raise
-            if self.idn.count(",") != 3:
+            if not self.IDN_PATTERN.fullmatch(self.idn):
                 self.close()
                 raise ReplyError(self.name, self.address, f"garbled reply to '*IDN?': {self.idn!r}")
-            self.write("*CLS")
+            if self.CLEAR_ON_OPEN:
+                self.write(self.CLEAR_ON_OPEN)
         return self
 
     @property
@@ -133,21 +144,35 @@ class ScpiInstrument:
     def set(self, command: str) -> None:
         """Send a command and make sure the instrument accepted it.
 
-        The command and its error query go as one compound line: one write and one reply, where
-        two small writes would wait on TCP delayed ACKs (40 ms each on Linux).
+        The command and its error query go as one compound line (the query from the root, ``;:``):
+        one write and one reply, where two small writes would wait on TCP delayed ACKs (40 ms each
+        on Linux). Without an error queue, ``*OPC?`` at least proves the command was read.
         """
-        self._check_errors(command, self.query(f"{command};:SYST:ERR?"))
+        if self.ERROR_QUERY is None:
+            if self.query(f"{command};*OPC?").strip() != "1":
+                raise ReplyError(self.name, self.address, f"no completion after '{command}'")
+            return
+        self._check_errors(command, self.query(f"{command};:{self.ERROR_QUERY.lstrip(':')}"))
+
+    def parse_error(self, reply: str) -> tuple[int, str]:
+        """SCPI-99 ``<code>,"<message>"`` (ValueError otherwise); a vendor overrides its own shape."""
+        match = _ERROR.fullmatch(reply.strip())
+        if not match:
+            raise ValueError("not an error-queue entry")
+        return int(match.group(1)), match.group(2)
 
     def _check_errors(self, after: str, reply: str) -> None:
+        query = self.ERROR_QUERY or ""
         errors = []
         for _ in range(16):
-            match = _ERROR.fullmatch(reply.strip())
-            if not match:
-                raise ReplyError(self.name, self.address, f"garbled reply to 'SYST:ERR?': {reply!r}")
-            if int(match.group(1)) == 0:
+            try:
+                code, message = self.parse_error(reply)
+            except ValueError:
+                raise ReplyError(self.name, self.address, f"garbled reply to '{query}': {reply!r}") from None
+            if code == 0:
                 break
-            errors.append(f"{match.group(1)} {match.group(2)}")
-            reply = self.query("SYST:ERR?")
+            errors.append(f"{code} {message}")
+            reply = self.query(query)
         if errors:
             raise self.error(f"rejected '{after}': {'; '.join(errors)}")
 

@@ -33,7 +33,7 @@ def test_source_round_trip_reaches_the_world(sim, source):
     source.frequency = 59.9
     source.output = True
     assert (source.voltage, source.frequency, source.output) == (239.5, 59.9, True)
-    assert sim.world.source.output_voltage_v == pytest.approx(239.5 * (1 + sim.world.source.gain_error))
+    assert sim.world.source.output_voltages_v() == pytest.approx([239.5 * (1 + sim.world.source.gain_error)] * 3)
     source.safe_state()
     assert sim.world.source.output is False
 

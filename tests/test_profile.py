@@ -29,7 +29,7 @@ def broken(tmp_path, edit):
     (lambda d: d["meter_type"].update(kh_wh=-1.0), "meter_type.kh_wh", "must be positive"),
     (lambda d: d["meter_type"].update(accuracy_class=0.3), "meter_type.accuracy_class", "not one of"),
     (lambda d: d["meter_type"].update(form="7S"), "meter_type.form", "not one of"),
-    (lambda d: d["load"].update(driver="chroma-63800"), "load.driver", "not one of"),
+    (lambda d: d["load"].update(driver="chroma-63800"), "load.driver", "no driver 'chroma-63800' is installed"),
     (lambda d: d["source"].update(max_voltag_v=300), "source.max_voltag_v", "unknown key"),
     (lambda d: d["meter_type"]["registers"].update(mac={"address": 20, "type": "string", "words": 9}),
      "meter_type.registers.mac", "overlaps"),

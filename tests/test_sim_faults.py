@@ -44,8 +44,8 @@ def counter_port(sim):
 def energise(sim, control, watts_per_element: float = 300.0) -> float:
     """120 V, the current for ``watts_per_element`` on every element, both outputs on: the true power."""
     with closing(link(sim, "source")) as source, closing(link(sim, "load")) as load:
-        assert query(source, "VOLT 120;OUTP ON;*OPC?") == "1"
-        assert query(load, f"CURR {watts_per_element / 120.0!r};PHAS 0;OUTP ON;*OPC?") == "1"
+        assert query(source, "VOLT 120;:OUTP ON;*OPC?") == "1"
+        assert query(load, f"CURR {watts_per_element / 120.0!r};:PHAS 0;:OUTP ON;*OPC?") == "1"
     control.set("SIM:REF:ERR 0")
     with closing(link(sim, "reference")) as reference:
         assert query(reference, "ENER:RES;*OPC?") == "1"
@@ -202,14 +202,14 @@ def test_a_tripped_source_stays_off_until_cleared(sim, control):
     control.trip_source()
     assert sim.world.source.tripped and control.outputs_on() == (False, True)
     with closing(link(sim, "source")) as source:
-        assert query(source, "OUTP?;OUTP:PROT:TRIP?") == "0"
+        assert query(source, "OUTP?;:OUTP:PROT:TRIP?") == "0"
         assert read_line(source) == b"1"
-        assert query(source, "OUTP ON;SYST:ERR?") == '-221,"Settings conflict;protection tripped"'
+        assert query(source, "OUTP ON;:SYST:ERR?") == '-221,"Settings conflict;protection tripped"'
         assert query(source, "OUTP?") == "0"
-        assert query(source, "OUTP OFF;SYST:ERR?") == NO_ERROR
-        assert query(source, "OUTP:PROT:CLE;OUTP:PROT:TRIP?;OUTP?") == "0"
+        assert query(source, "OUTP OFF;:SYST:ERR?") == NO_ERROR
+        assert query(source, "OUTP:PROT:CLE;:OUTP:PROT:TRIP?;:OUTP?") == "0"
         assert read_line(source) == b"0"  # clearing the trip does not switch the output back on
-        assert query(source, "OUTP ON;SYST:ERR?") == NO_ERROR
+        assert query(source, "OUTP ON;:SYST:ERR?") == NO_ERROR
         assert query(source, "OUTP?") == "1"
 
 
@@ -283,7 +283,7 @@ def test_schedule_clear_and_refusals(sim, control):
 def test_schedule_is_refused_in_scaled_time():
     world = load_board(board_path("default"), scale=10.0).world
     control = SimControl(world, {})
-    assert list(control.handle_line("SIM:SCH 1,SIM:SOUR:TRIP;SYST:ERR?;SIM:SCH?")) == [
+    assert list(control.handle_line("SIM:SCH 1,SIM:SOUR:TRIP;:SYST:ERR?;:SIM:SCH?")) == [
         '-221,"Settings conflict;clock is scaled"', "0"]
 
 

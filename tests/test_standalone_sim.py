@@ -48,8 +48,8 @@ def test_plain_pyvisa_script_drives_source_and_reads_reference(standalone):
     try:
         assert source.query("*IDN?").startswith("MeterBench,")
         # *OPC? waits for each instrument to finish before time moves on another connection
-        assert source.query("VOLT 120;OUTP ON;*OPC?") == "1"
-        assert load.query("CURR 2.5;PHAS 0;OUTP ON;*OPC?") == "1"
+        assert source.query("VOLT 120;:OUTP ON;*OPC?") == "1"
+        assert load.query("CURR 2.5;:PHAS 0;:OUTP ON;*OPC?") == "1"
         assert control.query("SIM:ADV 3600;*OPC?") == "1"
         power = float(reference.query("MEAS:POW?"))
         # three elements of ~120 V x 2.5 A, through the source's and load's own setpoint errors

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from bench.metrology.harmonics import HarmonicProfile
+from instruments.roles import Capability
 
 UNITY_PF_DEG = 1e-6  # a phase angle smaller than this is labelled PF 1.0
 
@@ -28,6 +29,9 @@ class Stimulus:
     elements: int
     weights: tuple[float, ...] | None = None  # each element's current relative to current_a
     harmonics: HarmonicProfile | None = None
+    voltage_weights: tuple[float, ...] | None = None  # each element's voltage relative to voltage_v (unbalance)
+    voltage_angles_deg: tuple[float, ...] | None = None  # each element's voltage angle; None: the form's own
+    lags_deg: tuple[float, ...] | None = None  # each element's current lag; None: phase_deg on every element
 
     @classmethod
     def at_power(cls, power_w: float, voltage_v: float, power_factor: float, frequency_hz: float,
@@ -45,8 +49,42 @@ class Stimulus:
         return tuple(self.current_a * w for w in weights)
 
     @property
+    def element_voltages_v(self) -> tuple[float, ...]:
+        weights = self.voltage_weights or (1.0,) * self.elements
+        return tuple(self.voltage_v * w for w in weights)
+
+    @property
+    def element_lags_deg(self) -> tuple[float, ...]:
+        return self.lags_deg or (self.phase_deg,) * self.elements
+
+    @property
     def power_factor(self) -> float:
-        return math.cos(math.radians(self.phase_deg))
+        """Total fundamental P over total apparent power (cos phase_deg when every element is alike)."""
+        p = q = s = 0.0
+        for v, i, lag in zip(self.element_voltages_v, self.element_currents_a, self.element_lags_deg):
+            p += v * i * math.cos(math.radians(lag))
+            q += v * i * math.sin(math.radians(lag))
+            s += v * i
+        return p / s if s else math.cos(math.radians(self.phase_deg))
+
+    def needs(self, form_angles_deg: tuple[float, ...]) -> dict[Capability, str]:
+        """What the source and load must be able to do for this stimulus, and why."""
+        needed: dict[Capability, str] = {}
+        if len(set(self.element_voltages_v)) > 1:
+            needed[Capability.VOLTAGE_PER_PHASE] = "unbalanced voltages"
+        if self.voltage_angles_deg is not None and tuple(self.voltage_angles_deg) != tuple(form_angles_deg):
+            needed[Capability.VOLTAGE_ANGLE_PER_PHASE] = "voltage angles other than the form's (phase sequence)"
+        if len(set(self.element_currents_a)) > 1:
+            needed[Capability.CURRENT_PER_PHASE] = "a different current on each element"
+        if len(set(self.element_lags_deg)) > 1:
+            needed[Capability.CURRENT_ANGLE_PER_PHASE] = "a different phase angle on each element"
+        if self.harmonics and self.harmonics.voltage:
+            needed[Capability.VOLTAGE_HARMONICS] = f"harmonics in the voltage ({self.harmonics.name})"
+        if self.harmonics and self.harmonics.current:
+            needed[Capability.CURRENT_HARMONICS] = f"harmonics in the current ({self.harmonics.name})"
+            if any(h.order == 0 for h in self.harmonics.current):
+                needed[Capability.CURRENT_DC] = f"DC in the current ({self.harmonics.name})"
+        return needed
 
     @property
     def leading(self) -> bool:
@@ -65,12 +103,12 @@ class Stimulus:
     @property
     def power_w(self) -> float:
         """Total active power, every harmonic included (harmonic profiles are applied at PF 1)."""
-        return sum(self.voltage_v * i * (self.power_factor + self.harmonic_ratio)
-                   for i in self.element_currents_a)
+        return sum(v * i * (math.cos(math.radians(lag)) + self.harmonic_ratio)
+                   for v, i, lag in zip(self.element_voltages_v, self.element_currents_a, self.element_lags_deg))
 
     @property
     def rms_voltage_v(self) -> float:
-        return self.voltage_v * (self.harmonics.rms_factor("voltage") if self.harmonics else 1.0)
+        return max(self.element_voltages_v) * (self.harmonics.rms_factor("voltage") if self.harmonics else 1.0)
 
     @property
     def rms_current_a(self) -> float:
@@ -84,6 +122,12 @@ class Stimulus:
         parts = [f"{self.voltage_v:.2f} V", f"{self.current_a:.4g} A", pf, f"{self.frequency_hz:g} Hz"]
         if self.weights and len(set(self.weights)) > 1:
             parts.append("element currents " + "/".join(f"{w:g}" for w in self.weights))
+        if self.voltage_weights and len(set(self.voltage_weights)) > 1:
+            parts.append("element voltages " + "/".join(f"{w:g}" for w in self.voltage_weights))
+        if self.voltage_angles_deg is not None:
+            parts.append("voltage angles " + "/".join(f"{a:g}" for a in self.voltage_angles_deg))
+        if self.lags_deg and len(set(self.lags_deg)) > 1:
+            parts.append("element angles " + "/".join(f"{a:g}" for a in self.lags_deg))
         if self.harmonics:
             parts.append(self.harmonics.name.replace("_", " "))
         return ", ".join(parts) + f" = {self.power_w:.1f} W"

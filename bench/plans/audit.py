@@ -127,7 +127,8 @@ class Audit(BoardChecks):
     def voltage_phase_check(self) -> dict[int, Finding]:
         self.energise_nominal()
         mt, lim = self.bench.profile.meter_type, self.limits
-        readings, angles = self.bench.readings(), self.bench.reference.voltage_angles
+        readings = self.bench.readings()
+        angles = readings.voltage_angles_deg
         nominal = mt.nominal_voltage_v
         site_off = [v for v in readings.voltages_v if abs(v / nominal - 1) * 100 > lim.voltage_pct]
         wanted = forms()[mt.form].voltage_angles_deg

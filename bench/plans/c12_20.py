@@ -35,7 +35,7 @@ MAX_PERIOD_CONSTANT = 1e12  # creep period C / (k m Un Imax) minutes; IEC 62053-
 HARMONICS_FILE = STANDARDS / "harmonics.toml"
 _ROW_KEYS = {"id", "family", "name", "current", "of", "pf", "lead", "voltage_pct", "frequency_pct", "harmonics",
              "elements", "shift_from", "tolerance", "max_pulses", "period_constant", "min_pulses", "time_factor",
-             "provenance"}
+             "voltages", "sequence", "provenance"}
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,9 @@ def _row(row: Section, profiles: dict[str, HarmonicProfile]) -> Row:
                 voltage_pct=row.number("voltage_pct", 100.0, positive=True, high=MAX_VOLTAGE_PCT),
                 frequency_pct=row.number("frequency_pct", 100.0, low=MIN_FREQUENCY_PCT, high=MAX_FREQUENCY_PCT),
                 current_fraction=row.number("current", positive=True, high=MAX_CURRENT_FRACTION),
-                current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics)
+                current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics,
+                voltage_weights=row.numbers("voltages", low=0.0, high=1.0) if "voltages" in row else None,
+                reversed_sequence=row.text("sequence", "positive", choices=("positive", "reversed")) == "reversed")
     if family == "starting":
         return Row(row.text("id"), family, name, load, None, {}, row,
                    min_pulses=row.integer("min_pulses", low=1, high=1000),

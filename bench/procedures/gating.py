@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.metrology.conditions import ReferenceConditions
+from bench.metrology.forms import forms
 from bench.metrology.harmonics import HarmonicProfile
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import (
@@ -54,6 +55,8 @@ class Load:
     current_of: str = "TA"
     weights: tuple[float, ...] | None = None  # per-element current (unbalance, one element alone)
     harmonics: HarmonicProfile | None = None
+    voltage_weights: tuple[float, ...] | None = None  # per-element voltage (voltage unbalance)
+    reversed_sequence: bool = False  # the form's voltage angles mirrored: phase sequence reversed
 
     def stimulus(self, mt: MeterType) -> Stimulus:
         voltage = mt.nominal_voltage_v * self.voltage_pct / 100.0
@@ -62,8 +65,9 @@ class Load:
             return Stimulus.at_power(self.power_w, voltage, self.power_factor, frequency, mt.elements, self.leading)
         base = mt.test_amperes if self.current_of == "TA" else mt.max_current_a
         angle = math.degrees(math.acos(self.power_factor)) * (-1 if self.leading else 1)
+        angles = tuple(-a % 360 for a in forms()[mt.form].voltage_angles_deg) if self.reversed_sequence else None
         return Stimulus(voltage, base * (self.current_fraction or 0.0), angle, frequency, mt.elements,
-                        self.weights, self.harmonics)
+                        self.weights, self.harmonics, self.voltage_weights, angles)
 
 
 @dataclass(frozen=True)
@@ -160,14 +164,14 @@ def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float
 def _snapshot(bench: Bench) -> _Snapshot:
     """Meters are read one after another while energy keeps flowing, so the reference energy is
     read before and after them and interpolated to each meter's own read time (power is constant)."""
-    t_a, e_a, w_a = _timed(bench, lambda: bench.reference.energy)
+    t_a, e_a, w_a = _timed(bench, bench.reference_energy_wh)
     reads, failed = {}, {}
     for n, meter in bench.meters.items():
         try:
             reads[n] = _timed(bench, meter.energy_wh)
         except InstrumentError as error:
             failed[n] = str(error)
-    t_b, e_b, w_b = _timed(bench, lambda: bench.reference.energy)
+    t_b, e_b, w_b = _timed(bench, bench.reference_energy_wh)
     rate = (e_b - e_a) / (t_b - t_a) if t_b > t_a else 0.0
     return _Snapshot(
         meter_wh={n: value for n, (_, value, _) in reads.items()},

@@ -10,6 +10,8 @@ from bench.metrology.forms import forms
 from bench.plans.audit import Audit
 from bench.plans.board_checks import BoardStep, Checks
 from bench.plans.firmware import FirmwareChecks
+from bench.procedures.counting import CreepPoint, StartingPoint
+from bench.procedures.gating import AccuracyPoint
 from bench.procedures.runner import FunctionalCheck, Point
 from bench.pytest_plugin.context import RunContext
 from bench.pytest_plugin.items import run_item
@@ -77,6 +79,12 @@ def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Po
     run = _context(request)
 
     def measure(point: Point, position: Position) -> None:
+        if isinstance(point, (AccuracyPoint, CreepPoint, StartingPoint)):
+            stimulus = (point.stimulus(bench) if isinstance(point, AccuracyPoint)
+                        else point.stimulus(bench.profile.meter_type))
+            lacking = bench.lacks(stimulus)
+            if lacking:
+                pytest.skip(f"{point.id}: {lacking}")
         run_item(run, request, point, position, point.family)
 
     return measure

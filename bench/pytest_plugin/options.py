@@ -14,6 +14,9 @@ from bench.metrology.uncertainty import Rule
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bench", "meter test bench")
     group.addoption("--bench", metavar="PROFILE", help="bench profile (TOML); default: the built-in simulated bench")
+    group.addoption("--sim-bench", metavar="PROFILE",
+                    help="run on the simulated bench with the twins of the instruments PROFILE names (its drivers "
+                         "by role; the board and meters come from --sim-scenario)")
     group.addoption("--sim-scenario", metavar="BOARD", default="default",
                     help="simulated board: a name from bench/sim/boards or a path (default: default)")
     group.addoption("--sim-scale", metavar="FACTOR", type=number_argument("--sim-scale", above=0.0), default=None,
@@ -52,6 +55,7 @@ class Options:
     """The options as given; None where an option was not given and has no default."""
 
     profile: str | None  # --bench: None runs the built-in simulated bench
+    sim_bench: str | None  # --sim-bench: whose instruments the simulated bench's twins are
     sim_scenario: str
     sim_scale: float | None
     limits: str | None
@@ -70,7 +74,8 @@ class Options:
     @classmethod
     def of(cls, config: pytest.Config) -> Options:
         rule = config.getoption("--decision-rule")
-        return cls(config.getoption("--bench"), config.getoption("--sim-scenario"), config.getoption("--sim-scale"),
+        return cls(config.getoption("--bench"), config.getoption("--sim-bench"),
+                   config.getoption("--sim-scenario"), config.getoption("--sim-scale"),
                    config.getoption("--limits"), Rule(rule) if rule else None, config.getoption("--records"),
                    config.getoption("--reports-dir"), config.getoption("--operator"),
                    config.getoption("--allow-expired-calibration"), config.getoption("--approved-by"),

@@ -28,7 +28,7 @@ from bench.pytest_plugin.scope import Selection
 from bench.records import store
 from bench.records.record import RunRecorder
 from bench.station.bench import Bench
-from bench.station.profile import Profile
+from bench.station.profile import Profile, load_profile
 from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
 
@@ -63,7 +63,8 @@ class BenchSession:
                 table = limits()
             else:
                 table = limits()
-                source = BuiltInSimulator(options.sim_scenario, options.sim_scale)
+                drivers = load_profile(Path(options.sim_bench)).drivers() if options.sim_bench else None
+                source = BuiltInSimulator(options.sim_scenario, options.sim_scale, drivers)
             return cls(config, options, source, table, options.decision_rule or table.rule)
         except ConfigError as error:
             raise pytest.UsageError(str(error)) from None

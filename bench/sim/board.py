@@ -144,6 +144,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating
     ambient = board.number("ambient_c", low=-40.0, high=85.0) if "ambient_c" in board else None
+    world.ambient_c = ambient
     calibrations = doc.table("calibrations")
     calibrations.unknown({"source", "load", "counter", "environment"})
     return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), calibrations, ambient,

@@ -37,6 +37,17 @@ class Conditions:
         currents = current_a * scale * np.exp(1j * (angles - math.radians(phase_deg)))
         return cls(voltages, currents, frequency_hz, voltage_harmonics, current_harmonics)
 
+    @classmethod
+    def from_phases(cls, voltages_v: list[float], angles_deg: list[float], currents_a: list[float],
+                    lags_deg: list[float], frequency_hz: float, voltage_harmonics: tuple[Harmonic, ...] = (),
+                    current_harmonics: tuple[Harmonic, ...] = ()) -> Conditions:
+        """Element by element: a voltage at its angle, and a current lagging that voltage."""
+        angles = np.radians(np.asarray(angles_deg, dtype=float))
+        voltages = np.asarray(voltages_v, dtype=float) * np.exp(1j * angles)
+        currents = np.asarray(currents_a, dtype=float) * np.exp(1j * (angles - np.radians(np.asarray(lags_deg,
+                                                                                                       dtype=float))))
+        return cls(voltages, currents, frequency_hz, voltage_harmonics, current_harmonics)
+
     @property
     def elements(self) -> int:
         return len(self.voltages)

@@ -162,10 +162,21 @@ class ScpiDevice:
         ]
 
     def handle_line(self, line: str) -> Iterator[str]:
-        """Execute one line (commands separated by ';'); yield the replies of its queries."""
+        """Execute one line (commands separated by ';'); yield the replies of its queries.
+
+        SCPI-99 (volume 1, 6.2.4): a command after ';' is resolved from the parent of the last
+        node of the one before it, default nodes included: after ``FREQ 100`` (that is
+        ``SOURce:FREQuency:CW``) ``MODE FIX`` is ``SOURce:FREQuency:MODE``. A leading ':' returns
+        to the root; common commands (``*CLS``) neither use nor move the path.
+        """
+        path = ""
         for command in filter(None, (c.strip() for c in line.split(";"))):
             self.received.append(command)
             header, _, argument = command.partition(" ")
+            if not header.startswith(("*", ":")):
+                header = path + header
+            if not header.startswith("*"):
+                path = self._path_after(header.lstrip(":"))
             try:
                 with self.lock:
                     self.before_command()
@@ -179,6 +190,15 @@ class ScpiDevice:
                 continue
             if reply is not None:
                 yield reply
+
+    def _path_after(self, header: str) -> str:
+        """The current path a header leaves: its handler's full path, optional nodes filled in,
+        without the last node (for an unknown header, its own nodes without the last)."""
+        method = self._handler(header)
+        pattern: str = header if method is None else getattr(method, "scpi_pattern")  # noqa: B009 - set by @scpi
+        full = re.sub(r"[\[\]?]", "", pattern.split("|")[0])
+        parent = full.rpartition(":")[0]
+        return f"{parent}:" if parent else ""
 
     def knows(self, header: str) -> bool:
         """Whether a header names one of this device's commands (checked before a command is scheduled)."""

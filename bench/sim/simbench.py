@@ -1,22 +1,17 @@
 """Start every simulated instrument on loopback and describe the result as a bench profile."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.datafiles import Section
 from bench.sim.board import Board, load_board
-from bench.sim.counter_board import CounterFaults, SimCounter
-from bench.sim.instruments import (
-    SimControl,
-    SimLoad,
-    SimReference,
-    SimSource,
-    SimThermometer,
-)
+from bench.sim.counter_board import CounterFaults
+from bench.sim.instruments import SimControl
 from bench.sim.modbus_meters import MeterFaults, ModbusMeters
 from bench.sim.scpi import ScpiServer
-from bench.sim.serial_line import PtySerialServer
+from bench.sim.twins import Served, twin
 from bench.station.profile import (
     MeterType,
     Profile,
@@ -45,31 +40,50 @@ def board_path(name: str) -> Path:
     return candidate if candidate.exists() else Path(name)
 
 
-class SimulatedBench:
-    """The whole simulated bench. ``scale=None`` steps time only when the bench's clock waits."""
+# The house instruments: the documented reference design the simulator served from the start.
+HOUSE_DRIVERS = {"source": "scpi-ac-source", "load": "scpi-phantom-load", "reference": "scpi-reference-standard",
+                 "counter": "serial-pulse-counter", "environment": "scpi-thermometer"}
+TWIN_ROLES = ("source", "load", "reference", "counter", "environment", "monitor")
 
-    def __init__(self, board: Path | str = "default", scale: float | None = None) -> None:
+
+class SimulatedBench:
+    """The whole simulated bench. ``scale=None`` steps time only when the bench's clock waits.
+
+    ``drivers`` names, by role, the driver whose twin serves it (default: the house instruments);
+    roles naming the same driver share one twin, as they share one instrument on a real bench.
+    """
+
+    def __init__(self, board: Path | str = "default", scale: float | None = None,
+                 drivers: Mapping[str, str] | None = None) -> None:
         self.board_file = board_path(str(board))
         self.board: Board = load_board(self.board_file, scale)
         self.world = self.board.world
+        self.drivers = {**HOUSE_DRIVERS, **(drivers or {})}
+        unknown = set(self.drivers) - set(TWIN_ROLES)
+        if unknown:
+            raise ValueError(f"no simulated role {sorted(unknown)} (roles: {', '.join(TWIN_ROLES)})")
+        if self.board.ambient_c is None:
+            self.drivers.pop("environment", None)
+        self.served: dict[str, Served] = {}  # by role
         self._servers: list[Any] = []
 
     def start(self) -> SimulatedBench:
         world = self.world
-        self.source, self.load, self.reference = SimSource(world), SimLoad(world), SimReference(world)
-        self.counter = SimCounter(world)
-        devices = {"SOURCE": self.source, "LOAD": self.load, "REFERENCE": self.reference, "COUNTER": self.counter}
         try:
-            self.scpi = {name.lower(): ScpiServer(device).start() for name, device in devices.items()
-                         if name != "COUNTER"}
-            self._servers.extend(self.scpi.values())
-            if self.board.ambient_c is not None:
-                self.scpi["environment"] = ScpiServer(SimThermometer(world, self.board.ambient_c)).start()
-                self._servers.append(self.scpi["environment"])
+            by_driver: dict[str, Served] = {}
+            for role, name in self.drivers.items():
+                if name not in by_driver:
+                    by_driver[name] = twin(name)(world)
+                    self._servers.append(by_driver[name])
+                self.served[role] = by_driver[name]
+            devices = {role.upper(): served.device for role, served in self.served.items() if role != "environment"}
+            self.source, self.load = devices["SOURCE"], devices["LOAD"]
+            self.reference, self.counter = devices["REFERENCE"], devices["COUNTER"]
+            self.scpi = {role: served.servers[0] for role, served in self.served.items()
+                         if isinstance(served.servers[0], ScpiServer)}
+            self.counter_line = self.served["counter"].servers[0]
             self.control = ScpiServer(SimControl(world, devices, (CounterFaults(world), MeterFaults(world)))).start()
             self._servers.append(self.control)
-            self.counter_line = PtySerialServer(self.counter).start()
-            self._servers.append(self.counter_line)
             self.meters = ModbusMeters(world, self.board.register_map).start()
             self._servers.append(self.meters)
         except BaseException:
@@ -93,19 +107,20 @@ class SimulatedBench:
         data = {
             "bench": {"id": f"SIM-{self.board.name}"},
             "clock": {"kind": "sim", "address": self.control.resource},
-            "source": {"driver": "scpi-ac-source", "address": self.scpi["source"].resource,
+            "source": {"driver": self.drivers["source"], "address": self.served["source"].address,
                        "max_voltage_v": self.world.source.max_voltage_v, "stability_pct": 0.005,
                        "calibration": self._calibration("source")},
-            "load": {"driver": "scpi-phantom-load", "address": self.scpi["load"].resource,
+            "load": {"driver": self.drivers["load"], "address": self.served["load"].address,
                      "max_current_a": self.world.load.max_current_a, "calibration": self._calibration("load")},
             "reference": {
-                "driver": "scpi-reference-standard", "address": self.scpi["reference"].resource,
+                "driver": self.drivers["reference"], "address": self.served["reference"].address,
                 "serial": ref.text("serial"),
                 "calibration": {"date": ref.date("calibration_date"), "due": ref.date("calibration_due"),
                                 "certificate": ref.text("certificate"),
                                 "uncertainty_pct_k2": ref.data["uncertainty_pct_k2"]},
             },
-            "counter": {"driver": "serial-pulse-counter", "address": self.counter_line.port, "baudrate": 115200,
+            "counter": {"driver": self.drivers["counter"], "address": self.served["counter"].address,
+                        "baudrate": 115200,
                         "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0, high=1.0),
                         "calibration": self._calibration("counter")},
             "meters": {"driver": "modbus-tcp", "device_id": self.meters.device_id},
@@ -115,13 +130,20 @@ class SimulatedBench:
             "interlock": {"via": "counter"},
             "lab": SIM_LAB,
         }
-        if "environment" in self.scpi:
-            data["environment"] = {"driver": "scpi-thermometer", "address": self.scpi["environment"].resource,
+        if "environment" in self.served:
+            data["environment"] = {"driver": self.drivers["environment"], "address": self.served["environment"].address,
                                    "calibration": self._calibration("environment")}
+        if "monitor" in self.served:
+            data["monitor"] = {"driver": self.drivers["monitor"], "address": self.served["monitor"].address,
+                               "calibration": self._calibration("monitor")}
         return data
 
     def _calibration(self, role: str) -> dict[str, Any]:
-        return dict(self.board.calibrations.table(role).data)
+        """The board's certificate for the role; a role the board file predates (a monitor) gets
+        the source's dates under a certificate number of its own."""
+        if role in self.board.calibrations:
+            return dict(self.board.calibrations.table(role).data)
+        return {**self.board.calibrations.table("source").data, "certificate": f"SIM-CAL-{role.upper()}"}
 
     def meter_type(self) -> MeterType:
         """The meter type the board holds, known before any server starts."""

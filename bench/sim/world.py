@@ -11,44 +11,73 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from bench.counterd.gate import Channel, Timebase
 from bench.metrology.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
+
+STANDARD_ANGLES_DEG = (0.0, -120.0, 120.0)  # phases 1, 2, 3 of a positive-sequence source
 
 
 @dataclass
 class SourceState:
-    """Programmable AC voltage source. ``gain_error`` is how far its output is from the setpoint."""
+    """Programmable AC voltage source, phase by phase: a magnitude and an angle (degrees from
+    phase 1, positive leading) each. ``gain_error`` is how far its output is from the setpoint.
+    One harmonic content serves every phase: the simulated board models one wave shape."""
 
     phases: int
     max_voltage_v: float
-    voltage_v: float = 0.0
+    voltages_v: list[float] = field(default_factory=list)
+    angles_deg: list[float] = field(default_factory=list)
     frequency_hz: float = 60.0
     output: bool = False
     gain_error: float = 0.0
     harmonics: dict[int, Harmonic] = field(default_factory=dict)
     tripped: bool = False  # output protection tripped: the output is off until OUTP:PROT:CLE
 
+    def __post_init__(self) -> None:
+        self.voltages_v = self.voltages_v or [0.0] * self.phases
+        self.angles_deg = self.angles_deg or list(STANDARD_ANGLES_DEG[: self.phases])
+
     @property
-    def output_voltage_v(self) -> float:
-        return self.voltage_v * (1.0 + self.gain_error) if self.output else 0.0
+    def voltage_v(self) -> float:
+        """Phase 1's setpoint (a source that sets every phase at once keeps them equal)."""
+        return self.voltages_v[0]
+
+    @voltage_v.setter
+    def voltage_v(self, value: float) -> None:
+        self.voltages_v = [value] * self.phases
+
+    def output_voltages_v(self) -> list[float]:
+        return [v * (1.0 + self.gain_error) if self.output else 0.0 for v in self.voltages_v]
 
 
 @dataclass
 class LoadState:
-    """Phantom-load current source: a current per phase, one phase angle, harmonics."""
+    """Phantom-load current source: per phase a current and the angle by which it lags that
+    phase's voltage (degrees; negative leads), and one harmonic content for every phase."""
 
     phases: int
     max_current_a: float
     currents_a: list[float] = field(default_factory=list)
-    phase_deg: float = 0.0
+    lags_deg: list[float] = field(default_factory=list)
     output: bool = False
     gain_error: float = 0.0
     harmonics: dict[int, Harmonic] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.currents_a:
-            self.currents_a = [0.0] * self.phases
+        self.currents_a = self.currents_a or [0.0] * self.phases
+        self.lags_deg = self.lags_deg or [0.0] * self.phases
+
+    @property
+    def phase_deg(self) -> float:
+        """Phase 1's lag (a load that sets every phase at once keeps them equal)."""
+        return self.lags_deg[0]
+
+    @phase_deg.setter
+    def phase_deg(self, value: float) -> None:
+        self.lags_deg = [value] * self.phases
 
     def output_currents_a(self) -> list[float]:
         return [i * (1.0 + self.gain_error) if self.output else 0.0 for i in self.currents_a]
@@ -68,36 +97,35 @@ class ReferenceState:
 
 
 @dataclass
-class Gate:
-    """One counter channel: its input stage, then the gate counting reference pulses between MUT edges.
+class Gate(Channel):
+    """One counter channel: a simulated scanning head in front of the board's channel logic, the
+    very logic `bench counterd` runs (bench/counterd/gate.py: glitch filter by pulse width, gate,
+    reference count latched at the gate's edges, all in ticks of the board's timebase).
 
-    The input stage does what the scanning head and the board's glitch filter do to a meter's pulse
-    train: edges the head misses are never seen; pulses narrower than the filter (``filter_s``) are
-    rejected and counted; anything at least as wide, an injected glitch too, is a MUT edge. The
-    board's filter setting and timebase offset are common to all channels; each channel keeps a
-    copy, as the world holds no board-wide counter state.
+    The head does to a meter's pulse train what a real one does: the edges it misses are never
+    seen, and injected glitches reach the input beside the meter's pulses. The board's timebase
+    offset is common to all channels; each channel keeps a copy, as the world holds no board-wide
+    counter state.
     """
 
-    state: str = "IDLE"  # IDLE | ARMED | GATING | DONE
-    target: int = 0
-    mut_edges: int = 0
-    ref_start: int = 0
-    ref_stop: int = 0
-    t_start: float = 0.0
-    t_stop: float = 0.0
-    total_edges: int = 0
-    rejected: int = 0  # glitches rejected while the gate was open
-    period_min_s: float = math.inf  # shortest and longest MUT period inside the gate
-    period_max_s: float = 0.0
-    last_edge_s: float = 0.0
-    filter_s: float = 0.0005
+    timebase: ClassVar[Timebase] = Timebase()  # the simulated board's: 10 MHz, 32-bit timestamps
     timebase_offset_ticks: int = 0
     pulse_width_s: float = 0.010  # the simulated meters' test-output pulses: a stated working value
     misses: int = 0  # the next MUT edges the head will not see
     glitches: list[tuple[float, float]] = field(default_factory=list)  # pending (time, width), in time order
 
-    def arm(self, pulses: int) -> None:
-        self.state, self.target, self.mut_edges = "ARMED", pulses, 0
+    @property
+    def t_start(self) -> float:
+        """When the gate opened, simulated seconds (to the board's tick)."""
+        return self.start_ticks / self.timebase.hz
+
+    @property
+    def t_stop(self) -> float:
+        return self.stop_ticks / self.timebase.hz
+
+    @property
+    def filter_s(self) -> float:
+        return self.filter_ticks / self.timebase.hz
 
     def add_glitches(self, start_s: float, count: int, width_s: float, span_s: float) -> None:
         """``count`` glitches of ``width_s``, one in the middle of each equal slice of the span."""
@@ -109,29 +137,12 @@ class Gate:
         due = [g for g in self.glitches if g[0] <= until_s]
         self.glitches = self.glitches[len(due):]
         events = sorted([(t, self.pulse_width_s, False) for t in pulses] + [(t, w, True) for t, w in due])
+        ticks = self.timebase.ticks_from_s
         for t, width, glitch in events:
             if not glitch and self.misses:
                 self.misses -= 1
-            elif width < self.filter_s:
-                self._reject()
             else:
-                self.edge(t, ref_count_at(t))
-
-    def _reject(self) -> None:
-        if self.state == "GATING":
-            self.rejected += 1
-
-    def edge(self, t: float, ref_count: int) -> None:
-        self.total_edges += 1
-        if self.state == "ARMED":
-            self.state, self.t_start, self.ref_start = "GATING", t, ref_count
-            self.rejected, self.period_min_s, self.period_max_s, self.last_edge_s = 0, math.inf, 0.0, t
-        elif self.state == "GATING":
-            self.mut_edges += 1
-            period, self.last_edge_s = t - self.last_edge_s, t
-            self.period_min_s, self.period_max_s = min(self.period_min_s, period), max(self.period_max_s, period)
-            if self.mut_edges == self.target:
-                self.state, self.t_stop, self.ref_stop = "DONE", t, ref_count
+                self.pulse(ticks(t), ticks(width), ref_count_at(t))
 
 
 @dataclass
@@ -143,10 +154,11 @@ class World:
     load: LoadState
     reference: ReferenceState
     meters: list[MeterModel]
-    angles_deg: tuple[float, ...]  # the voltage each element sees, from the meter's form
+    angles_deg: tuple[float, ...]  # the voltage each element sees at a standard source, from the meter's form
     scale: float | None = None  # None: stepped; else simulated seconds per wall second
     time_s: float = 0.0
     interlock_closed: bool = True
+    ambient_c: float | None = None  # the board's air temperature, where a thermometer reads it
     gates: list[Gate] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _wall_mark: float = field(default_factory=time.monotonic, repr=False)
@@ -154,6 +166,8 @@ class World:
     def __post_init__(self) -> None:
         if not self.gates:
             self.gates = [Gate() for _ in self.meters]
+        # Source phase k feeds element k: at power-up its angles are the ones the form's elements see.
+        self.source.angles_deg[: self.elements] = list(self.angles_deg)
 
     @property
     def elements(self) -> int:
@@ -161,15 +175,14 @@ class World:
 
     def conditions(self) -> Conditions:
         """The phasors the meters' elements see now (zero where an output is off)."""
-        currents = self.load.output_currents_a()[: self.elements]
-        peak = max(currents)
-        weights = tuple(i / peak for i in currents) if peak else None
+        n = self.elements
         voltage_harmonics = tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order))
         current_harmonics = tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order))
-        return Conditions.balanced(self.source.output_voltage_v, peak, self.load.phase_deg, self.source.frequency_hz,
-                                   self.angles_deg, weights,
-                                   voltage_harmonics if self.source.output else (),
-                                   current_harmonics if self.load.output else ())
+        return Conditions.from_phases(self.source.output_voltages_v()[:n], self.source.angles_deg[:n],
+                                      self.load.output_currents_a()[:n], self.load.lags_deg[:n],
+                                      self.source.frequency_hz,
+                                      voltage_harmonics if self.source.output else (),
+                                      current_harmonics if self.load.output else ())
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w

@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
+from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
 from bench.station.clock import Clock, SimClock, WallClock
@@ -27,14 +29,12 @@ from bench.station.safety import (
     refuse_non_finite,
     signals_held,
 )
-from instruments.ac_load import ScpiPhantomLoad
-from instruments.ac_source import ScpiAcSource
 from instruments.errors import InstrumentError, RangeError
-from instruments.meter_modbus import MeterIdentity, ModbusMeter
-from instruments.pulse_counter import SerialPulseCounter
-from instruments.reference_standard import Readings, ScpiReferenceStandard
+from instruments.meter_modbus import MeterIdentity
+from instruments.reference_standard import Readings
+from instruments.registry import DriverSettings, driver
+from instruments.roles import Capability, PhaseCurrent, PhaseVoltage
 from instruments.sim_control import SimControlClient
-from instruments.thermometer import ScpiThermometer
 
 
 class Bench:
@@ -47,6 +47,7 @@ class Bench:
         self.identities: dict[int, MeterIdentity] = {}
         self._opened: list = []
         self._outputs: list = []  # energised in this order, made safe in reverse
+        self._by_address: dict[tuple[str, str], Any] = {}  # (driver, address) -> the one instance
         self._previous_handlers: dict[int, SignalHandler] = {}
         self.interrupted: str | None = None  # the first signal that ended the session, once it came
         self._interrupted_at = 0.0
@@ -60,25 +61,34 @@ class Bench:
                     raise ValueError(f"{p.source_file}: a simulated clock (clock.kind = sim) needs clock.address")
                 self.sim_control = self._open(SimControlClient(p.clock_address))
                 self.clock = SimClock(self.sim_control)
-            self.reference = self._open(ScpiReferenceStandard(p.reference.address))
-            self.counter = self._open(SerialPulseCounter(p.counter.address, baudrate=p.counter.baudrate))
+            self.reference = self._role("reference", p.reference.driver, p.reference.address)
+            self.counter = self._role("counter", p.counter.driver, p.counter.address,
+                                      options={"baudrate": p.counter.baudrate})
             if self.counter.channels < len(p.positions):
                 raise InstrumentError("counter", p.counter.address, f"has {self.counter.channels} channels, "
                                                                     f"the profile has {len(p.positions)} positions")
-            self.meters = {pos.number: self._open(ModbusMeter(pos.address, p.meter_type.registers,
-                                                              name=f"position {pos.number}",
-                                                              device_id=p.meters_device_id))
+            self.meters = {pos.number: self._role("meter", p.meters_driver, pos.address, name=f"position {pos.number}",
+                                                  options={"register_map": p.meter_type.registers,
+                                                           "device_id": p.meters_device_id})
                            for pos in p.positions}
-            self.thermometer = self._open(ScpiThermometer(p.environment_address)) if p.environment_address else None
-            self.source = self._open_output(_source(p))
-            self.load = self._open_output(_load(p))
+            self.thermometer = (self._role("environment", p.environment_driver, p.environment_address)
+                                if p.environment_driver and p.environment_address else None)
+            self.monitor = (self._role("monitor", p.monitor.driver, p.monitor.address,
+                                       options={"elements": p.meter_type.elements}) if p.monitor else None)
+            self.source = self._output("source", p.source.driver, p.source.address,
+                                       ranges={"voltage": (0.0, p.source.max_voltage_v)})
+            self.load = self._output("load", p.load.driver, p.load.address,
+                                     ranges={"current": (0.0, p.load.max_current_a)})
             if self.source.phases < p.meter_type.elements:
                 raise SafetyError(f"source @ {self.source.address} has {self.source.phases} phase(s); "
+                                  f"meter_type.elements = {p.meter_type.elements} needs as many")
+            if self.load.phases < p.meter_type.elements:
+                raise SafetyError(f"load @ {self.load.address} has {self.load.phases} phase(s); "
                                   f"meter_type.elements = {p.meter_type.elements} needs as many")
             self.make_safe_if_energised()
             self.spec = BenchSpec(
                 reference_u=p.reference.calibration.uncertainty,
-                reference_constant_wh=self.reference.pulse_constant,
+                reference_constant_wh=self.reference.pulse_constant_wh(),
                 counter_timing_s=p.counter.timing_uncertainty_s,
                 mut_jitter_s=p.meter_type.pulse_jitter_s,
                 source_stability_pct=p.source.stability_pct,
@@ -93,6 +103,41 @@ class Bench:
         atexit.register(self.close)
         return self
 
+    def _role(self, role: str, driver_name: str, address: str, *, name: str | None = None,
+              options: dict | None = None, ranges: dict | None = None, output: bool = False) -> Any:
+        """The instrument of a role, opened once: roles naming the same driver and address (one
+        power standard as source, load and reference) share one instance, its ranges narrowed
+        by every role's. An output is listed before it opens: a half-open output still gets made safe."""
+        instrument = self._by_address.get((driver_name, address))
+        if instrument is None:
+            settings = DriverSettings(address, name or role, ranges=dict(ranges or {}), options=dict(options or {}))
+            instrument = driver(driver_name, role).create(settings)
+            self._by_address[(driver_name, address)] = instrument
+            if output:
+                self._outputs.append(instrument)
+            return self._open(instrument)
+        driver(driver_name, role)  # the shared driver must be able to fill this role too
+        instrument.name = f"{instrument.name}+{role}"
+        instrument.ranges.update(ranges or {})
+        if output and instrument not in self._outputs:
+            self._outputs.append(instrument)
+        return instrument
+
+    def _output(self, role: str, driver_name: str, address: str, *, ranges: dict) -> Any:
+        """An instrument that can energise the board: made safe on every exit path, in reverse order."""
+        return self._role(role, driver_name, address, ranges=ranges, output=True)
+
+    def lacks(self, stimulus: Stimulus) -> str | None:
+        """Why this bench cannot apply a stimulus (a capability its source or load does not
+        declare), or None."""
+        form_angles = forms()[self.profile.meter_type.form].voltage_angles_deg
+        missing = []
+        for capability, why in stimulus.needs(form_angles).items():
+            role = self.source if capability.value.startswith("voltage") else self.load
+            if capability not in role.CAPABILITIES:
+                missing.append(f"{why}: {role.name} ({type(role).__name__}) lacks '{capability}'")
+        return "this bench cannot apply " + "; ".join(missing) if missing else None
+
     def instruments(self) -> list:
         """Every instrument opened, in the order it was opened."""
         return list(self._opened)
@@ -101,10 +146,6 @@ class Bench:
         instrument.open()
         self._opened.append(instrument)
         return instrument
-
-    def _open_output(self, instrument):
-        self._outputs.append(instrument)  # before open: a half-open output still gets made safe
-        return self._open(instrument)
 
     def _identify_meters(self) -> None:
         """A meter on the wrong position would be certified under another serial: refuse."""
@@ -127,6 +168,7 @@ class Bench:
         while self._opened:
             self._opened.pop().close()
         self._outputs = []
+        self._by_address = {}
         atexit.unregister(self.close)
 
     def __enter__(self) -> Bench:
@@ -178,37 +220,46 @@ class Bench:
         if stimulus.elements != mt.elements:
             raise SafetyError(f"{refuse}: stimulus for {stimulus.elements} elements, "
                               f"meter_type.elements = {mt.elements}")
+        if len(stimulus.element_voltages_v) != mt.elements or len(stimulus.element_lags_deg) != mt.elements:
+            raise SafetyError(f"{refuse}: per-element settings for other than meter_type.elements = {mt.elements}")
         try:
-            self.source.check("voltage", stimulus.rms_voltage_v)
-            self.source.check("frequency", stimulus.frequency_hz)
-            self.load.check("current", stimulus.rms_current_a)
-            self.load.check("phase", stimulus.phase_deg)
+            self.source.check_voltage(stimulus.rms_voltage_v, stimulus.frequency_hz)
+            for lag in stimulus.element_lags_deg:
+                self.load.check_current(stimulus.rms_current_a, lag)
         except RangeError as error:
             raise SafetyError(f"{refuse}: {error}") from None
+        lacking = self.lacks(stimulus)
+        if lacking:
+            raise SafetyError(f"{refuse}: {lacking}")
         if self.profile.interlock == "counter" and not self.counter.interlock_closed():
             raise SafetyError(f"{refuse}: interlock is OPEN (counter @ {self.counter.address})")
 
     def apply(self, stimulus: Stimulus) -> None:
-        """Voltage first, then current; any failure on the way ends in safe state."""
+        """Voltage first, then current, phase by phase; any failure on the way ends in safe state."""
         self.check(stimulus)
         harmonics = stimulus.harmonics
+        voltages, currents = self.phase_settings(stimulus)
         try:
-            self.source.voltage = stimulus.voltage_v
-            self.source.frequency = stimulus.frequency_hz
-            self.source.set_harmonics(harmonics.voltage if harmonics else ())
-            self.source.output = True
-            self.load.phase = stimulus.phase_deg
-            self.load.set_harmonics(harmonics.current if harmonics else ())
-            if stimulus.weights:
-                spare = (0.0,) * (self.source.phases - stimulus.elements)  # phases no element uses
-                self.load.set_currents(stimulus.element_currents_a + spare)
-            else:
-                self.load.current = stimulus.current_a
-            self.load.output = True
+            self.source.program_voltages(voltages, stimulus.frequency_hz, harmonics.voltage if harmonics else ())
+            self.source.switch_on()
+            self.load.program_currents(currents, harmonics.current if harmonics else ())
+            self.load.switch_on()
         except BaseException:
             self.safe_state()
             raise
         self.stimulus = stimulus
+
+    def phase_settings(self, stimulus: Stimulus) -> tuple[list[PhaseVoltage], list[PhaseCurrent]]:
+        """Source phase k feeds element k. Phases no element uses carry element 1's voltage at
+        their standard angle and no current."""
+        angles = stimulus.voltage_angles_deg or forms()[self.profile.meter_type.form].voltage_angles_deg
+        voltages = [PhaseVoltage(v, a) for v, a in zip(stimulus.element_voltages_v, angles)]
+        spare_angles = (0.0, -120.0, 120.0)
+        voltages += [PhaseVoltage(stimulus.element_voltages_v[0], spare_angles[k % 3])
+                     for k in range(len(voltages), self.source.phases)]
+        currents = [PhaseCurrent(i, lag) for i, lag in zip(stimulus.element_currents_a, stimulus.element_lags_deg)]
+        currents += [PhaseCurrent(0.0, stimulus.element_lags_deg[0])] * (self.load.phases - len(currents))
+        return voltages, currents
 
     def wait(self, seconds: float, during: str) -> None:
         """The one way to let time pass while energised: the interlock and the source's own
@@ -216,7 +267,8 @@ class Bench:
         self.clock.sleep(seconds)
         if self.profile.interlock == "counter" and not self.counter.interlock_closed():
             raise SafetyError(f"interlock opened during '{during}' (counter @ {self.counter.address})")
-        if self.stimulus is not None and self.source.protection_tripped:
+        if (self.stimulus is not None and Capability.PROTECTION_READBACK in self.source.CAPABILITIES
+                and self.source.protection_tripped()):
             raise SafetyError(f"source @ {self.source.address}: protection tripped during '{during}' "
                               f"(output switched itself off; find the cause on the board before going on)")
 
@@ -232,7 +284,8 @@ class Bench:
     def make_safe_if_energised(self) -> list[str]:
         """Read each output; if any is on (a run killed with SIGKILL leaves it so), say so and make
         the whole bench safe. Outputs that read off are not touched."""
-        energised = [f"{instrument.name} @ {instrument.address}" for instrument in self._outputs if instrument.output]
+        energised = [f"{instrument.name} @ {instrument.address}" for instrument in self._outputs
+                     if instrument.output_on()]
         if energised:
             self.notice(f"bench: found {' and '.join(energised)} ENERGISED at open (a previous run did not end "
                         f"cleanly): switching to safe state")
@@ -249,9 +302,16 @@ class Bench:
                 reopened.append(instrument.name)
         return reopened
 
+    def reference_energy_wh(self) -> float:
+        """The reference's energy now: its register, or where it keeps none (a power standard),
+        the reference pulses the counter has counted times their constant."""
+        if Capability.ENERGY_REGISTER in self.reference.CAPABILITIES:
+            return float(self.reference.energy_wh())
+        return self.counter.reference_count() * self.spec.reference_constant_wh
+
     def readings(self) -> Readings:
         """The board's conditions now: the reference standard's readings and the temperature."""
-        readings = self.reference.readings()
+        readings = (self.monitor or self.reference).readings()
         if self.thermometer is not None:
             readings = dataclasses.replace(readings, temperature_c=self.thermometer.temperature)
         return readings
@@ -286,19 +346,13 @@ def make_safe_if_energised(profile: Profile, notice: Callable[[str], None] | Non
     if it is on."""
     bench = Bench(profile, notice)
     try:
-        bench.source = bench._open_output(_source(profile))
-        bench.load = bench._open_output(_load(profile))
+        bench.source = bench._output("source", profile.source.driver, profile.source.address,
+                                     ranges={"voltage": (0.0, profile.source.max_voltage_v)})
+        bench.load = bench._output("load", profile.load.driver, profile.load.address,
+                                   ranges={"current": (0.0, profile.load.max_current_a)})
         return bench.make_safe_if_energised()
     finally:
         bench.release()
-
-
-def _source(profile: Profile) -> ScpiAcSource:
-    return ScpiAcSource(profile.source.address, ranges={"voltage": (0.0, profile.source.max_voltage_v)})
-
-
-def _load(profile: Profile) -> ScpiPhantomLoad:
-    return ScpiPhantomLoad(profile.load.address, ranges={"current": (0.0, profile.load.max_current_a)})
 
 
 def _to_stderr(message: str) -> None:

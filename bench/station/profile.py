@@ -16,15 +16,8 @@ from bench.datafiles import Section, load_toml
 from bench.metrology.forms import forms
 from bench.metrology.uncertainty import CertifiedUncertainty
 from instruments.register_map import TYPES, Register, RegisterMap
+from instruments.registry import DriverError, driver
 
-DRIVERS = {
-    "source": ("scpi-ac-source",),
-    "load": ("scpi-phantom-load",),
-    "reference": ("scpi-reference-standard",),
-    "counter": ("serial-pulse-counter",),
-    "meters": ("modbus-tcp",),
-    "environment": ("scpi-thermometer",),
-}
 CLASSES = (0.1, 0.2, 0.5)
 # Physical ranges for the profile's numbers: generous bounds of meter-test equipment and meters
 # (ANSI current classes run to CL320; meter-test sources to a few hundred volts). A value outside
@@ -118,6 +111,13 @@ class CounterConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    driver: str
+    address: str
+    calibration: CalibrationRecord
+
+
+@dataclass(frozen=True)
 class MeterType:
     manufacturer: str
     model: str
@@ -157,8 +157,10 @@ class Profile:
     positions: tuple[Position, ...]
     meter_type: MeterType
     interlock: str | None  # "counter": the counter board's interlock input
+    environment_driver: str | None
     environment_address: str | None  # a thermometer at the board, if there is one
     environment_calibration: CalibrationRecord | None
+    monitor: MonitorConfig | None  # a power analyser watching the board's conditions, if there is one
     records_url: str | None  # SQLAlchemy URL of the records database, if the lab has one
     lab: Lab
 
@@ -169,6 +171,18 @@ class Profile:
                                                "counter": self.counter.calibration}
         if self.environment_calibration is not None:
             found["environment"] = self.environment_calibration
+        if self.monitor is not None:
+            found["monitor"] = self.monitor.calibration
+        return found
+
+    def drivers(self) -> dict[str, str]:
+        """The driver of every instrument role the profile fills (what a simulated twin must speak)."""
+        found = {"source": self.source.driver, "load": self.load.driver, "reference": self.reference.driver,
+                 "counter": self.counter.driver}
+        if self.environment_driver is not None:
+            found["environment"] = self.environment_driver
+        if self.monitor is not None:
+            found["monitor"] = self.monitor.driver
         return found
 
     def past_due(self, today: dt.date) -> dict[str, CalibrationRecord]:
@@ -182,7 +196,7 @@ def load_profile(path: Path) -> Profile:
 def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
     """``directory`` resolves relative paths in the profile (the lab's template and key)."""
     doc.unknown({"bench", "clock", "source", "load", "reference", "counter", "meters", "positions",
-                 "meter_type", "interlock", "environment", "records", "lab"})
+                 "meter_type", "interlock", "environment", "monitor", "records", "lab"})
     bench = doc.table("bench")
     clock = doc.table("clock", {"kind": "wall"})
     clock_kind = clock.text("kind", choices=("wall", "sim"))
@@ -221,13 +235,15 @@ def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
         counter=CounterConfig(_driver(cnt, "counter"), cnt.text("address"), _calibration(cnt.table("calibration")),
                               cnt.integer("baudrate", 115200, low=50, high=MAX_BAUDRATE),
                               cnt.number("timing_uncertainty_s", low=0, high=1.0)),
-        meters_driver=_driver(met, "meters"),
+        meters_driver=_driver(met, "meter"),
         meters_device_id=met.integer("device_id", 1, high=255),
         positions=positions,
         meter_type=parse_meter_type(doc.table("meter_type")),
         interlock=_interlock(interlock),
+        environment_driver=_driver(environment, "environment") if environment is not None else None,
         environment_address=_environment(environment),
         environment_calibration=_calibration(environment.table("calibration")) if environment is not None else None,
+        monitor=_monitor(doc.table("monitor", None)),
         records_url=_records(doc.table("records", None)),
         lab=parse_lab(doc.table("lab"), directory),
     )
@@ -355,8 +371,15 @@ def _environment(section: Section | None) -> str | None:
     if section is None:
         return None
     section.unknown({"driver", "address", "calibration"})
-    _driver(section, "environment")
     return section.text("address")
+
+
+def _monitor(section: Section | None) -> MonitorConfig | None:
+    if section is None:
+        return None
+    section.unknown({"driver", "address", "calibration"})
+    return MonitorConfig(_driver(section, "monitor"), section.text("address"),
+                         _calibration(section.table("calibration")))
 
 
 def _interlock(section: Section | None) -> str | None:
@@ -367,7 +390,13 @@ def _interlock(section: Section | None) -> str | None:
 
 
 def _driver(section: Section, role: str) -> str:
-    return section.text("driver", choices=DRIVERS[role])
+    """An installed driver that can fill the role (`bench drivers` lists them)."""
+    name = section.text("driver")
+    try:
+        driver(name, role)
+    except DriverError as error:
+        raise section.error("driver", str(error)) from None
+    return name
 
 
 def profile_from_data(data: dict[str, Any], source: str) -> Profile:

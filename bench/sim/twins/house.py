@@ -1,0 +1,41 @@
+"""The twins of the house instruments (the documented reference design): the simulator's own
+source, phantom load, reference standard, counter board and thermometer."""
+from __future__ import annotations
+
+from bench.sim.counter_board import SimCounter
+from bench.sim.instruments import SimLoad, SimReference, SimSource, SimThermometer
+from bench.sim.scpi import ScpiDevice, ScpiServer
+from bench.sim.serial_line import PtySerialServer
+from bench.sim.twins import Served
+from bench.sim.world import World
+
+HOUSE_AMBIENT_C = 23.0  # a thermometer twin on a board that states no ambient
+
+
+def _on_socket(device: ScpiDevice) -> Served:
+    server = ScpiServer(device).start()
+    return Served(server.resource, device, [server])
+
+
+def serve_source(world: World) -> Served:
+    return _on_socket(SimSource(world))
+
+
+def serve_load(world: World) -> Served:
+    return _on_socket(SimLoad(world))
+
+
+def serve_reference(world: World) -> Served:
+    return _on_socket(SimReference(world))
+
+
+def serve_thermometer(world: World) -> Served:
+    ambient = HOUSE_AMBIENT_C if world.ambient_c is None else world.ambient_c
+    return _on_socket(SimThermometer(world, ambient))
+
+
+def serve_counter(world: World) -> Served:
+    """The counter protocol on a pty, as the board (or `bench counterd`) gives it on USB serial."""
+    device = SimCounter(world)
+    line = PtySerialServer(device).start()
+    return Served(line.port, device, [line])

@@ -1,0 +1,1 @@
+"""Vendor drivers: one module per instrument family."""
