@@ -79,6 +79,9 @@ class _ConstantPowerBoard:
     def energy_wh(self, t: float) -> float:
         return self.power_w * t / 3600.0
 
+    def reference_energy_wh(self) -> float:  # as Bench.reference_energy_wh: the reference's register
+        return self.reference.energy_wh()
+
 
 def test_each_meter_register_is_paired_with_the_reference_energy_at_its_own_read_time():
     # Full load on a Form 16S board: 3 elements x 120 V x 30 A = 10.8 kW, 3 Wh per second. Eight Modbus

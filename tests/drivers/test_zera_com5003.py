@@ -44,7 +44,7 @@ def driver(**kwargs: object) -> ZeraCom5003:
 def test_the_class_is_a_reference_driver():
     check_driver_class("zera-com5003", ZeraCom5003)
     assert ZeraCom5003.ROLES == frozenset({"reference"})
-    assert ZeraCom5003.CAPABILITIES == frozenset({Capability.HARMONIC_POWER})
+    assert ZeraCom5003.CAPABILITIES == frozenset({Capability.HARMONIC_POWER, Capability.ENERGY_REGISTER})
     assert missing_members(ZeraCom5003, "reference") == []
     assert "com5003-meas-session" in ZeraCom5003.MANUAL
 
