@@ -22,7 +22,7 @@ from instruments.vendors.ametek_ci import AmetekCiSource
 from tests.drivers.protocol import expected_protocol
 
 OK = '0,"No error"'
-ADDRESS = "TCPIP0::192.0.2.1::5025::SOCKET"  # never connected: the exchange tests script the line
+ADDRESS = "TCPIP0::127.0.0.1::5025::SOCKET"  # never connected: the exchange tests script the line
 POSITIVE = (0.0, -120.0, 120.0)  # the bench's positive sequence (degrees from phase 1, leading)
 Q = 1e-5  # the driver's trace resolution: five decimals of a wave scaled to a peak of 1
 

@@ -25,7 +25,7 @@ from instruments.roles import Capability, PhaseVoltage
 from instruments.vendors.keysight_ac6800b import KeysightAc6800b
 from tests.drivers.protocol import expected_protocol
 
-ADDRESS = "TCPIP0::192.0.2.10::5025::SOCKET"
+ADDRESS = "TCPIP0::127.0.0.1::5025::SOCKET"
 IDN_B = "Keysight Technologies,AC6803B,MY12345678,A.01.02"
 OPENING = [("*IDN?", IDN_B), ("*CLS", None)]
 OK = '+0,"No error"'

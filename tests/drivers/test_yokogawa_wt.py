@@ -19,7 +19,7 @@ from instruments.transport import VisaLine
 from instruments.vendors.yokogawa_wt import YokogawaWt
 from tests.drivers.protocol import expected_protocol
 
-ADDRESS = "TCPIP0::192.168.0.50::inst0::INSTR"
+ADDRESS = "TCPIP0::127.0.0.1::inst0::INSTR"
 IDN = "YOKOGAWA,WT1806E-50,91M950263,F1.01"  # model field as Yokogawa's WT1800 sample program parses it
 NO_ERROR = '0,"No error"'
 ITEMS = ("ITEM1 URMS,1;ITEM2 URMS,2;ITEM3 URMS,3;ITEM4 IRMS,1;ITEM5 IRMS,2;ITEM6 IRMS,3;ITEM7 P,1;ITEM8 P,2;"

@@ -28,7 +28,7 @@ from instruments.roles import Capability, missing_members
 from instruments.vendors.zera_com5003 import CalculatorStatus, ZeraCom5003, parse_labelled
 from tests.drivers.protocol import expected_protocol
 
-ADDRESS = "TCPIP0::192.168.32.13::6320::SOCKET"  # [manual] 2: "The associated port is 6320."
+ADDRESS = "TCPIP0::127.0.0.1::6320::SOCKET"  # [manual] 2: "The associated port is 6320."
 EC = "CALCULATE:EC01:0001"
 EM = "CALCULATE:EM01:0001"
 NO_ERROR = "+0,No error"
