@@ -14,6 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
+from bench.counterd import cli as counterd_cli
 from bench.datafiles import ConfigError, number_argument
 from bench.records.documents import check_template, write_documents
 from bench.records.record import now_iso
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--profile", type=Path, default=Path("sim-bench/profile.toml"),
                      help="where to write the bench profile for these addresses (default: sim-bench/profile.toml); "
                           "the simulated technician's inspection goes beside it")
+    counterd_cli.add_parser(commands)
     commands.add_parser("drivers", help="list the installed instrument drivers: roles, capabilities, manual, twin")
     check = commands.add_parser("check", help="validate a bench profile and every instrument's calibration date")
     check.add_argument("profile", type=Path)
@@ -113,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--records", default=f"sqlite:///{Path('reports/records.sqlite').resolve()}",
                          help="records database URL (default: reports/records.sqlite)")
     args = parser.parse_args(argv)
-    commands_by_name = {"sim": run_sim, "drivers": list_drivers, "check": check_profile, "report": publish_report,
-                        "history": show_history, "verify": verify_files, "keys": manage_keys,
+    commands_by_name = {"sim": run_sim, "counterd": counterd_cli.run, "drivers": list_drivers, "check": check_profile,
+                        "report": publish_report, "history": show_history, "verify": verify_files, "keys": manage_keys,
                         "tamper-clear": clear_tamper, "trail": show_trail}
     try:
         return commands_by_name[args.command](args)

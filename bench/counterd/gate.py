@@ -88,13 +88,16 @@ class Channel:
     period_min: int = 0
     period_max: int = 0
     active: bool = False  # the input's level
-    _rise: tuple[int, int] | None = field(default=None, repr=False)  # a pulse not yet as wide as the filter
+    # A pulse not yet as wide as the filter: (ticks, reference count, whether it may open the gate).
+    _rise: tuple[int, int, bool] | None = field(default=None, repr=False)
     _last_edge: int = field(default=0, repr=False)
 
     def arm(self, pulses: int) -> None:
         if pulses < 1:
             raise ValueError(f"a gate closes on the n-th edge, n >= 1, not {pulses}")
         self.state, self.target, self.mut_edges, self.lost = "ARMED", pulses, 0, 0
+        if self._rise is not None:  # begun before the arming: not the gate's "next" edge
+            self._rise = (*self._rise[:2], False)
 
     def abort(self) -> None:
         """Back to IDLE unless DONE: a finished gate keeps its result."""
@@ -109,7 +112,7 @@ class Channel:
             else:
                 self._count(ticks, ref_count)
         elif rising:
-            self.active, self._rise = True, (ticks, ref_count)
+            self.active, self._rise = True, (ticks, ref_count, True)
             self.settle(ticks)
         else:
             self.active = False
@@ -147,9 +150,9 @@ class Channel:
         if self.state == "GATING":
             self.rejected += 1
 
-    def _count(self, ticks: int, ref_count: int) -> None:
+    def _count(self, ticks: int, ref_count: int, may_open: bool = True) -> None:
         self.total_edges += 1
-        if self.state == "ARMED":
+        if self.state == "ARMED" and may_open:
             self.state, self.start_ticks, self.ref_start, self._last_edge = "GATING", ticks, ref_count, ticks
             self.rejected, self.period_min, self.period_max = 0, 0, 0
         elif self.state == "GATING":
