@@ -42,6 +42,7 @@ class Capability(str, Enum):
 
 
 ROLES = ("source", "load", "reference", "counter", "meter", "environment", "monitor")
+STANDARD_ANGLES_DEG = (0.0, -120.0, 120.0)  # phases 1, 2, 3 of a positive-sequence source
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import time
 import tty
 from typing import Literal
 
+from bench.sim.serial_line import write_within
 from instruments.framing import (
     ACK,
     DEFAULT_PACKET_SIZE,
@@ -115,16 +116,7 @@ class LinkEnd:
                 except OSError:
                     self._drop_connection()
             return
-        deadline = time.monotonic() + self.WRITE_TIMEOUT_S
-        while data:
-            try:
-                data = data[os.write(self._master, data):]
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([], [self._master], [], remaining)[1]:
-                    return
-            except OSError:
-                return
+        write_within(self._master, data, self.WRITE_TIMEOUT_S)
 
     def wake(self) -> None:
         try:

@@ -141,6 +141,7 @@ class ScpiDevice:
 
     idn = "MeterBench,SIM,0,0.1"
     fault_kinds: tuple[str, ...] = LINK_FAULTS  # a device adds its own (the reference standard's OVERRANGE)
+    max_line_bytes = MAX_LINE_BYTES  # its input buffer: a device whose manual allows longer lines says so
 
     def __init__(self, lock: threading.RLock, before_command: Callable[[], None] = lambda: None,
                  extensions: Iterable[object] = ()):
@@ -458,7 +459,7 @@ class ScpiServer:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(sock, LineBuffer(input_overrun(self.device)))
+            conn = _Connection(sock, LineBuffer(input_overrun(self.device), self.device.max_line_bytes))
             self._connections[sock] = conn
             self._selector.register(sock, selectors.EVENT_READ, self._readable_or_writable)
 

@@ -17,6 +17,21 @@ from bench.sim.scpi import (
 )
 
 
+def write_within(fd: int, data: bytes, timeout_s: float) -> None:
+    """Write to a non-blocking pty master within ``timeout_s``: what a client leaves unread past
+    it is lost, as on a real UART (and a closed pty loses it all)."""
+    deadline = time.monotonic() + timeout_s
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                return
+        except OSError:
+            return
+
+
 class PtySerialServer:
     """The simulator keeps the master end; clients open ``port`` (the slave) with pyserial.
 
@@ -33,7 +48,7 @@ class PtySerialServer:
         tty.setraw(self._master)
         os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
-        self._lines = LineBuffer(input_overrun(device))
+        self._lines = LineBuffer(input_overrun(device), device.max_line_bytes)
         self._wake_in, self._wake_out = os.pipe()
         for fd in (self._wake_in, self._wake_out):
             os.set_blocking(fd, False)
@@ -109,14 +124,4 @@ class PtySerialServer:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
-        """Write within WRITE_TIMEOUT_S; what a client leaves unread past it is lost."""
-        deadline = time.monotonic() + self.WRITE_TIMEOUT_S
-        while data:
-            try:
-                data = data[os.write(self._master, data):]
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([], [self._master], [], remaining)[1]:
-                    return
-            except OSError:
-                return
+        write_within(self._master, data, self.WRITE_TIMEOUT_S)

@@ -16,8 +16,7 @@ from typing import ClassVar
 from bench.counterd.gate import Channel, Timebase
 from bench.metrology.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
-
-STANDARD_ANGLES_DEG = (0.0, -120.0, 120.0)  # phases 1, 2, 3 of a positive-sequence source
+from instruments.roles import STANDARD_ANGLES_DEG
 
 
 @dataclass

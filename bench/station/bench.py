@@ -33,7 +33,7 @@ from instruments.errors import InstrumentError, RangeError
 from instruments.meter_modbus import MeterIdentity
 from instruments.reference_standard import Readings
 from instruments.registry import DriverSettings, driver
-from instruments.roles import Capability, PhaseCurrent, PhaseVoltage
+from instruments.roles import STANDARD_ANGLES_DEG, Capability, PhaseCurrent, PhaseVoltage
 from instruments.sim_control import SimControlClient
 
 
@@ -118,7 +118,9 @@ class Bench:
             return self._open(instrument)
         driver(driver_name, role)  # the shared driver must be able to fill this role too
         instrument.name = f"{instrument.name}+{role}"
-        instrument.ranges.update(ranges or {})
+        for control, (low, high) in (ranges or {}).items():
+            known_low, known_high = instrument.ranges.get(control, (low, high))
+            instrument.ranges[control] = (max(low, known_low), min(high, known_high))
         if output and instrument not in self._outputs:
             self._outputs.append(instrument)
         return instrument
@@ -254,8 +256,7 @@ class Bench:
         their standard angle and no current."""
         angles = stimulus.voltage_angles_deg or forms()[self.profile.meter_type.form].voltage_angles_deg
         voltages = [PhaseVoltage(v, a) for v, a in zip(stimulus.element_voltages_v, angles)]
-        spare_angles = (0.0, -120.0, 120.0)
-        voltages += [PhaseVoltage(stimulus.element_voltages_v[0], spare_angles[k % 3])
+        voltages += [PhaseVoltage(stimulus.element_voltages_v[0], STANDARD_ANGLES_DEG[k % 3])
                      for k in range(len(voltages), self.source.phases)]
         currents = [PhaseCurrent(i, lag) for i, lag in zip(stimulus.element_currents_a, stimulus.element_lags_deg)]
         currents += [PhaseCurrent(0.0, stimulus.element_lags_deg[0])] * (self.load.phases - len(currents))

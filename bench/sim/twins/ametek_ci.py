@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,11 +37,9 @@ import numpy as np
 from bench.metrology.harmonics import Harmonic, spectrum
 from bench.sim.instruments import WorldDevice
 from bench.sim.scpi import (
-    LineBuffer,
     ScpiError,
     ScpiServer,
     illegal_value,
-    input_overrun,
     out_of_range,
     parse_bool,
     parse_number,
@@ -62,8 +59,7 @@ FREQUENCY_RANGE_HZ = (16.0, 500.0)
 SINE = "SIN"
 SINE_NAMES = {"SIN", "SINUSOID"}
 NOT_SIMULATED = {"SQU", "SQUARE", "CSIN", "CSINUSOID"}
-# A 1024-point TRACe line is about 9 KB; the house servers discard lines over 4 KB as an overrun.
-TRACE_LINE_BYTES = 16384
+TRACE_LINE_BYTES = 16384  # a 1024-point TRACe line is about 9 KB; the house devices take 4 KB lines
 _NAME = re.compile(r"[A-Z][A-Z0-9_]{0,11}")
 
 
@@ -98,6 +94,7 @@ def analyse_trace(points: np.ndarray) -> Shape:
 
 class AmetekCiTwin(WorldDevice):
     idn = IDN
+    max_line_bytes = TRACE_LINE_BYTES
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
@@ -283,18 +280,7 @@ class AmetekCiTwin(WorldDevice):
         return "2" if self.world.source.tripped else "0"  # OCP, Table 4-4
 
 
-class _TraceLineServer(ScpiServer):
-    """A socket server whose connections take a whole TRACe line (see TRACE_LINE_BYTES)."""
-
-    def _accept(self, listener: socket.socket, _: int) -> None:
-        known = set(self._connections)
-        super()._accept(listener, _)
-        for sock, conn in self._connections.items():
-            if sock not in known:  # nothing read yet: the buffer is swapped before its first byte
-                conn.lines = LineBuffer(input_overrun(self.device), TRACE_LINE_BYTES)
-
-
 def serve(world: World) -> Served:
     device = AmetekCiTwin(world)
-    server = _TraceLineServer(device).start()
+    server = ScpiServer(device).start()
     return Served(server.resource, device, [server])

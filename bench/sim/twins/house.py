@@ -9,8 +9,6 @@ from bench.sim.serial_line import PtySerialServer
 from bench.sim.twins import Served
 from bench.sim.world import World
 
-HOUSE_AMBIENT_C = 23.0  # a thermometer twin on a board that states no ambient
-
 
 def _on_socket(device: ScpiDevice) -> Served:
     server = ScpiServer(device).start()
@@ -30,8 +28,10 @@ def serve_reference(world: World) -> Served:
 
 
 def serve_thermometer(world: World) -> Served:
-    ambient = HOUSE_AMBIENT_C if world.ambient_c is None else world.ambient_c
-    return _on_socket(SimThermometer(world, ambient))
+    """Only a board that states its air temperature has a thermometer."""
+    if world.ambient_c is None:
+        raise ValueError("this board states no ambient_c: it has no thermometer to serve")
+    return _on_socket(SimThermometer(world, world.ambient_c))
 
 
 def serve_counter(world: World) -> Served:
