@@ -16,6 +16,7 @@ import tomli_w
 
 from bench.counterd import cli as counterd_cli
 from bench.datafiles import ConfigError, number_argument
+from bench.plans.c12_20 import beyond_ranges, load_table
 from bench.records.documents import check_template, write_documents
 from bench.records.record import now_iso
 from bench.records.signing import (
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="simulated seconds per wall second, as pytest's --sim-scale "
                           "(default: stepped by the bench's clock)")
     sim.add_argument("--profile-kind", type=Path, default=None, metavar="PROFILE",
-                     help="serve the twins of the instruments this profile names (e.g. examples/fluke_6105a.toml); "
+                     help="serve the twins of the instruments this profile names (e.g. examples/fluke_6105a.toml), "
+                          "with its source's and load's ranges, and write the profile for them; "
                           "default: the house instruments")
     sim.add_argument("--profile", type=Path, default=Path("sim-bench/profile.toml"),
                      help="where to write the bench profile for these addresses (default: sim-bench/profile.toml); "
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("drivers", help="list the installed instrument drivers: roles, capabilities, manual, twin")
     check = commands.add_parser("check", help="validate a bench profile and every instrument's calibration date")
     check.add_argument("profile", type=Path)
+    check.add_argument("--limits", type=Path, metavar="TABLE",
+                       help="the limits table the bench must reach, as pytest's --limits (default: C12.20)")
     check.add_argument("--connect", action="store_true",
                        help="also open and identify every role (an energised board found is made safe; "
                             "no output is touched otherwise)")
@@ -140,6 +144,10 @@ def check_profile(args: argparse.Namespace) -> int:
         state = f"PAST DUE since {cal.due}" if cal.past_due(today) else f"due {cal.due} ({(cal.due - today).days} days)"
         print(f"  {role:<12} calibration {cal.certificate} of {cal.date}: {state}")
     past = profile.past_due(today)
+    table = load_table(args.limits) if args.limits else load_table()
+    beyond = beyond_ranges(profile, table.points(mt))
+    for line in beyond:
+        print(line)
     if args.connect:
         started = time.monotonic()
         bench = Bench(profile).open()
@@ -151,11 +159,13 @@ def check_profile(args: argparse.Namespace) -> int:
         finally:
             bench.release()
         print(f"{args.profile}: every role answered in {time.monotonic() - started:.2f} s")
+    if beyond:
+        print(f"{args.profile}: NOT READY for {table.name}: the source or load cannot reach {len(beyond)} "
+              f"point(s) (listed above); a run of that plan is refused")
     if past:
         print(f"{args.profile}: NOT READY: {', '.join(past)} past calibration due date: a run is blocked "
               f"(pytest --allow-expired-calibration REASON overrides it, recorded on every certificate)")
-        return 1
-    return 0
+    return 1 if past or beyond else 0
 
 
 def _records(url: str):
@@ -335,8 +345,8 @@ def run_sim(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    drivers = load_profile(args.profile_kind).drivers() if args.profile_kind else None
-    with SimulatedBench(args.sim_scenario, scale=args.sim_scale, drivers=drivers) as sim:
+    kind = load_profile(args.profile_kind) if args.profile_kind else None
+    with SimulatedBench(args.sim_scenario, scale=args.sim_scale, kind=kind) as sim:
         data = sim.profile_data()
         args.profile.parent.mkdir(parents=True, exist_ok=True)
         args.profile.write_text(tomli_w.dumps(data))

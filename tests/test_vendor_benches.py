@@ -1,5 +1,8 @@
 """The example vendor benches, end to end on their instruments' twins: `bench check` accepts each
-profile, and the whole plan gives the same verdicts as the house bench on the same simulated meters.
+profile, and the whole plan gives the same verdicts as the house bench on the same simulated meters,
+both ways a lab runs it: `--sim-bench PROFILE` (twins in the pytest process) and `bench sim
+--profile-kind PROFILE` in a process of its own with `pytest test_plans/ --bench` on the profile it
+writes (the instruments across sockets and a pty, as on the real board).
 
 The boards: the AMETEK + ZERA bench runs the mixed board (one known fault per position, so the
 verdicts compared include failures); the Fluke 6105A bench, whose current outputs stop far below
@@ -8,9 +11,13 @@ verdicts compared include failures); the Fluke 6105A bench, whose current output
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from bench.station.profile import load_profile
 from tests.helpers import REPO, bench_cli, run_plans
 
 pytestmark = pytest.mark.slow
@@ -24,8 +31,8 @@ def test_bench_check_accepts_the_example_profile(name):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _verdicts(tmp_path, *args: str) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
-    """(pytest outcome of every item, each meter's verdict in the run record)."""
+def _verdicts(tmp_path, *args: str) -> tuple[dict[str, str], dict[str, tuple[str, bool]], dict]:
+    """(pytest outcome of every item, each meter's verdict in the run record, the record)."""
     run, cases, _ = run_plans(tmp_path, *args, plans="test_plans/")
     outcomes = {}
     for name, case in cases.items():
@@ -37,14 +44,46 @@ def _verdicts(tmp_path, *args: str) -> tuple[dict[str, str], dict[str, tuple[str
     record = json.loads(next((tmp_path / "reports").glob("run-*.json")).read_text())["record"]
     assert record["status"] == "complete", run.stdout[-3000:]
     meters = {m["serial"]: (m["verdict"], m["certified"]) for m in record["meters"]}
-    return outcomes, meters
+    return outcomes, meters, record
+
+
+def _served(profile: Path, example: Path, board: str) -> subprocess.Popen:
+    """`bench sim --profile-kind` in a process of its own, once it has written its profile."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--profile-kind", str(example),
+                                "--sim-scenario", board, "--profile", str(profile)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    assert process.stdout is not None
+    banner = []
+    for line in process.stdout:
+        banner.append(line)
+        if line.startswith("profile:"):
+            return process
+    process.wait(timeout=10)
+    pytest.fail("bench sim did not start: " + "".join(banner))
 
 
 @pytest.mark.parametrize(("name", "board"), BENCHES)
 def test_a_vendor_bench_gives_the_house_benchs_verdicts(tmp_path, name, board):
-    house_items, house_meters = _verdicts(tmp_path / "house", "--sim-scenario", board)
-    vendor_items, vendor_meters = _verdicts(tmp_path / "vendor", "--sim-scenario", board,
-                                            "--sim-bench", str(REPO / "examples" / f"{name}.toml"))
+    example = REPO / "examples" / f"{name}.toml"
+    lab = load_profile(example)
+    house_items, house_meters, _ = _verdicts(tmp_path / "house", "--sim-scenario", board)
     assert len(house_items) > 100 and "skipped" not in house_items.values()
-    assert vendor_items == house_items
-    assert vendor_meters == house_meters
+
+    vendor_items, vendor_meters, record = _verdicts(tmp_path / "in-process", "--sim-scenario", board,
+                                                    "--sim-bench", str(example))
+    assert (vendor_items, vendor_meters) == (house_items, house_meters)
+    assert record["bench"]["id"] == f"SIM-{lab.bench_id}"
+    assert "simulator" in record["lab"]["name"]  # a simulated run is never the example lab's certificate
+
+    profile = tmp_path / "sim-bench" / "profile.toml"
+    twins = _served(profile, example, board)
+    try:
+        written = load_profile(profile)
+        assert lab.drivers().items() <= written.drivers().items()  # the board adds its thermometer
+        assert written.source.stability_pct == lab.source.stability_pct
+        vendor_items, vendor_meters, _ = _verdicts(tmp_path / "across-processes", "--bench", str(profile),
+                                                   "--inspection", str(profile.with_name("inspection.toml")))
+    finally:
+        twins.terminate()
+        assert twins.wait(timeout=10) == 0
+    assert (vendor_items, vendor_meters) == (house_items, house_meters)

@@ -15,13 +15,14 @@ from bench.metrology.conditions import (
     default_reference_conditions,
     parse_reference_conditions,
 )
+from bench.metrology.forms import forms
 from bench.metrology.harmonics import HarmonicProfile, load_profiles
 from bench.metrology.uncertainty import Rule
 from bench.procedures.counting import CreepPoint, StartingPoint
 from bench.procedures.gating import AccuracyPoint, DwellRules, Load
 from bench.procedures.runner import Point
 from bench.records.record import PlanInfo
-from bench.station.profile import CLASSES, MeterType
+from bench.station.profile import CLASSES, MeterType, Profile
 
 DEFAULT_TABLE = STANDARDS / "c12_20.toml"
 # Physical ranges of a row's numbers: a test point is near nominal voltage and frequency (the
@@ -91,6 +92,30 @@ class LimitTable:
                     found.append(AccuracyPoint(row.id + suffix, row.name + label, row.family, load, value, dwell,
                                                rule or self.rule, self.conditions, row.shift_from))
         return found
+
+
+def beyond_ranges(profile: Profile, points: list[Point]) -> list[str]:
+    """One line per point the profile's source or load cannot apply (its stated range): what a
+    bench must be refused for before anything is energised. None for a form the plan does not
+    apply to (C12.20: Blondel-compliant forms only)."""
+    mt, source, load = profile.meter_type, profile.source, profile.load
+    if not forms()[mt.form].blondel:
+        return []
+    gaps = []
+    for point in points:
+        if isinstance(point, CreepPoint):
+            stimulus = point.stimulus(mt)
+        elif isinstance(point, (AccuracyPoint, StartingPoint)):
+            stimulus = point.load.stimulus(mt)
+        else:  # a functional check applies what its own procedure says
+            continue
+        if stimulus.rms_voltage_v > source.max_voltage_v:
+            gaps.append(f"{profile.source_file}: source.max_voltage_v = {source.max_voltage_v:g} V cannot apply "
+                        f"{point.id}'s {stimulus.rms_voltage_v:g} V")
+        if stimulus.rms_current_a > load.max_current_a:
+            gaps.append(f"{profile.source_file}: load.max_current_a = {load.max_current_a:g} A cannot apply "
+                        f"{point.id}'s {stimulus.rms_current_a:g} A")
+    return gaps
 
 
 def _for_class(row: Row, accuracy_class: float) -> float:

@@ -49,10 +49,10 @@ class LabBench:
 class BuiltInSimulator:
     """The simulated board named by ``--sim-scenario``, on real protocols, and its technician."""
 
-    def __init__(self, scenario: str, scale: float | None, drivers: dict[str, str] | None = None) -> None:
+    def __init__(self, scenario: str, scale: float | None, kind: Profile | None = None) -> None:
         from bench.sim import SimulatedBench
 
-        self.sim: SimulatedBench = SimulatedBench(scenario, scale=scale, drivers=drivers)
+        self.sim: SimulatedBench = SimulatedBench(scenario, scale=scale, kind=kind)
 
     @cached_property
     def profile(self) -> Profile:

@@ -16,7 +16,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench", metavar="PROFILE", help="bench profile (TOML); default: the built-in simulated bench")
     group.addoption("--sim-bench", metavar="PROFILE",
                     help="run on the simulated bench with the twins of the instruments PROFILE names (its drivers "
-                         "by role; the board and meters come from --sim-scenario)")
+                         "by role, its source's and load's ranges; the board and meters come from --sim-scenario, "
+                         "and the certificates name the simulator, not PROFILE's lab)")
     group.addoption("--sim-scenario", metavar="BOARD", default="default",
                     help="simulated board: a name from bench/sim/boards or a path (default: default)")
     group.addoption("--sim-scale", metavar="FACTOR", type=number_argument("--sim-scale", above=0.0), default=None,

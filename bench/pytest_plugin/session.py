@@ -63,8 +63,8 @@ class BenchSession:
                 table = limits()
             else:
                 table = limits()
-                drivers = load_profile(Path(options.sim_bench)).drivers() if options.sim_bench else None
-                source = BuiltInSimulator(options.sim_scenario, options.sim_scale, drivers)
+                kind = load_profile(Path(options.sim_bench)) if options.sim_bench else None
+                source = BuiltInSimulator(options.sim_scenario, options.sim_scale, kind)
             return cls(config, options, source, table, options.decision_rule or table.rule)
         except ConfigError as error:
             raise pytest.UsageError(str(error)) from None
@@ -90,6 +90,7 @@ class BenchSession:
         start_checks.check_calibration(profile, options.allow_expired_calibration)
         start_checks.check_template(profile)
         start_checks.check_registers(self.config, profile, self.selection.plans)
+        start_checks.check_ranges(self.config, profile, self.points, self.selection.plans)
         approved_by = start_checks.approver(profile, options.approved_by)
         signer = start_checks.signer(profile)
         reports_dir = Path(options.reports_dir).resolve()

@@ -1,6 +1,7 @@
 """Everything that can refuse a run, settled before any instrument is touched: an expired
-calibration, a broken certificate template, a register the plans need and the profile lacks, an
-unknown approver, a missing signing key, an unusable baseline. Each refusal is one line."""
+calibration, a broken certificate template, a register the plans need and the profile lacks, a
+point beyond the source's or load's range, an unknown approver, a missing signing key, an
+unusable baseline. Each refusal is one line."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bench.datafiles import ConfigError
-from bench.plans.c12_20 import LimitTable
+from bench.plans.c12_20 import LimitTable, beyond_ranges
+from bench.procedures.runner import Point
 from bench.pytest_plugin.baseline_check import AgainstRun, BaselineCheck, NoBaseline
 from bench.pytest_plugin.options import Options
 from bench.pytest_plugin.scope import PLAN_NAMES, PLAN_REGISTERS
@@ -55,6 +57,18 @@ def check_registers(config: pytest.Config, profile: Profile, plans: set[str]) ->
         for gap in gaps:
             say(config, gap, red=True)
         refuse(f"the profile's register map lacks {len(gaps)} register(s) the selected plans need (listed above)")
+
+
+def check_ranges(config: pytest.Config, profile: Profile, points: list[Point], plans: set[str]) -> None:
+    """Every point of the selected accuracy plan within the source's and load's ranges the profile
+    states: a bench that cannot reach a point is refused at start, not stopped after the points it
+    could reach."""
+    gaps = beyond_ranges(profile, points) if "c12_20" in plans else []
+    if gaps:
+        for gap in gaps:
+            say(config, gap, red=True)
+        refuse(f"the source or load cannot reach {len(gaps)} point(s) of the plan (listed above): "
+               f"a bench with the range, or --limits without those points")
 
 
 def approver(profile: Profile, name: str | None) -> Signatory:

@@ -51,14 +51,18 @@ class SimulatedBench:
 
     ``drivers`` names, by role, the driver whose twin serves it (default: the house instruments);
     roles naming the same driver share one twin, as they share one instrument on a real bench.
+    ``kind`` is a lab's profile to stand in for: its drivers, and its source's and load's ranges
+    and stability (bounded by the board's instruments), go into the profile this bench describes.
+    Its lab, records and calibrations do not: a simulated run is nobody's certificate.
     """
 
     def __init__(self, board: Path | str = "default", scale: float | None = None,
-                 drivers: Mapping[str, str] | None = None) -> None:
+                 drivers: Mapping[str, str] | None = None, kind: Profile | None = None) -> None:
         self.board_file = board_path(str(board))
         self.board: Board = load_board(self.board_file, scale)
         self.world = self.board.world
-        self.drivers = {**HOUSE_DRIVERS, **(drivers or {})}
+        self.kind = kind
+        self.drivers = {**HOUSE_DRIVERS, **(kind.drivers() if kind else {}), **(drivers or {})}
         unknown = set(self.drivers) - set(TWIN_ROLES)
         if unknown:
             raise ValueError(f"no simulated role {sorted(unknown)} (roles: {', '.join(TWIN_ROLES)})")
@@ -104,14 +108,20 @@ class SimulatedBench:
     def profile_data(self) -> dict[str, Any]:
         """The profile a lab would write for this bench, with the addresses just assigned."""
         ref, cnt = self.board.reference, self.board.counter
+        max_voltage_v, max_current_a = self.world.source.max_voltage_v, self.world.load.max_current_a
+        stability_pct = 0.005
+        if self.kind is not None:
+            max_voltage_v = min(max_voltage_v, self.kind.source.max_voltage_v)
+            max_current_a = min(max_current_a, self.kind.load.max_current_a)
+            stability_pct = self.kind.source.stability_pct
         data = {
-            "bench": {"id": f"SIM-{self.board.name}"},
+            "bench": {"id": f"SIM-{self.kind.bench_id}" if self.kind else f"SIM-{self.board.name}"},
             "clock": {"kind": "sim", "address": self.control.resource},
             "source": {"driver": self.drivers["source"], "address": self.served["source"].address,
-                       "max_voltage_v": self.world.source.max_voltage_v, "stability_pct": 0.005,
+                       "max_voltage_v": max_voltage_v, "stability_pct": stability_pct,
                        "calibration": self._calibration("source")},
             "load": {"driver": self.drivers["load"], "address": self.served["load"].address,
-                     "max_current_a": self.world.load.max_current_a, "calibration": self._calibration("load")},
+                     "max_current_a": max_current_a, "calibration": self._calibration("load")},
             "reference": {
                 "driver": self.drivers["reference"], "address": self.served["reference"].address,
                 "serial": ref.text("serial"),

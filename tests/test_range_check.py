@@ -1,0 +1,66 @@
+"""A bench whose source or load cannot reach a point of the selected plan is refused at start, one
+line per point, before anything is energised: not stopped in the middle of the run after the points
+it could reach (a CL200 meter's Imax on a 120 A phantom load)."""
+import re
+import subprocess
+
+import pytest
+import tomli_w
+
+from bench.sim import SimulatedBench
+from tests.helpers import REPO, bench_cli, edited_toml, plan_command
+
+pytestmark = pytest.mark.slow  # a whole pytest process
+
+
+def test_a_load_that_cannot_reach_imax_is_refused_before_anything_is_energised(tmp_path):
+    with SimulatedBench() as sim:
+        data = sim.profile_data()
+        data["load"]["max_current_a"] = 120.0  # the meter type's Imax is 200 A
+        profile = tmp_path / "bench.toml"
+        profile.write_text(tomli_w.dumps(data))
+        inspection = tmp_path / "inspection.toml"
+        inspection.write_text(tomli_w.dumps(sim.board.inspection))
+        run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--bench", str(profile),
+                                          "--inspection", str(inspection), "-q"),
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert not sim.world.source.output and sim.world.time_s == 0  # nothing was energised or waited for
+    assert run.returncode == 4, run.stdout[-2000:]
+    named = dict(re.fullmatch(rf"{re.escape(str(profile))}: load.max_current_a = 120 A cannot apply (\S+)'s (\S+) A",
+                              line).groups()
+                 for line in run.stdout.splitlines() if line.startswith(f"{profile}: load."))
+    # Imax itself, and the half-wave point whose RMS is Imax / sqrt(2) = 141 A; nothing within range
+    assert named["MAX-PF1"] == "200" and float(named["H-EVEN"]) == pytest.approx(200 / 2 ** 0.5, rel=1e-4)
+    assert all(float(amps) > 120.0 for amps in named.values())
+    assert "bench cannot start: the source or load cannot reach" in run.stdout
+    assert not (tmp_path / "records.sqlite").exists()
+
+
+def test_a_source_below_the_plans_highest_voltage_is_refused(tmp_path):
+    with SimulatedBench() as sim:
+        data = sim.profile_data()
+        data["source"]["max_voltage_v"] = 121.0  # the voltage-variation points go to 110 % of 120 V
+        profile = tmp_path / "bench.toml"
+        profile.write_text(tomli_w.dumps(data))
+        inspection = tmp_path / "inspection.toml"
+        inspection.write_text(tomli_w.dumps(sim.board.inspection))
+        run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--bench", str(profile),
+                                          "--inspection", str(inspection), "-q"),
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 4, run.stdout[-2000:]
+    named = [line for line in run.stdout.splitlines() if line.startswith(f"{profile}: source.max_voltage_v = 121 V")]
+    assert named and all(float(re.search(r"'s (\S+) V$", line).group(1)) > 121.0 for line in named)
+
+
+def test_bench_check_names_the_points_a_profile_cannot_reach(tmp_path):
+    example = REPO / "examples" / "ametek_zera_3phase.toml"
+    assert bench_cli("check", str(example)).returncode == 0
+
+    def smaller_load(doc):
+        doc["load"]["max_current_a"] = 150.0
+
+    checked = bench_cli("check", str(edited_toml(example, smaller_load, tmp_path / "small-load.toml")))
+    assert checked.returncode == 1
+    named = re.findall(r"load.max_current_a = 150 A cannot apply (\S+)'s", checked.stdout)
+    assert sorted(named) == ["MAX-PF05", "MAX-PF08C", "MAX-PF1"]  # 200 A each; the half-wave's 141 A fits
+    assert "NOT READY for ANSI C12.20" in checked.stdout
