@@ -12,8 +12,8 @@ import pytest
 
 from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
+from bench.servers.scpi import ScpiDevice, parse_number, scpi
 from bench.sim import SimulatedBench
-from bench.sim.scpi import ScpiDevice, parse_number, scpi
 from bench.station.bench import Bench
 from bench.station.profile import profile_from_data
 from bench.station.safety import SafetyError

@@ -10,7 +10,7 @@ from tests.helpers import REPO
 
 # Lowest first; a module may import from its own floor and any floor below.
 FLOORS = (
-    ("bench.datafiles", "bench.paths"),
+    ("bench.datafiles", "bench.paths", "bench.servers"),
     ("bench.metrology",),
     ("bench.station",),
     ("bench.procedures",),
@@ -20,9 +20,10 @@ FLOORS = (
 )
 ENTRY_POINTS = FLOORS[-1]  # they start the simulator on request
 SIMULATOR = "bench.sim"
-# What serves protocols rather than runs a bench: the simulator, and the counter daemon, which for
-# now serves the counter protocol through the simulator's SCPI engine (to move to a floor of its own).
-SERVERS = (SIMULATOR, "bench.counterd")
+# What serves protocols rather than runs a bench: the simulator, and the counter daemon, which runs
+# on the counter's own board and serves through bench.servers (floor 0), never the simulator.
+COUNTER_DAEMON = "bench.counterd"
+SERVERS = (SIMULATOR, COUNTER_DAEMON)
 
 
 def _module(path: Path) -> str:
@@ -85,6 +86,20 @@ def test_the_core_never_loads_the_simulator():
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 0, run.stderr
     assert len(core) > 20 and run.stdout.strip() == "[]", run.stdout
+
+
+def test_the_counter_daemon_never_loads_the_simulator():
+    """`bench counterd` runs on a Raspberry Pi class board: it must not pull in the simulator
+    (its world model, Modbus servers, numpy) to serve the counter protocol."""
+    static = [f"{_module(p)} imports {name}" for p in _sources("bench/counterd")
+              for name in _imports(p) if name.startswith(SIMULATOR)]
+    assert static == []
+    probe = ("import importlib, pkgutil, sys, bench.counterd as d\n"
+             "for m in pkgutil.iter_modules(d.__path__): importlib.import_module('bench.counterd.' + m.name)\n"
+             "print(sorted(m for m in sys.modules if m.startswith('bench.sim')))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", run.stdout
 
 
 def test_only_the_bench_lets_time_pass():

@@ -9,10 +9,10 @@ from contextlib import closing
 import pytest
 import serial
 
+from bench.servers.scpi import MAX_LINE_BYTES, NOISE
 from bench.sim import board_path
 from bench.sim.board import load_board
 from bench.sim.instruments import SimControl
-from bench.sim.scpi import MAX_LINE_BYTES, NOISE
 from instruments.errors import InstrumentError, ReplyError
 from instruments.reference_standard import ScpiReferenceStandard
 from instruments.transport import TransportError, VisaLine

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.servers.scpi import MAX_LINE_BYTES, LineBuffer, ScpiDevice, ScpiServer, scpi
 from bench.sim import SimulatedBench
-from bench.sim.scpi import MAX_LINE_BYTES, LineBuffer, ScpiDevice, ScpiServer, scpi
 from tests.helpers import query, read_line
 
 IDN = ScpiDevice.idn

@@ -11,8 +11,8 @@ from types import ModuleType
 from bench.counterd.config import CounterdConfig
 from bench.counterd.device import CounterDevice
 from bench.counterd.gpio import GpioBoard
-from bench.sim.scpi import ScpiServer
-from bench.sim.serial_line import PtySerialServer
+from bench.servers.scpi import ScpiServer
+from bench.servers.serial_line import PtySerialServer
 
 FIRMWARE = "1.0"  # the fourth field of *IDN?
 POLL_S = 0.02  # the edge reader wakes at least this often: the glitch filter settles, lost events show

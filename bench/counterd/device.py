@@ -2,7 +2,7 @@
 
 `bench counterd` serves it from GPIO lines and the simulated bench from its world: both hand the
 same ``CounterCommands`` a ``CounterBoard`` (channels running bench/counterd/gate.py, a reference
-count, a timebase, an interlock) and serve it through the SCPI dispatcher of bench/sim/scpi.py.
+count, a timebase, an interlock) and serve it through the SCPI dispatcher of bench/servers/scpi.py.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bench.counterd.gate import MAX_FILTER_S, Channel, LostEvents, Timebase
-from bench.sim.scpi import ScpiDevice, ScpiError, out_of_range, parse_number, parse_whole, scpi
+from bench.servers.scpi import ScpiDevice, ScpiError, out_of_range, parse_number, parse_whole, scpi
 
 
 class CounterBoard(Protocol):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.counterd.gate import Channel, Timebase
+from bench.servers.scpi import ScpiError, out_of_range, parse_number, parse_whole, scpi
 from bench.sim.instruments import WorldDevice
-from bench.sim.scpi import ScpiError, out_of_range, parse_number, parse_whole, scpi
 from bench.sim.world import Gate, World
 
 MAX_GLITCHES = 100_000  # per command: bounds the memory a fault injection can take
@@ -53,7 +53,7 @@ class SimCounter(WorldDevice):
 
     def __init__(self, world: World) -> None:
         # Imported here, not at the top: the command set uses this package's SCPI dispatcher
-        # (bench.sim.scpi), and bench/sim/__init__ imports this module on its way.
+        # (bench.servers.scpi), and bench/sim/__init__ imports this module on its way.
         from bench.counterd.device import CounterCommands
 
         super().__init__(world, (CounterCommands(WorldBoard(world)),))

@@ -22,7 +22,7 @@ from bench.metrology.harmonics import (
     synthesize,
     thd_pct,
 )
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     LINK_FAULTS,
     ScpiDevice,
     ScpiError,

@@ -19,7 +19,7 @@ import time
 import tty
 from typing import Literal
 
-from bench.sim.serial_line import write_within
+from bench.servers.serial_line import write_within
 from instruments.framing import (
     ACK,
     DEFAULT_PACKET_SIZE,

@@ -17,8 +17,8 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
 from bench.sim.meter_model import MeterModel
-from bench.sim.scpi import ScpiError, out_of_range, parse_whole, scpi
 from bench.sim.world import World
 from instruments.register_map import Register, RegisterMap, span
 

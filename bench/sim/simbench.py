@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.datafiles import Section
+from bench.servers.scpi import ScpiServer
 from bench.sim.board import Board, load_board
 from bench.sim.counter_board import CounterFaults
 from bench.sim.instruments import SimControl
 from bench.sim.modbus_meters import MeterFaults, ModbusMeters
-from bench.sim.scpi import ScpiServer
 from bench.sim.twins import Served, twin
 from bench.station.profile import (
     MeterType,

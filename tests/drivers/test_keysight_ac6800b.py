@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from bench.metrology.harmonics import Harmonic
+from bench.servers.scpi import ScpiServer
 from bench.sim.board import load_board
-from bench.sim.scpi import ScpiServer
 from bench.sim.simbench import board_path
 from bench.sim.twins import Served
 from bench.sim.twins.keysight_ac6800b import KeysightAc6800bTwin, serve

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
-from bench.sim.scpi import ScpiDevice
+from bench.servers.scpi import ScpiDevice
 from bench.sim.world import World
 
 GROUP = "meter_bench.twins"

@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.metrology.harmonics import Harmonic, spectrum
-from bench.sim.instruments import WorldDevice
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     ScpiError,
     ScpiServer,
     illegal_value,
@@ -46,6 +45,7 @@ from bench.sim.scpi import (
     parse_whole,
     scpi,
 )
+from bench.sim.instruments import WorldDevice
 from bench.sim.twins import Served
 from bench.sim.world import World
 

@@ -34,9 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from bench.metrology.harmonics import Harmonic
-from bench.sim.instruments import WorldDevice
-from bench.sim.meter_model import Conditions
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     ScpiError,
     ScpiServer,
     illegal_value,
@@ -46,6 +44,8 @@ from bench.sim.scpi import (
     scpi,
     undefined_header,
 )
+from bench.sim.instruments import WorldDevice
+from bench.sim.meter_model import Conditions
 from bench.sim.twins import Served
 from bench.sim.world import World
 

@@ -2,10 +2,10 @@
 source, phantom load, reference standard, counter board and thermometer."""
 from __future__ import annotations
 
+from bench.servers.scpi import ScpiDevice, ScpiServer
+from bench.servers.serial_line import PtySerialServer
 from bench.sim.counter_board import SimCounter
 from bench.sim.instruments import SimLoad, SimReference, SimSource, SimThermometer
-from bench.sim.scpi import ScpiDevice, ScpiServer
-from bench.sim.serial_line import PtySerialServer
 from bench.sim.twins import Served
 from bench.sim.world import World
 

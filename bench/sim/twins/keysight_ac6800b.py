@@ -20,8 +20,7 @@ SCPI-99's ``[:CW]`` (the FREQuency page was not read): it is what makes the guid
 """
 from __future__ import annotations
 
-from bench.sim.instruments import WorldDevice
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     ScpiError,
     ScpiServer,
     illegal_value,
@@ -30,6 +29,7 @@ from bench.sim.scpi import (
     parse_number,
     scpi,
 )
+from bench.sim.instruments import WorldDevice
 from bench.sim.twins import Served
 from bench.sim.world import World
 

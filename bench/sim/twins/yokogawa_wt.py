@@ -32,8 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.metrology.harmonics import thd_pct
-from bench.sim.instruments import WorldDevice
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     LINK_FAULTS,
     ScpiError,
     ScpiServer,
@@ -42,6 +41,7 @@ from bench.sim.scpi import (
     scpi,
     undefined_header,
 )
+from bench.sim.instruments import WorldDevice
 from bench.sim.twins import Served
 from bench.sim.world import World
 

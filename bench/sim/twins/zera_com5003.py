@@ -53,9 +53,9 @@ from functools import partial
 import numpy as np
 
 from bench.metrology.harmonics import active_power, analyse, power_by_order, synthesize, thd_pct
+from bench.servers.scpi import LINK_FAULTS, ScpiError, ScpiServer
 from bench.sim.instruments import WorldDevice
 from bench.sim.meter_model import MeterModel
-from bench.sim.scpi import LINK_FAULTS, ScpiError, ScpiServer
 from bench.sim.twins import Served
 from bench.sim.world import World
 

@@ -7,7 +7,7 @@ import threading
 import time
 import tty
 
-from bench.sim.scpi import (
+from bench.servers.scpi import (
     NOISE,
     LineBuffer,
     ScpiDevice,
