@@ -14,16 +14,17 @@ from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
 from bench.station.bench import Bench
-from tests.helpers import EXACT, ITEM, REPO, properties, run_plans
+from tests.helpers import EXACT, REPO, properties, run_plans
 
 
-def failed_points(cases):
-    """{(point id, position)} of the failed items; the payload item's point is PAYLOAD."""
-    found = set()
-    for name, case in cases.items():
-        if case.find("failure") is not None:
-            match = ITEM.search(name)
-            found.add((match.group("point") or "PAYLOAD", int(match.group("position"))))
+def failed_points(run):
+    """{(point or step id, position)} of every item that failed: accuracy points, audit and
+    firmware steps alike, by the id the run record gives each result. The pytest items that
+    failed must be exactly as many, so nothing the record holds hides behind another id."""
+    found = {(result["point"], meter["position"]) for meter in run.record["meters"]
+             for result in meter["results"] if result["verdict"] == "FAIL"}
+    failed_items = [name for name, case in run.cases.items() if case.find("failure") is not None]
+    assert len(failed_items) == len(found), sorted(failed_items)
     return found
 
 
@@ -43,9 +44,10 @@ def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(who
     expected = {(point, position) for position, points in board.expected_failures.items() for point in points}
     run = whole_plan("mixed")
     assert run.process.returncode == 1
-    assert failed_points(run.cases) == expected
+    failed = failed_points(run)
+    assert failed == expected
     healthy = [p for p, points in board.expected_failures.items() if not points]
-    assert healthy and not any(position in healthy for _, position in failed_points(run.cases))
+    assert healthy and not any(position in healthy for _, position in failed)
 
 
 @pytest.mark.slow
