@@ -48,6 +48,21 @@ def bench_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=cwd, timeout=60)
 
 
+def start_bench_sim(profile: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`bench sim` in a process of its own, as a user starts it, once it has written ``profile``:
+    (the process, its banner). Stop it with terminate(); SIGTERM is a clean stop."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--profile", str(profile), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    assert process.stdout is not None
+    banner = []
+    for line in process.stdout:
+        banner.append(line)
+        if line.startswith("profile:"):
+            return process, "".join(banner)
+    process.wait(timeout=10)
+    pytest.fail("bench sim did not start: " + "".join(banner))
+
+
 def plan_command(reports: Path, *args: str) -> list[str]:
     """A pytest run of the plans as a lab engineer would start it, writing its reports and
     records under ``reports`` (never into the repository's reports/)."""

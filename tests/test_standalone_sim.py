@@ -2,14 +2,13 @@
 serial client, and mbpoll (libmodbus), none of which share code with the bench's drivers."""
 import re
 import subprocess
-import sys
 
 import pytest
 import pyvisa
 import serial
 
 from bench.station.profile import load_profile
-from tests.helpers import require_tool
+from tests.helpers import require_tool, start_bench_sim
 
 pytestmark = pytest.mark.slow  # `bench sim` in a process of its own, and mbpoll
 
@@ -17,16 +16,8 @@ pytestmark = pytest.mark.slow  # `bench sim` in a process of its own, and mbpoll
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
     profile = tmp_path_factory.mktemp("sim") / "profile.toml"
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--profile", str(profile)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("profile:"):
-            break
-    else:
-        pytest.fail("bench sim did not start: " + "".join(lines))
-    yield load_profile(profile), "".join(lines)
+    process, banner = start_bench_sim(profile)
+    yield load_profile(profile), banner
     process.terminate()
     assert process.wait(timeout=10) == 0  # SIGTERM is a clean stop
 

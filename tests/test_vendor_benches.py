@@ -11,14 +11,11 @@ verdicts compared include failures); the Fluke 6105A bench, whose current output
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.station.profile import load_profile
-from tests.helpers import REPO, bench_cli, run_plans
+from tests.helpers import REPO, bench_cli, run_plans, start_bench_sim
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +44,6 @@ def _verdicts(tmp_path, *args: str) -> tuple[dict[str, str], dict[str, tuple[str
     return outcomes, meters, record
 
 
-def _served(profile: Path, example: Path, board: str) -> subprocess.Popen:
-    """`bench sim --profile-kind` in a process of its own, once it has written its profile."""
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "sim", "--profile-kind", str(example),
-                                "--sim-scenario", board, "--profile", str(profile)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-    assert process.stdout is not None
-    banner = []
-    for line in process.stdout:
-        banner.append(line)
-        if line.startswith("profile:"):
-            return process
-    process.wait(timeout=10)
-    pytest.fail("bench sim did not start: " + "".join(banner))
-
-
 @pytest.mark.parametrize(("name", "board"), BENCHES)
 def test_a_vendor_bench_gives_the_house_benchs_verdicts(tmp_path, name, board):
     example = REPO / "examples" / f"{name}.toml"
@@ -76,7 +58,7 @@ def test_a_vendor_bench_gives_the_house_benchs_verdicts(tmp_path, name, board):
     assert "simulator" in record["lab"]["name"]  # a simulated run is never the example lab's certificate
 
     profile = tmp_path / "sim-bench" / "profile.toml"
-    twins = _served(profile, example, board)
+    twins, _ = start_bench_sim(profile, "--profile-kind", str(example), "--sim-scenario", board)
     try:
         written = load_profile(profile)
         assert lab.drivers().items() <= written.drivers().items()  # the board adds its thermometer
