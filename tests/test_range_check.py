@@ -13,10 +13,12 @@ from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 pytestmark = pytest.mark.slow  # a whole pytest process
 
 
-def test_a_load_that_cannot_reach_imax_is_refused_before_anything_is_energised(tmp_path):
+def run_accuracy_plan(tmp_path, role: str, key: str, value: float):
+    """The C12.20 plan on the simulated board with one range of the profile narrowed: (the
+    finished run, the profile's path). Asserts nothing was energised or waited for."""
     with SimulatedBench() as sim:
         data = sim.profile_data()
-        data["load"]["max_current_a"] = 120.0  # the meter type's Imax is 200 A
+        data[role][key] = value
         profile = tmp_path / "bench.toml"
         profile.write_text(tomli_w.dumps(data))
         inspection = tmp_path / "inspection.toml"
@@ -24,7 +26,12 @@ def test_a_load_that_cannot_reach_imax_is_refused_before_anything_is_energised(t
         run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--bench", str(profile),
                                           "--inspection", str(inspection), "-q"),
                              capture_output=True, text=True, cwd=REPO, timeout=120)
-        assert not sim.world.source.output and sim.world.time_s == 0  # nothing was energised or waited for
+        assert not sim.world.source.output and sim.world.time_s == 0
+    return run, profile
+
+
+def test_a_load_that_cannot_reach_imax_is_refused_before_anything_is_energised(tmp_path):
+    run, profile = run_accuracy_plan(tmp_path, "load", "max_current_a", 120.0)  # the meter type's Imax is 200 A
     assert run.returncode == 4, run.stdout[-2000:]
     named = dict(re.fullmatch(rf"{re.escape(str(profile))}: load.max_current_a = 120 A cannot apply (\S+)'s (\S+) A",
                               line).groups()
@@ -37,16 +44,8 @@ def test_a_load_that_cannot_reach_imax_is_refused_before_anything_is_energised(t
 
 
 def test_a_source_below_the_plans_highest_voltage_is_refused(tmp_path):
-    with SimulatedBench() as sim:
-        data = sim.profile_data()
-        data["source"]["max_voltage_v"] = 121.0  # the voltage-variation points go to 110 % of 120 V
-        profile = tmp_path / "bench.toml"
-        profile.write_text(tomli_w.dumps(data))
-        inspection = tmp_path / "inspection.toml"
-        inspection.write_text(tomli_w.dumps(sim.board.inspection))
-        run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--bench", str(profile),
-                                          "--inspection", str(inspection), "-q"),
-                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    # the voltage-variation points go to 110 % of 120 V, creep to 115 %
+    run, profile = run_accuracy_plan(tmp_path, "source", "max_voltage_v", 121.0)
     assert run.returncode == 4, run.stdout[-2000:]
     named = [line for line in run.stdout.splitlines() if line.startswith(f"{profile}: source.max_voltage_v = 121 V")]
     assert named and all(float(re.search(r"'s (\S+) V$", line).group(1)) > 121.0 for line in named)
