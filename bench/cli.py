@@ -16,9 +16,10 @@ import tomli_w
 
 from bench.counterd import cli as counterd_cli
 from bench.datafiles import ConfigError, number_argument
-from bench.plans.c12_20 import beyond_ranges, load_table
+from bench.lots import cli as lot_cli
+from bench.plans.limits import beyond_ranges, default_table, load_table
 from bench.records.documents import check_template, write_documents
-from bench.records.record import now_iso
+from bench.records.record import as_found_as_left, now_iso, reason_text
 from bench.records.signing import (
     Signer,
     SigningKeyError,
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="where to write the bench profile for these addresses (default: sim-bench/profile.toml); "
                           "the simulated technician's inspection goes beside it")
     counterd_cli.add_parser(commands)
+    lot_cli.add_parser(commands)
     commands.add_parser("drivers", help="list the installed instrument drivers: roles, capabilities, manual, twin")
     check = commands.add_parser("check", help="validate a bench profile and every instrument's calibration date")
     check.add_argument("profile", type=Path)
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                              "default key)")
     report.add_argument("--reports-dir", type=Path, default=Path("reports"),
                         help="directory for the files, as pytest's --reports-dir (default: reports)")
-    history = commands.add_parser("history", help="list a meter's runs, oldest ('as found') first")
+    history = commands.add_parser("history", help="list a meter's runs, oldest first, with each run's test reason "
+                                  "and which are 'as found' and 'as left'")
     history.add_argument("serial")
     verify = commands.add_parser(
         "verify", help="check the signatures of published documents and run records (no database needed)",
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     commands_by_name = {"sim": run_sim, "counterd": counterd_cli.run, "drivers": list_drivers, "check": check_profile,
                         "report": publish_report, "history": show_history, "verify": verify_files, "keys": manage_keys,
                         "tamper-clear": clear_tamper, "trail": show_trail}
+    commands_by_name["lot"] = lot_cli.run
     try:
         return commands_by_name[args.command](args)
     except (ConfigError, RecordsError, InstrumentError, SafetyError, SigningKeyError) as error:
@@ -144,8 +148,9 @@ def check_profile(args: argparse.Namespace) -> int:
         state = f"PAST DUE since {cal.due}" if cal.past_due(today) else f"due {cal.due} ({(cal.due - today).days} days)"
         print(f"  {role:<12} calibration {cal.certificate} of {cal.date}: {state}")
     past = profile.past_due(today)
-    table = load_table(args.limits) if args.limits else load_table()
-    beyond = beyond_ranges(profile, table.points(mt))
+    table = load_table(args.limits or default_table(mt.form))
+    print(f"  limits       {table.source}: {table.name} (forms {', '.join(table.forms)})")
+    beyond = table.not_applicable(mt) or beyond_ranges(profile, table.points(mt))
     for line in beyond:
         print(line)
     if args.connect:
@@ -160,8 +165,8 @@ def check_profile(args: argparse.Namespace) -> int:
             bench.release()
         print(f"{args.profile}: every role answered in {time.monotonic() - started:.2f} s")
     if beyond:
-        print(f"{args.profile}: NOT READY for {table.name}: the source or load cannot reach {len(beyond)} "
-              f"point(s) (listed above); a run of that plan is refused")
+        print(f"{args.profile}: NOT READY for {table.name}: {len(beyond)} problem(s) listed above; a run of that "
+              f"plan is refused")
     if past:
         print(f"{args.profile}: NOT READY: {', '.join(past)} past calibration due date: a run is blocked "
               f"(pytest --allow-expired-calibration REASON overrides it, recorded on every certificate)")
@@ -209,22 +214,26 @@ def publish_report(args: argparse.Namespace) -> int:
 
 
 def show_history(args: argparse.Namespace) -> int:
-    """A meter's runs, oldest first; "as found" and "as left" name its first and last complete runs."""
+    """A meter's runs, oldest first, with their test reason and test episode; the rule for "as
+    found" and "as left" is ``record.as_found_as_left``'s, and is printed under the table."""
     rows = history(_records(args.records), args.serial)
     if not rows:
         print(f"no runs for meter {args.serial}")
         return 1
-    complete = [i for i, r in enumerate(rows) if r["status"] == "complete"]
-    labels = [""] * len(rows)
-    if complete:
-        labels[complete[0]] = "as found" if len(complete) > 1 else "only complete run"
-        if len(complete) > 1:
-            labels[complete[-1]] = "as left"
-    print(table(["", "run", "started", "status", "bench", "pos", "firmware", "verdict", "certified"],
-                [[label, r["run_id"][:8], r["started_at"], r["status"], r["bench_id"], r["position"], r["firmware"],
-                  r["verdict"], "yes" if r["certified"] else "no"] for label, r in zip(labels, rows)]))
-    if len(complete) < len(rows):
-        print(f"{len(rows) - len(complete)} run(s) partial or incomplete: they certify nothing and are never 'as left'")
+    standings = as_found_as_left(rows)
+    print(table(["", "episode", "run", "started", "reason", "status", "bench", "pos", "firmware", "verdict",
+                 "certified"],
+                [[s.label, s.episode or "", r["run_id"][:8], r["started_at"],
+                  reason_text({"reason": r["test_reason"], "stated": r["test_reason_stated"]})
+                  if r["test_reason"] else "not recorded",
+                  r["status"], r["bench_id"], r["position"], r["firmware"], r["verdict"],
+                  "yes" if r["certified"] else "no"] for s, r in zip(standings, rows)]))
+    print("rule: 'as found' is the first complete run of a test episode (an acceptance, in-service or complaint "
+          "test: the meter as it came);\n      'as left' is the episode's last complete run, after any "
+          "after-adjustment runs (the meter as it left).")
+    outside = sum(1 for s in standings if s.episode is None)
+    if outside:
+        print(f"{outside} run(s) partial or incomplete: in no episode, never 'as found' or 'as left', certify nothing")
     return 0
 
 

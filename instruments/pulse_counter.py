@@ -72,9 +72,17 @@ class GateState:
     mut_pulses: int
 
 
-def resolve_duration(raw_ticks: int, wrap_ticks: int, approx_ticks: float | None) -> int:
-    """The duration ``raw_ticks + k * wrap_ticks`` (k >= 0) nearest the approximate one, or the
-    one shorter than a wrap without it."""
+def resolve_duration(raw_ticks: int, wrap_ticks: int, approx_ticks: float | None,
+                     bounds: tuple[int, int] | None = None) -> int:
+    """The duration ``raw_ticks + k * wrap_ticks`` (k >= 0). A gate is the sum of its MUT periods:
+    when exactly one k puts it within ``bounds`` (n_mut periods of p_min..p_max), that one; else
+    the one nearest the approximate duration, or the one shorter than a wrap without it."""
+    if bounds is not None:
+        low, high = bounds
+        first = max(0, -(-(low - raw_ticks) // wrap_ticks))
+        fitting = [k for k in range(first, first + 2) if low <= raw_ticks + k * wrap_ticks <= high]
+        if len(fitting) == 1:
+            return raw_ticks + fitting[0] * wrap_ticks
     if approx_ticks is None:
         return raw_ticks
     return raw_ticks + max(0, round((approx_ticks - raw_ticks) / wrap_ticks)) * wrap_ticks
@@ -161,10 +169,11 @@ class SerialPulseCounter(ScpiInstrument):
         return states
 
     def result(self, channel: int, approx_duration_s: float | None = None) -> GateResult:
-        """A DONE gate's evidence. A gate may outlast one timebase wrap: ``approx_duration_s``, the
-        gate's length as the caller timed it on its own clock (within half a wrap), resolves the
-        whole wraps; without it the gate is taken to be shorter than one wrap, and a gate whose
-        MUT periods do not add up to that is refused rather than given a wrong duration."""
+        """A DONE gate's evidence. A gate may outlast one timebase wrap: its own MUT periods resolve
+        the whole wraps when they admit one count only (a caller's window is held open by the
+        slowest position, so it is only the tie-breaker); ``approx_duration_s``, the gate's length
+        as the caller timed it (within half a wrap), decides otherwise; a gate whose MUT periods do
+        not add up to the duration is refused rather than given a wrong one."""
         if approx_duration_s is not None and not (math.isfinite(approx_duration_s) and approx_duration_s >= 0):
             raise ValueError(f"approx_duration_s must be a finite duration, not {approx_duration_s!r}")
         command = f"GATE:RES? {channel}"
@@ -176,8 +185,9 @@ class SerialPulseCounter(ScpiInstrument):
         if mut < 1 or p_min > p_max or max(start, stop) >= self.wrap_ticks:
             raise self._garbled(command, reply, "needs n_mut >= 1, p_min <= p_max, timestamps below the wrap")
         approx = None if approx_duration_s is None else approx_duration_s * self.timebase_hz
-        duration = resolve_duration((stop - start) % self.wrap_ticks, self.wrap_ticks, approx)
-        if not mut * p_min - mut <= duration <= mut * p_max + mut:  # a tick of rounding per period
+        bounds = (mut * p_min - mut, mut * p_max + mut)  # a tick of rounding per period
+        duration = resolve_duration((stop - start) % self.wrap_ticks, self.wrap_ticks, approx, bounds)
+        if not bounds[0] <= duration <= bounds[1]:
             hint = ("" if approx_duration_s is not None
                     else "; a gate longer than one timebase wrap needs approx_duration_s")
             raise ReplyError(self.name, self.address, f"'{command}': {mut} MUT periods of {p_min}..{p_max} ticks "

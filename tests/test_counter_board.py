@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bench.metrology.uncertainty import gated_error_pct
 from bench.sim import SimulatedBench
 from instruments.errors import InstrumentError, RangeError, ReplyError
-from instruments.pulse_counter import GATE_STATES, GateResult, SerialPulseCounter
+from instruments.pulse_counter import GATE_STATES, GateResult, SerialPulseCounter, resolve_duration
 from instruments.sim_control import SimControlClient
 from instruments.transport import TransportError
 
@@ -123,10 +123,12 @@ def test_gate_longer_than_one_wrap_exchange_of_the_protocol_document():
     counter.states()
     assert counter.result(1, approx_duration_s=545.0).gate_time_s == 540.0
     assert not line.script
-    line.script.append(EXAMPLES["a gate longer than one wrap"][-1])  # the same reply, read without the estimate
-    with pytest.raises(ReplyError,
-                       match=r"^counter @ scripted: 'GATE:RES\? 1': 150 MUT periods .* needs approx_duration_s"):
-        counter.result(1)
+    # The same reply read without the caller's estimate, and with a caller's window held open
+    # 300 s longer by a slow neighbour's gate: the gate's own MUT periods (150 of 3.6 s) admit one
+    # whole number of wraps only, so both resolve to 540 s.
+    for approx_s in (None, 845.0):
+        line.script.append(EXAMPLES["a gate longer than one wrap"][-1])
+        assert counter.result(1, approx_duration_s=approx_s).gate_time_s == 540.0
 
 
 def test_missed_pulse_exchange_of_the_protocol_document():
@@ -212,9 +214,17 @@ def test_a_gate_longer_than_one_wrap_is_resolved_by_the_hint(sim):
     assert result.irregularity() is None
 
 
-def test_a_gate_longer_than_one_wrap_without_the_hint_is_refused(sim):
-    with pytest.raises(ReplyError, match="needs approx_duration_s"):
-        gate_on(sim, None, pulses=150, run_s=560.0, hint=False)
+def test_a_gate_longer_than_one_wrap_without_the_hint_is_resolved_by_its_own_periods(sim):
+    result, truth_s = gate_on(sim, None, pulses=150, run_s=560.0, hint=False)
+    assert truth_s > WRAP / HZ
+    assert result.gate_time_s == pytest.approx(truth_s, abs=1.5 / HZ)
+
+
+def test_periods_that_admit_two_wrap_counts_leave_the_choice_to_the_estimate():
+    raw = 1_000
+    spread = (raw, raw + 2 * WRAP)  # irregular periods: k = 0, 1 and 2 all add up
+    assert resolve_duration(raw, WRAP, None, spread) == raw  # no estimate: shorter than a wrap, then refused
+    assert resolve_duration(raw, WRAP, raw + WRAP + 5.0, spread) == raw + WRAP
 
 
 def test_glitches_narrower_than_the_filter_are_rejected_and_counted(sim, control, counter):

@@ -10,7 +10,7 @@ the mean |error| / U check catches.
 import numpy as np
 import pytest
 
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench
 from bench.station.bench import Bench

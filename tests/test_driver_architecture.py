@@ -151,7 +151,7 @@ def test_a_reversed_sequence_row_is_data_and_skipped_with_the_reason_on_a_bench_
         provenance = "test table: a reversed sequence with a 2 % voltage unbalance, expressed as data"
     """))
     run, cases, _ = run_plans(tmp_path, "--limits", str(table), "-k", "pos1",
-                              plans="test_plans/c12_20/test_polyphase.py")
+                              plans="test_plans/accuracy/test_polyphase.py")
     case = next(c for name, c in cases.items() if "SEQ-REV" in name)
     skipped = case.find("skipped")
     assert skipped is not None, run.stdout[-2000:]

@@ -176,7 +176,7 @@ def test_harmonics_and_unbalanced_currents_reach_the_world_and_the_reference_mea
     """Program the 5th-harmonic profile and unbalanced currents through the drivers; the
     reference standard, sampling the waveforms, must find the THD and the power the data imply."""
     from bench.metrology.harmonics import load_profiles
-    from bench.plans.c12_20 import HARMONICS_FILE
+    from bench.plans.limits import HARMONICS_FILE
 
     profile = load_profiles(HARMONICS_FILE)["fifth_in_phase"]
     source = ScpiAcSource(sim.scpi["source"].resource).open()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.records import store
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, plan_command
@@ -151,7 +151,7 @@ def test_a_failing_lab_test_leaves_the_board_safe_for_the_next(tmp_path, sim):
 
 def test_stop_at_first_failure_leaves_the_board_safe(tmp_path):
     with SimulatedBench("mixed") as sim:
-        run = start_plan(tmp_path, sim, "-x", "test_plans/c12_20/")
+        run = start_plan(tmp_path, sim, "-x", "test_plans/accuracy/")
         output, _ = run.communicate(timeout=120)
         assert "1 failed" in output and "stopping after 1 failures" in output, output[-2000:]
         assert not energised(sim)
@@ -181,7 +181,7 @@ def test_a_link_lost_for_good_stops_the_session_at_once_in_one_line(tmp_path):
 KILL_IN_FINAL_PUBLISH = '''
 import os, signal
 from bench.records import store
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 
 _publish = store.publish
 
@@ -199,7 +199,7 @@ LOAD_PERFORMANCE_POINTS = sum(1 for p in load_table().rows if p.family == "load_
 
 def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
     (tmp_path / "kill_in_publish.py").write_text(KILL_IN_FINAL_PUBLISH)
-    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_load_performance.py",
+    run = subprocess.run(plan_command(tmp_path, "test_plans/accuracy/test_load_performance.py",
                                       "-q", "-p", "kill_in_publish"),
                          capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(tmp_path)})

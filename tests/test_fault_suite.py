@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.procedures.results import FaultResult
 from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench

@@ -15,7 +15,7 @@ from bench.metrology.harmonics import (
     synthesize,
     thd_pct,
 )
-from bench.plans.c12_20 import HARMONICS_FILE
+from bench.plans.limits import HARMONICS_FILE
 
 PROFILES = load_profiles(HARMONICS_FILE)
 CYCLES = 4

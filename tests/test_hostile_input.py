@@ -14,8 +14,8 @@ import tomli_w
 from bench.datafiles import ConfigError, load_toml
 from bench.metrology.stimulus import Stimulus
 from bench.plans.audit import load_inspection
-from bench.plans.c12_20 import DEFAULT_TABLE, load_table
 from bench.plans.keys import read_key, write_key
+from bench.plans.limits import DEFAULT_TABLE, load_table
 from bench.sim import board_path
 from bench.sim.board import load_board, shared_meter_type
 from bench.station.profile import load_profile
@@ -152,7 +152,7 @@ def test_a_board_with_a_string_for_a_boolean_is_refused(tmp_path):
 def test_a_board_naming_no_shared_meter_type_is_one_line(tmp_path, name):
     path = edited_toml(board_path("default"), lambda d: d.update(meter_type=name), tmp_path / "board.toml")
     with pytest.raises(ConfigError, match=rf"board.toml: meter_type: no meter type '{re.escape(name)}' "
-                                          r"\(known: sim_16s_cl200, sim_2s_cl200, sim_9s_cl20\)$"):
+                                          r"\(known: sim_12s_cl200, sim_16s_cl200, sim_2s_cl200, sim_9s_cl20\)$"):
         load_board(path)
 
 

@@ -52,7 +52,8 @@ def test_bench_check_lists_every_calibration_and_refuses_a_past_due_one(tmp_path
 
 
 def test_only_a_listed_signatory_approves(tmp_path):
-    run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/test_no_load.py", "--approved-by", "Mallory", "-q"),
+    run = subprocess.run(plan_command(tmp_path, "test_plans/accuracy/test_no_load.py", "--approved-by", "Mallory",
+                                      "-q"),
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 4
     assert ("bench cannot start: --approved-by 'Mallory' is not a signatory of Meter bench simulator "

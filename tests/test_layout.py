@@ -15,7 +15,7 @@ FLOORS = (
     ("bench.station",),
     ("bench.procedures",),
     ("bench.records",),
-    ("bench.plans",),
+    ("bench.plans", "bench.lots"),
     ("bench.pytest_plugin", "bench.cli"),
 )
 ENTRY_POINTS = FLOORS[-1]  # they start the simulator on request

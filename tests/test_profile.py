@@ -27,7 +27,7 @@ def broken(tmp_path, edit):
 @pytest.mark.parametrize("edit, key, says", [
     (lambda d: d["source"].pop("address"), "source.address", "missing"),
     (lambda d: d["meter_type"].update(kh_wh=-1.0), "meter_type.kh_wh", "must be positive"),
-    (lambda d: d["meter_type"].update(accuracy_class=0.3), "meter_type.accuracy_class", "not one of"),
+    (lambda d: d["meter_type"].update(accuracy_class=7.0), "meter_type.accuracy_class", "outside"),
     (lambda d: d["meter_type"].update(form="7S"), "meter_type.form", "not one of"),
     (lambda d: d["load"].update(driver="chroma-63800"), "load.driver", "no driver 'chroma-63800' is installed"),
     (lambda d: d["source"].update(max_voltag_v=300), "source.max_voltag_v", "unknown key"),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bench.datafiles import ConfigError, Section, load_toml
 from bench.plans.audit import load_inspection
-from bench.plans.c12_20 import DEFAULT_TABLE, load_table
+from bench.plans.limits import DEFAULT_TABLE, load_table
 from bench.sim import board_path
 from bench.sim.board import load_board
 from bench.station.profile import parse_profile

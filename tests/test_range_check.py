@@ -23,7 +23,7 @@ def run_accuracy_plan(tmp_path, role: str, key: str, value: float):
         profile.write_text(tomli_w.dumps(data))
         inspection = tmp_path / "inspection.toml"
         inspection.write_text(tomli_w.dumps(sim.board.inspection))
-        run = subprocess.run(plan_command(tmp_path, "test_plans/c12_20/", "--bench", str(profile),
+        run = subprocess.run(plan_command(tmp_path, "test_plans/accuracy/", "--bench", str(profile),
                                           "--inspection", str(inspection), "-q"),
                              capture_output=True, text=True, cwd=REPO, timeout=120)
         assert not sim.world.source.output and sim.world.time_s == 0

@@ -11,7 +11,7 @@ from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
-C12_20 = "test_plans/c12_20/"
+C12_20 = "test_plans/accuracy/"
 
 
 def plan(reports, *args, check=None):
@@ -62,10 +62,10 @@ def test_history_never_calls_a_partial_run_as_left(runs):
     lines = shown.stdout.splitlines()
     assert shown.returncode == 0
     complete, selected, _ = records(runs)  # the -x run was on the mixed board's meters
-    assert [line.split()[:2] for line in lines[2:4]] == [["only", "complete"],
-                                                         [selected["run_id"][:8], selected["started_at"]]]
+    assert lines[2].startswith("as found, as left")  # the complete acceptance run: not adjusted after it
+    assert lines[3].split()[:2] == [selected["run_id"][:8], selected["started_at"]]  # no label, no episode
     assert not any(line.startswith("as left") for line in lines)
-    assert lines[4].startswith("1 run(s) partial or incomplete")
+    assert lines[-1].startswith("1 run(s) partial or incomplete")
 
 
 def test_a_partial_run_is_never_a_baseline(runs):
@@ -101,7 +101,7 @@ def test_a_baseline_of_another_meter_type_or_other_meters_is_refused_in_one_line
 
 def test_one_module_of_a_plan_is_a_partial_run_of_that_plan(tmp_path):
     """Nothing deselected, nothing failed: but the C12.20 plan has 26 points and only creep ran."""
-    plan(tmp_path, "test_plans/c12_20/test_no_load.py", check=0)
+    plan(tmp_path, "test_plans/accuracy/test_no_load.py", check=0)
     [record] = records(tmp_path)
     planned = 8 * len(record["plan"]["points"])
     assert record["status"] == "partial" and record["scope"]["ran"] == 8 and record["scope"]["planned"] == planned

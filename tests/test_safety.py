@@ -9,7 +9,7 @@ import tomli_w
 
 from bench.metrology.harmonics import load_profiles
 from bench.metrology.stimulus import Stimulus
-from bench.plans.c12_20 import HARMONICS_FILE
+from bench.plans.limits import HARMONICS_FILE
 from bench.plans.payload import payload_accuracy_point
 from bench.procedures.gating import measure_point
 from bench.sim import SimulatedBench

@@ -6,7 +6,7 @@ import pytest
 
 from bench.metrology.uncertainty import Budget, Component, Rule, Verdict
 from bench.plans import audit, firmware
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.procedures.gating import measure_point
 from bench.procedures.results import Measured, PositionResult
 from bench.procedures.runner import shift_result
@@ -14,7 +14,7 @@ from bench.sim import SimulatedBench
 from bench.sim.board import load_board
 from bench.sim.simbench import board_path
 from bench.station.bench import Bench
-from tests.helpers import EXACT, REPO, properties, run_plans
+from tests.helpers import EXACT, properties, run_plans
 
 
 def failed_points(run):
@@ -54,8 +54,10 @@ def test_mixed_board_fails_exactly_the_faulty_meters_where_their_faults_show(who
 def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_board):
     board = make_board(board={"ambient_c": 30.0})
     run, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board),
-                              plans="test_plans/c12_20/test_load_performance.py")
-    assert run.returncode == 1 and len(cases) == 9 * 8
+                              plans="test_plans/accuracy/test_load_performance.py")
+    points = load_table().points(SimulatedBench().meter_type())
+    load_performance = sum(1 for p in points if p.family == "load_performance")
+    assert run.returncode == 1 and len(cases) == load_performance * 8
     for case in cases.values():
         assert properties(case)["Verdict"] == "INDETERMINATE"
         assert ("not at reference conditions: temperature 30.0 °C is outside 21..25 °C"
@@ -66,7 +68,7 @@ def test_a_board_outside_reference_conditions_counts_nothing(tmp_path, make_boar
 def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_board):
     board = make_board(positions=[{"offset_pct": 0.195, **EXACT}, {"offset_pct": 0.0, **EXACT}],
                        board={"name": "margin"})
-    plan = "test_plans/c12_20/test_load_performance.py"
+    plan = "test_plans/accuracy/test_load_performance.py"
     simple, cases, _ = run_plans(tmp_path, "--sim-scenario", str(board), "-k", "FL-PF1", plans=plan)
     assert simple.returncode == 0 and [properties(c)["Verdict"] for c in cases.values()] == ["PASS", "PASS"]
     guarded, cases, html = run_plans(tmp_path, "--sim-scenario", str(board), "-k", "FL-PF1",
@@ -76,18 +78,6 @@ def test_guard_banded_rule_makes_a_marginal_meter_indeterminate(tmp_path, make_b
     assert verdicts == {"test_load_performance[FL-PF1-pos1-SIM16A00001]": "INDETERMINATE",
                         "test_load_performance[FL-PF1-pos2-SIM16A00002]": "PASS"}
     assert "decision rule: guard-banded: pass when |error| + U &lt;= limit" in html
-
-
-@pytest.mark.slow
-def test_c12_20_does_not_apply_to_form_2s(tmp_path):
-    run, cases, _ = run_plans(tmp_path, "--sim-scenario", "residential_2s", plans="test_plans/")
-    skipped = [c.find("skipped").get("message") for c in cases.values() if c.find("skipped") is not None]
-    positions = len(SimulatedBench("residential_2s").board.world.meters)
-    families = len(list((REPO / "test_plans" / "c12_20").glob("test_*.py")))
-    assert run.returncode == 0 and len(skipped) == families * positions  # each family, on each position
-    assert all("ANSI C12.20 does not apply to Form 2S" in message for message in skipped)
-    # the audit and firmware checks still run on every position
-    assert len(cases) - len(skipped) == (len(audit.STEPS) + len(firmware.STEPS)) * positions
 
 
 def _measured(error, components, point="X"):
@@ -127,6 +117,6 @@ def test_each_form_is_measured_against_truth(make_board, form, elements, ta, ima
 def test_long_points_show_progress_in_the_terminal(tmp_path):
     """On a clock that takes real time (here simulated at 100x), a 750 s creep point reports
     what it is doing every few seconds; a stepped simulation stays quiet."""
-    run, _, _ = run_plans(tmp_path, "-k", "CREEP", "--sim-scale", "100", plans="test_plans/c12_20/test_no_load.py")
+    run, _, _ = run_plans(tmp_path, "-k", "CREEP", "--sim-scale", "100", plans="test_plans/accuracy/test_no_load.py")
     assert run.returncode == 0
     assert re.search(r"no load \(creep\), 115 % voltage: counting test-output pulses, \d+ s of 750 s left", run.stdout)

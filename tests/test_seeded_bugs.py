@@ -20,7 +20,7 @@ import pytest
 
 from bench.metrology.harmonics import Harmonic
 from bench.metrology.uncertainty import DwellPlan, Rule, Verdict
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.procedures import gating
 from bench.procedures.counting import count_pulses
 from bench.procedures.results import PositionResult

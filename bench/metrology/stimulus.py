@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.metrology.forms import CircuitMap
 from bench.metrology.harmonics import HarmonicProfile
 from instruments.roles import Capability
 
@@ -27,26 +28,50 @@ class Stimulus:
     phase_deg: float  # current lagging voltage; negative = leading
     frequency_hz: float
     elements: int
-    weights: tuple[float, ...] | None = None  # each element's current relative to current_a
+    weights: tuple[float, ...] | None = None  # each current circuit's current relative to current_a
     harmonics: HarmonicProfile | None = None
     voltage_weights: tuple[float, ...] | None = None  # each element's voltage relative to voltage_v (unbalance)
     voltage_angles_deg: tuple[float, ...] | None = None  # each element's voltage angle; None: the form's own
     lags_deg: tuple[float, ...] | None = None  # each element's current lag; None: phase_deg on every element
+    circuit_map: CircuitMap | None = None  # the form's: which circuits each element adds up; None: one each
 
     @classmethod
     def at_power(cls, power_w: float, voltage_v: float, power_factor: float, frequency_hz: float,
-                 elements: int, leading: bool = False) -> Stimulus:
+                 elements: int, leading: bool = False, circuit_map: CircuitMap | None = None) -> Stimulus:
         """The balanced sinusoidal current that gives ``power_w`` in total."""
         if not 0 < power_factor <= 1:
             raise ValueError(f"power factor {power_factor} must be in (0, 1]")
         angle = math.degrees(math.acos(power_factor))
         current = power_w / (elements * voltage_v * power_factor)
-        return cls(voltage_v, current, -angle if leading else angle, frequency_hz, elements)
+        return cls(voltage_v, current, -angle if leading else angle, frequency_hz, elements, circuit_map=circuit_map)
+
+    @property
+    def circuits(self) -> int:
+        return len(self.circuit_map[0]) if self.circuit_map else self.elements
+
+    @property
+    def circuit_currents_a(self) -> tuple[float, ...]:
+        """What the load drives into each current circuit (what a terminal's rating limits)."""
+        weights = self.weights or (1.0,) * self.circuits
+        return tuple(self.current_a * w for w in weights)
 
     @property
     def element_currents_a(self) -> tuple[float, ...]:
-        weights = self.weights or (1.0,) * self.elements
-        return tuple(self.current_a * w for w in weights)
+        """The current each element sees: its circuits' currents by their shares (all of an
+        element's circuits carry its phase angle)."""
+        circuits = self.circuit_currents_a
+        if self.circuit_map is None:
+            return circuits
+        return tuple(sum(share * i for share, i in zip(row, circuits)) for row in self.circuit_map)
+
+    @property
+    def circuit_lags_deg(self) -> tuple[float, ...]:
+        """Each circuit's current lag: its element's."""
+        lags = self.element_lags_deg
+        if self.circuit_map is None:
+            return lags
+        return tuple(next(lags[e] for e, row in enumerate(self.circuit_map) if row[c] != 0)
+                     for c in range(self.circuits))
 
     @property
     def element_voltages_v(self) -> tuple[float, ...]:
@@ -74,8 +99,8 @@ class Stimulus:
             needed[Capability.VOLTAGE_PER_PHASE] = "unbalanced voltages"
         if self.voltage_angles_deg is not None and tuple(self.voltage_angles_deg) != tuple(form_angles_deg):
             needed[Capability.VOLTAGE_ANGLE_PER_PHASE] = "voltage angles other than the form's (phase sequence)"
-        if len(set(self.element_currents_a)) > 1:
-            needed[Capability.CURRENT_PER_PHASE] = "a different current on each element"
+        if len(set(self.circuit_currents_a)) > 1:
+            needed[Capability.CURRENT_PER_PHASE] = "a different current in each current circuit"
         if len(set(self.element_lags_deg)) > 1:
             needed[Capability.CURRENT_ANGLE_PER_PHASE] = "a different phase angle on each element"
         if self.harmonics and self.harmonics.voltage:
@@ -121,7 +146,8 @@ class Stimulus:
         pf = f"PF {self.power_factor:.3f}{direction}"
         parts = [f"{self.voltage_v:.2f} V", f"{self.current_a:.4g} A", pf, f"{self.frequency_hz:g} Hz"]
         if self.weights and len(set(self.weights)) > 1:
-            parts.append("element currents " + "/".join(f"{w:g}" for w in self.weights))
+            what = "element" if self.circuit_map is None else "circuit"
+            parts.append(f"{what} currents " + "/".join(f"{w:g}" for w in self.weights))
         if self.voltage_weights and len(set(self.voltage_weights)) > 1:
             parts.append("element voltages " + "/".join(f"{w:g}" for w in self.voltage_weights))
         if self.voltage_angles_deg is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
 from bench.procedures.results import CheckResult, FaultResult, PositionResult
 from bench.station.bench import Bench
@@ -78,6 +79,7 @@ class BoardChecks:
         """Nominal voltage, no load: the meters are powered for their functional checks. A point
         left at 1 kW, or a sag, is not "no load"."""
         mt = self.bench.profile.meter_type
-        nominal = Stimulus(mt.nominal_voltage_v, 0.0, 0.0, mt.frequency_hz, mt.elements)
+        nominal = Stimulus(mt.nominal_voltage_v, 0.0, 0.0, mt.frequency_hz, mt.elements,
+                           circuit_map=forms()[mt.form].circuit_map)
         if self.bench.stimulus != nominal:
             self.settle_at(nominal, "settling at nominal voltage")

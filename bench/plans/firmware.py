@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from bench.datafiles import STANDARDS, load_toml
+from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
 from bench.plans.board_checks import BoardChecks, BoardStep, Finding
 from bench.procedures.gating import AccuracyPoint
@@ -104,7 +105,8 @@ class FirmwareChecks(BoardChecks):
     def alarm_buffer(self) -> dict[int, Finding]:
         """A voltage sag (a non-critical event) must land in the daily payload's alarm buffer."""
         lim, mt = self.limits, self.bench.profile.meter_type
-        sag = Stimulus(mt.nominal_voltage_v * lim.sag_voltage_pct / 100, 0.0, 0.0, mt.frequency_hz, mt.elements)
+        sag = Stimulus(mt.nominal_voltage_v * lim.sag_voltage_pct / 100, 0.0, 0.0, mt.frequency_hz, mt.elements,
+                       circuit_map=forms()[mt.form].circuit_map)
         self.bench.apply(sag)
         self.bench.wait(lim.sag_duration_s, "voltage sag")
         self.energise_nominal()

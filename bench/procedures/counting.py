@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from bench.metrology.conditions import ReferenceConditions
+from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
 from bench.procedures.gating import Load, Progress, settle_at_conditions
 from bench.procedures.results import CountResult
@@ -31,7 +32,8 @@ class CreepPoint:
         return minutes * 60.0
 
     def stimulus(self, mt: MeterType) -> Stimulus:
-        return Stimulus(mt.nominal_voltage_v * self.voltage_pct / 100.0, 0.0, 0.0, mt.frequency_hz, mt.elements)
+        return Stimulus(mt.nominal_voltage_v * self.voltage_pct / 100.0, 0.0, 0.0, mt.frequency_hz, mt.elements,
+                        circuit_map=forms()[mt.form].circuit_map)
 
 
 @dataclass(frozen=True)

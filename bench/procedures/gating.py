@@ -31,6 +31,7 @@ from bench.procedures.results import (
     FaultResult,
     Measured,
     PositionResult,
+    PulseConstants,
     RegisterEvidence,
 )
 from bench.station.bench import Bench
@@ -53,21 +54,23 @@ class Load:
     power_w: float | None = None  # a total power (payload check) ...
     current_fraction: float | None = None  # ... or a fraction of TA or Imax per element
     current_of: str = "TA"
-    weights: tuple[float, ...] | None = None  # per-element current (unbalance, one element alone)
+    weights: tuple[float, ...] | None = None  # per-circuit current (unbalance, one element or circuit alone)
     harmonics: HarmonicProfile | None = None
     voltage_weights: tuple[float, ...] | None = None  # per-element voltage (voltage unbalance)
     reversed_sequence: bool = False  # the form's voltage angles mirrored: phase sequence reversed
 
     def stimulus(self, mt: MeterType) -> Stimulus:
+        form = forms()[mt.form]
         voltage = mt.nominal_voltage_v * self.voltage_pct / 100.0
         frequency = mt.frequency_hz * self.frequency_pct / 100.0
         if self.power_w is not None:
-            return Stimulus.at_power(self.power_w, voltage, self.power_factor, frequency, mt.elements, self.leading)
+            return Stimulus.at_power(self.power_w, voltage, self.power_factor, frequency, mt.elements, self.leading,
+                                     form.circuit_map)
         base = mt.test_amperes if self.current_of == "TA" else mt.max_current_a
         angle = math.degrees(math.acos(self.power_factor)) * (-1 if self.leading else 1)
-        angles = tuple(-a % 360 for a in forms()[mt.form].voltage_angles_deg) if self.reversed_sequence else None
+        angles = tuple(-a % 360 for a in form.voltage_angles_deg) if self.reversed_sequence else None
         return Stimulus(voltage, base * (self.current_fraction or 0.0), angle, frequency, mt.elements,
-                        self.weights, self.harmonics, self.voltage_weights, angles)
+                        self.weights, self.harmonics, self.voltage_weights, angles, circuit_map=form.circuit_map)
 
 
 @dataclass(frozen=True)
@@ -228,10 +231,12 @@ def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, con
     if implausible:
         return FaultResult(point.id, point.name, pos, implausible)
     evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
-                                math.hypot(start.skew_s[n], end.skew_s[n]))
+                                math.hypot(start.skew_s[n], end.skew_s[n]), start.meter_wh[n], end.meter_wh[n],
+                                bench.profile.meter_type.registers["energy_wh"].resolution(end.meter_wh[n]))
     register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w, stimulus.power_factor)
     return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
-                          evidence, register_check, point.register_counts, note)
+                          evidence, register_check, point.register_counts, note,
+                          constants=PulseConstants(kh, bench.spec.reference_constant_wh))
 
 
 MAX_REGISTER_RATIO = 10.0  # no meter registers ten times the energy it was given: the reading is wrong

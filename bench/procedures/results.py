@@ -38,9 +38,25 @@ class Measured:
 
 @dataclass(frozen=True)
 class RegisterEvidence:
+    """The meter's energy register against the reference over one point; the readings and the
+    register's resolution let the record alone give back the register error and its budget."""
+
     meter_wh: float  # energy register delta between the two snapshots
     reference_wh: float  # reference energy over the same interval, interpolated to the read times
     skew_s: float  # half-width of the uncertainty in read timing, bench clock
+    start_wh: float | None = None  # the meter's register as read before the gate ...
+    end_wh: float | None = None  # ... and after it
+    resolution_wh: float | None = None  # the register's smallest step near end_wh (its budget's term)
+
+
+@dataclass(frozen=True)
+class PulseConstants:
+    """The constants a gated error is computed with, named in the result so that the record alone
+    gives the error back: E_mut = mut_pulses x meter_wh_per_pulse, E_ref = ref_pulses x
+    reference_wh_per_pulse, error = (E_mut - E_ref) / E_ref x 100."""
+
+    meter_wh_per_pulse: float  # the meter's test-output constant the gate was counted with (Kh, or Kt)
+    reference_wh_per_pulse: float  # the reference standard's output constant, as it reported it
 
 
 class _Reported:
@@ -78,6 +94,16 @@ def _to_dict(result: Any) -> dict[str, Any]:
     return data
 
 
+def _with_derived(result: PositionResult, data: dict[str, Any]) -> dict[str, Any]:
+    """What the budget used that is derived, not stated: the gate's length in seconds and the
+    stimulus's power factor (the reference's certified U is taken at it), so a reader of the
+    record need not re-derive them."""
+    data["power_factor"] = result.stimulus.power_factor
+    if result.gate is not None:
+        data["gate"]["gate_time_s"] = result.gate.gate_time_s
+    return data
+
+
 @dataclass(frozen=True)
 class PositionResult(_Reported):
     point: str
@@ -95,6 +121,10 @@ class PositionResult(_Reported):
     note: str = ""
     counted: bool = True  # False: the board was not at reference conditions, nothing was judged
     diagnosis: str = ""  # the troubleshooting matrix's entry, when the audit found one
+    constants: PulseConstants | None = None  # what the error was computed with (None: no gate, or not named)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_derived(self, _to_dict(self))
 
     @property
     def verdict(self) -> Verdict:
@@ -148,6 +178,12 @@ class ShiftResult(_Reported):
     measured: PositionResult
     reference: PositionResult
     shift: Measured | None  # None when either error is missing
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _to_dict(self)
+        _with_derived(self.measured, data["measured"])
+        _with_derived(self.reference, data["reference"])
+        return data
 
     @property
     def position(self) -> Position:

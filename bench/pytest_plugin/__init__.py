@@ -10,7 +10,7 @@ point of that family and board position; each point is measured once for the who
 pytest registers this module: the hooks and fixtures below are the plugin, each from the module
 that does that job.
 """
-from bench.pytest_plugin.fixtures import audit, bench, certify, firmware, pytest_generate_tests
+from bench.pytest_plugin.fixtures import audit, bench, certify, demand, firmware, pytest_generate_tests
 from bench.pytest_plugin.hooks import (
     pytest_collection_finish,
     pytest_collection_modifyitems,
@@ -24,7 +24,7 @@ from bench.pytest_plugin.options import pytest_addoption
 from bench.pytest_plugin.summary import pytest_terminal_summary
 
 __all__ = [
-    "audit", "bench", "certify", "firmware", "pytest_addoption", "pytest_collection_finish",
+    "audit", "bench", "certify", "demand", "firmware", "pytest_addoption", "pytest_collection_finish",
     "pytest_collection_modifyitems", "pytest_configure", "pytest_deselected", "pytest_generate_tests",
     "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_terminal_summary", "pytest_unconfigure",
 ]

@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 
 from bench.metrology.uncertainty import Rule
 from bench.plans.audit import Audit
-from bench.plans.c12_20 import LimitTable
+from bench.plans.demand import DemandChecks
 from bench.plans.firmware import FirmwareChecks
+from bench.plans.limits import LimitTable
 from bench.procedures.runner import Certification, Point, Result
 from bench.pytest_plugin.baseline_check import BaselineCheck
 from bench.records.record import RunRecorder
@@ -46,6 +47,7 @@ class RunContext:
     certification: Certification
     audit: Audit
     firmware: FirmwareChecks
+    demand: DemandChecks  # the demand register test's points, on the board
     baseline: BaselineCheck
     records: Engine
     records_url: str

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bench.metrology.forms import forms
 from bench.plans.audit import Audit
 from bench.plans.board_checks import BoardStep, Checks
+from bench.plans.demand import DemandPoint, not_applicable
 from bench.plans.firmware import FirmwareChecks
 from bench.procedures.counting import CreepPoint, StartingPoint
 from bench.procedures.gating import AccuracyPoint
@@ -26,13 +26,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash[SESSION_KEY]
     family = getattr(metafunc.module, "FAMILY", None)
     if "point" in metafunc.fixturenames and family is not None:
-        form = forms()[session.source.profile.meter_type.form]
-        if not form.blondel:
-            skip = pytest.mark.skip(reason=f"ANSI C12.20 does not apply to Form {form.name} (not Blondel-compliant)")
-            metafunc.parametrize("point", [pytest.param(None, marks=skip)], ids=["not-applicable"])
-        else:
-            chosen = [p for p in session.points if p.family == family]
-            metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
+        chosen = [p for p in session.points if p.family == family]
+        metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
+    if "point" in metafunc.fixturenames and "demand" in metafunc.fixturenames:
+        # The demand register test's points; a meter type without demand registers gets one skipped
+        # item per position, saying which registers it lacks.
+        why = not_applicable(session.source.meter_type())
+        skipped = [pytest.param(None, marks=pytest.mark.skip(reason=why))]
+        metafunc.parametrize("point", skipped if why else session.demand_points,
+                             ids=["not-applicable"] if why else [p.id for p in session.demand_points])
     if "position" in metafunc.fixturenames:
         positions = session.source.profile.positions
         metafunc.parametrize("position", positions, ids=[f"pos{p.number}-{p.serial}" for p in positions])
@@ -70,6 +72,22 @@ def audit(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[A
 def firmware(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
     """Run a firmware-behaviour check (once for the whole board) and judge this position."""
     return _step_runner(request, "firmware", _context(request).firmware)
+
+
+@pytest.fixture
+def demand(bench: Bench, request: pytest.FixtureRequest) -> Callable[[DemandPoint, Position], None]:
+    """Measure a demand point (once for the whole board: one demand interval) and judge this
+    position's demand registers."""
+    run = _context(request)
+
+    def measure(point: DemandPoint, position: Position) -> None:
+        lacking = bench.lacks(point.stimulus(bench.profile.meter_type))
+        if lacking:
+            pytest.skip(f"{point.id}: {lacking}")
+        run_item(run, request, FunctionalCheck(point.id, point.name, point.family, lambda: run.demand.measure(point)),
+                 position, point.family)
+
+    return measure
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from bench.datafiles import number_argument
 from bench.metrology.uncertainty import Rule
+from bench.records.record import DEFAULT_TEST_REASON, TEST_REASONS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", metavar="DIR", default="reports", help="where certificates and JSON records go")
     group.addoption("--operator", metavar="NAME", default=getpass.getuser(),
                     help="who runs the bench: 'tested by' on every certificate (default: the login name)")
+    group.addoption("--test-reason", choices=TEST_REASONS, default=None,
+                    help="why the meters are tested: acceptance, in-service, complaint, or after-adjustment (a "
+                         "retest after adjusting; it is the 'as left' of the test it follows). Recorded and printed on "
+                         f"every document; default: {DEFAULT_TEST_REASON}, recorded as the default, not as stated")
     group.addoption("--allow-expired-calibration", metavar="REASON",
                     help="run although an instrument is past its calibration due date (the reason is recorded and "
                          "printed on every certificate)")
@@ -71,6 +76,7 @@ class Options:
     baseline: str | None
     baseline_min_overlap: float
     regression_margin: float
+    test_reason: str | None = None  # --test-reason: None when not stated (the record says the default)
 
     @classmethod
     def of(cls, config: pytest.Config) -> Options:
@@ -82,4 +88,4 @@ class Options:
                    config.getoption("--allow-expired-calibration"), config.getoption("--approved-by"),
                    config.getoption("--inspection"), config.getoption("--firmware-baseline"),
                    config.getoption("--baseline"), config.getoption("--baseline-min-overlap"),
-                   config.getoption("--regression-margin"))
+                   config.getoption("--regression-margin"), test_reason=config.getoption("--test-reason"))

@@ -13,8 +13,11 @@ from bench.plans.firmware import FirmwareChecks
 from bench.pytest_plugin.context import RunContext
 from bench.records.record import Scope
 
-PLAN_FIXTURES = {"certify": "c12_20", "audit": "audit", "firmware": "firmware"}
-PLAN_NAMES = {"c12_20": "C12.20 plan", "audit": "commissioning audit", "firmware": "firmware regression"}
+PLAN_FIXTURES = {"certify": "accuracy", "audit": "audit", "firmware": "firmware"}
+PLAN_NAMES = {"accuracy": "accuracy plan", "audit": "commissioning audit", "firmware": "firmware regression"}
+# The demand register test: planned only for meters that keep demand registers (others skip it).
+PLAN_FIXTURES["demand"] = "demand"
+PLAN_NAMES["demand"] = "demand register test"
 PLAN_REGISTERS = {"audit": Audit.REGISTERS, "firmware": FirmwareChecks.REGISTERS}
 
 
@@ -26,7 +29,7 @@ def plan_of(item: pytest.Item) -> str | None:
 
 @dataclass
 class Selection:
-    """The plans the run selected (c12_20, audit, firmware; deselected items included), and the
+    """The plans the run selected (accuracy, audit, firmware; deselected items included), and the
     items -k, -m, --lf and --deselect took out of them."""
 
     plans: set[str] = field(default_factory=set)
@@ -37,8 +40,8 @@ class Selection:
 
     def planned(self, run: RunContext) -> set[tuple[str, int]]:
         """Every (point, position) the selected plans hold: what a complete run must have run."""
-        ids = {"c12_20": [p.id for p in run.points], "audit": [step.id for step in audit_plan.STEPS],
-               "firmware": [step.id for step in firmware_plan.STEPS]}
+        ids = {"accuracy": [p.id for p in run.points], "audit": [step.id for step in audit_plan.STEPS],
+               "firmware": [step.id for step in firmware_plan.STEPS], "demand": [p.id for p in run.demand.points]}
         return {(point, pos.number) for plan in self.plans for point in ids[plan] for pos in run.profile.positions}
 
     def scope(self, run: RunContext, ended: str, shouldfail: bool | str = False) -> Scope:

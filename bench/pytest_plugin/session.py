@@ -13,8 +13,9 @@ from bench.datafiles import ConfigError
 from bench.metrology.uncertainty import Rule
 from bench.paths import meter_keys_dir
 from bench.plans.audit import Audit, load_limits, load_matrix
-from bench.plans.c12_20 import LimitTable, load_table
+from bench.plans.demand import DemandChecks, DemandPoint, board_points, load_demand_table
 from bench.plans.firmware import FirmwareChecks, load_firmware_limits
+from bench.plans.limits import LimitTable, default_table, load_table
 from bench.plans.payload import payload_accuracy_point
 from bench.procedures.runner import Certification, Point
 from bench.pytest_plugin import start_checks
@@ -43,6 +44,8 @@ class BenchSession:
                  rule: Rule) -> None:
         self.config, self.options, self.source, self.table, self.rule = config, options, source, table, rule
         self.points: list[Point] = table.points(source.meter_type(), rule)
+        self.demand_table = load_demand_table()  # a broken one is a ConfigError: configure makes it one line
+        self.demand_points: list[DemandPoint] = board_points(self.demand_table, source.meter_type())
         self.selection = Selection()
         self.tally = Tally()
         self._held = ExitStack()  # closed last to first: the bench's instruments, then the simulator
@@ -53,18 +56,18 @@ class BenchSession:
     def configure(cls, config: pytest.Config) -> BenchSession:
         options = Options.of(config)
 
-        def limits() -> LimitTable:
-            return load_table(Path(options.limits)) if options.limits else load_table()
-
         try:
             source: BenchSource
             if options.profile:
                 source = LabBench(Path(options.profile))  # before anything else: it makes the board safe
-                table = limits()
             else:
-                table = limits()
                 kind = load_profile(Path(options.sim_bench)) if options.sim_bench else None
                 source = BuiltInSimulator(options.sim_scenario, options.sim_scale, kind)
+            meter_type = source.meter_type()
+            table = load_table(Path(options.limits) if options.limits else default_table(meter_type.form))
+            refusals = table.not_applicable(meter_type)
+            if refusals:
+                raise pytest.UsageError("bench cannot start: " + "; ".join(refusals))
             return cls(config, options, source, table, options.decision_rule or table.rule)
         except ConfigError as error:
             raise pytest.UsageError(str(error)) from None
@@ -116,9 +119,10 @@ class BenchSession:
             audit=Audit(bench, records, meter_keys_dir(), payload, inspection=inspection,
                         firmware_baseline=options.firmware_baseline, limits=audit_limits, matrix=matrix),
             firmware=FirmwareChecks(bench, payload, firmware_limits),
+            demand=DemandChecks(bench, self.demand_table, self.rule, self.table.conditions, ProgressLine(self.config)),
             baseline=baseline, records=records, records_url=records_url, reports_dir=reports_dir,
             recorder=RunRecorder(profile, self.table.plan_info(), self.rule, options.operator, approved_by,
-                                 options.allow_expired_calibration),
+                                 options.allow_expired_calibration, test_reason=options.test_reason),
             signer=signer, tally=self.tally)
 
     def _open_bench(self, profile: Profile) -> Bench:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bench.datafiles import ConfigError
-from bench.plans.c12_20 import LimitTable, beyond_ranges
+from bench.plans.limits import LimitTable, beyond_ranges
 from bench.procedures.runner import Point
 from bench.pytest_plugin.baseline_check import AgainstRun, BaselineCheck, NoBaseline
 from bench.pytest_plugin.options import Options
@@ -63,7 +63,7 @@ def check_ranges(config: pytest.Config, profile: Profile, points: list[Point], p
     """Every point of the selected accuracy plan within the source's and load's ranges the profile
     states: a bench that cannot reach a point is refused at start, not stopped after the points it
     could reach."""
-    gaps = beyond_ranges(profile, points) if "c12_20" in plans else []
+    gaps = beyond_ranges(profile, points) if "accuracy" in plans else []
     if gaps:
         for gap in gaps:
             say(config, gap, red=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.metrology.forms import forms
-from bench.metrology.uncertainty import RULE_TEXT, Rule, Verdict, worst
-from bench.procedures.results import Result
+from bench.metrology.uncertainty import COVERAGE_K, RULE_TEXT, Rule, Verdict, worst
+from bench.procedures.results import Measured, PositionResult, Result, ShiftResult
 from bench.procedures.runner import Point
 from bench.records.store import canonical_json
 from bench.station.bench import Bench
@@ -36,6 +36,27 @@ def document_of(family: str) -> str:
     return DOCUMENT_FAMILIES.get(family, "accuracy")
 
 
+# Why a meter is on the bench. The first three open a test episode (the meter as found); a run after
+# adjustment continues the episode it follows (the meter as left).
+TEST_REASONS = ("acceptance", "in-service", "complaint", "after-adjustment")
+DEFAULT_TEST_REASON = "acceptance"  # the main job certifies new meters: recorded as the default, not as stated
+AFTER_ADJUSTMENT = "after-adjustment"
+
+
+def reason_entry(stated: str | None) -> dict[str, Any]:
+    """The record's test reason: as the operator stated it, or the default, saying which it is."""
+    if stated is None:
+        return {"reason": DEFAULT_TEST_REASON, "stated": False}
+    if stated not in TEST_REASONS:
+        raise ValueError(f"test reason '{stated}': one of {', '.join(TEST_REASONS)}")
+    return {"reason": stated, "stated": True}
+
+
+def reason_text(reason: dict[str, Any]) -> str:
+    """A test reason as people read it: "complaint", or "acceptance (default)" when none was stated."""
+    return reason["reason"] if reason["stated"] else f"{reason['reason']} (default)"
+
+
 @dataclass(frozen=True)
 class PlanInfo:
     """What a record says about the limits a run was judged against (the table itself stays a plan's)."""
@@ -46,6 +67,7 @@ class PlanInfo:
     source: str
     provenance: str
     reference_conditions: dict[str, Any]
+    weighted_average: dict[str, Any] | None = None  # name, weights by point id, provenance
 
 
 class RunRecorder:
@@ -53,9 +75,10 @@ class RunRecorder:
     published before it finishes says so: status "incomplete")."""
 
     def __init__(self, profile: Profile, plan: PlanInfo, rule: Rule, operator: str, approved_by: Signatory,
-                 calibration_override: str | None) -> None:
+                 calibration_override: str | None, test_reason: str | None = None) -> None:
         self.profile, self.plan, self.rule = profile, plan, rule
         self.operator, self.approved_by, self.calibration_override = operator, approved_by, calibration_override
+        self.test_reason = reason_entry(test_reason)  # a wrong one is refused here, before anything is measured
         self.run_id = str(uuid.uuid4())
         self.started_at = now_iso()
 
@@ -65,7 +88,6 @@ class RunRecorder:
         concluded with (and the faults that made the bench measure it again)."""
         p = self.profile
         table_ids = [pt.id for pt in plan_points]
-        blondel = forms()[p.meter_type.form].blondel
         meters = []
         for pos in p.positions:
             identity = bench.identities[pos.number]
@@ -75,13 +97,15 @@ class RunRecorder:
                                                  if document_of(e["family"]) == document})
                         for document in ("accuracy", "audit", "firmware")}
             passed = {e["point"] for e in entries if e["verdict"] == "PASS"}
+            mine = {point_id: result for (point_id, number), (_, result) in reported.items() if number == pos.number}
             meters.append({
                 "position": pos.number, "serial": identity.serial, "mac": identity.mac,
                 "firmware": identity.firmware,
                 "verdict": meter_verdict({e["verdict"] for e in entries}),
                 "verdicts": verdicts,
-                "certified": bool(scope.status == "complete" and blondel and table_ids and set(table_ids) <= passed),
+                "certified": bool(scope.status == "complete" and table_ids and set(table_ids) <= passed),
                 "certificate": None,
+                "weighted_average": weighted_average(self.plan.weighted_average, mine),
                 "results": entries,
             })
         return {
@@ -94,13 +118,18 @@ class RunRecorder:
                       "bench_time_s": round(bench.now(), 3)},
             "plan": {"name": self.plan.name, "version": self.plan.version, "standard": self.plan.standard,
                      "source": self.plan.source, "provenance": self.plan.provenance, "points": table_ids,
-                     "reference_conditions": self.plan.reference_conditions},
+                     "reference_conditions": self.plan.reference_conditions,
+                     "weighted_average": self.plan.weighted_average},
             "decision_rule": {"rule": self.rule.value, "text": RULE_TEXT[self.rule]},
+            "test_reason": self.test_reason,
             "operator": self.operator,
             "approved_by": {"name": self.approved_by.name, "title": self.approved_by.title},
             "lab": p.lab.to_dict(),
             "calibration_override": self.calibration_override,
             "instruments": _instruments(bench),
+            # what every gated result's budget was computed from; the constants each result was gated
+            # with are in its own evidence ("constants"), the reference's also in instruments
+            "bench_spec": {**asdict(bench.spec), "coverage_k": COVERAGE_K},
             "meter_type": {k: v for k, v in p.meter_type.__dict__.items() if k != "registers"},
             "meters": meters,
         }
@@ -149,7 +178,8 @@ def _instruments(bench: Bench) -> list[dict[str, Any]]:
         entry = {"role": role, "idn": instrument.idn, "address": instrument.address,
                  "serial": idn[2].strip() if len(idn) == 4 else "", "calibration": calibrations[role].to_dict()}
         if role == "reference":
-            entry.update(serial=p.reference.serial, uncertainty=p.reference.calibration.uncertainty.describe())
+            entry.update(serial=p.reference.serial, uncertainty=p.reference.calibration.uncertainty.describe(),
+                         pulse_constant_wh=bench.spec.reference_constant_wh)
         found.append(entry)
     return found
 
@@ -158,3 +188,99 @@ def meter_slice(record: dict[str, Any], serial: str) -> dict[str, Any]:
     """What one meter's certificate is made from: the run's context and that meter's results."""
     meter = next(m for m in record["meters"] if m["serial"] == serial)
     return {**{k: v for k, v in record.items() if k != "meters"}, "meter": meter}
+
+
+REFERENCE_TERM = "reference standard"  # the budget component of the reference's certified U (uncertainty.py)
+WAR_METHOD = ("percent registration = 100 % + error; the points' errors averaged with the table's weights. "
+              "U (k=2): the reference standard's term taken as fully correlated between the points (one "
+              "instrument, one calibration: its weighted terms add linearly, the larger and safe choice), "
+              "every other term as uncorrelated (each point's own dwell and source setting: in quadrature)")
+
+
+def weighted_average(asked: dict[str, Any] | None, results: dict[str, Result]) -> dict[str, Any] | None:
+    """A meter's weighted average registration (e.g. 04 NCAC 11 R08-11: (4 FL + LL) / 5) where the
+    limits table asks for one, with its expanded uncertainty; None when it does not. A point with
+    no measured error leaves it uncomputed, and the record says which. It is reported, not judged."""
+    if asked is None:
+        return None
+    weights: dict[str, float] = asked["weights"]
+    found = {point: _error_of(results.get(point)) for point in weights}
+    missing = [point for point, measured in found.items() if measured is None]
+    points = {point: _point_of(weight, found[point]) for point, weight in weights.items()}
+    total = sum(weights.values())
+    formula = " + ".join(f"{weight:g} × {point}" if weight != 1 else point for point, weight in weights.items())
+    war: dict[str, Any] = {"name": asked["name"], "weights": dict(weights), "provenance": asked["provenance"],
+                           "formula": f"({formula}) / {total:g}", "method": WAR_METHOD, "points": points,
+                           "registration_pct": None, "error_pct": None, "u_pct": None, "not_computed": ""}
+    if total <= 0:
+        war["not_computed"] = "the table gives no positive weights"
+        return war
+    if missing:
+        verb = "has" if len(missing) == 1 else "have"
+        war["not_computed"] = f"{', '.join(missing)} {verb} no measured error on this run"
+        return war
+    measured = {point: m for point, m in found.items() if m is not None}
+    error = sum(weight * measured[point].error_pct for point, weight in weights.items()) / total
+    systematic = sum(weight * _term(measured[point], REFERENCE_TERM) for point, weight in weights.items()) / total
+    random = sum((weight / total) ** 2 * sum(c.u_pct ** 2 for c in measured[point].budget.components
+                                             if c.name != REFERENCE_TERM)
+                 for point, weight in weights.items())
+    war.update(registration_pct=100.0 + error, error_pct=error,
+               u_pct=COVERAGE_K * math.sqrt(systematic ** 2 + random))
+    return war
+
+
+def _point_of(weight: float, measured: Measured | None) -> dict[str, Any]:
+    return {"weight": weight, "error_pct": measured.error_pct if measured else None,
+            "u_pct": measured.expanded_pct if measured else None}
+
+
+def _error_of(result: Result | None) -> Measured | None:
+    """A point's measured error (of a shift point: the error there, not the shift)."""
+    if isinstance(result, ShiftResult):
+        return result.measured.pulses
+    return result.pulses if isinstance(result, PositionResult) else None
+
+
+def _term(measured: Measured, name: str) -> float:
+    return next((c.u_pct for c in measured.budget.components if c.name == name), 0.0)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a run stands in a meter's history: its test episode and what it is in it."""
+
+    episode: int | None  # None: a partial or incomplete run, in no episode
+    label: str  # "as found", "as left", "as found, as left" or ""
+
+
+def as_found_as_left(runs: list[dict[str, Any]]) -> list[Standing]:
+    """A meter's runs (oldest first, each with its "status" and "test_reason") as test episodes.
+
+    Only complete runs count: a partial or incomplete run states nothing about the meter and is in
+    no episode. A complete acceptance, in-service or complaint run opens an episode and is its
+    "as found" (the meter as it came to the bench); each complete after-adjustment run that follows
+    belongs to that episode, and the episode's last complete run is its "as left" (the meter as it
+    left: the opening run itself when it was not adjusted). A later acceptance, in-service or
+    complaint run opens a new episode even with the same reason: the lab did not state that the
+    meter was touched, so it is again the meter as found. A complete after-adjustment run with no
+    episode open (no as-found run on record) opens one that has an "as left" only.
+    """
+    episodes: list[int | None] = []
+    current = 0
+    for run in runs:
+        if run["status"] != "complete":
+            episodes.append(None)
+            continue
+        if run["test_reason"] != AFTER_ADJUSTMENT or current == 0:
+            current += 1
+        episodes.append(current)
+    labels = [""] * len(runs)
+    for episode in range(1, current + 1):
+        members = [i for i, e in enumerate(episodes) if e == episode]
+        first, last = members[0], members[-1]
+        found = runs[first]["test_reason"] != AFTER_ADJUSTMENT
+        if found:
+            labels[first] = "as found"
+        labels[last] = "as found, as left" if found and first == last else "as left"
+    return [Standing(e, label) for e, label in zip(episodes, labels)]

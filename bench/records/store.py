@@ -98,6 +98,65 @@ certificates = Table(
     Column("issued", String(10), nullable=False),
     UniqueConstraint("run_id", "serial"),
 )
+# Lot acceptance by sampling (bench/lots/): a lot of new meters, its serials, its sample draws, and
+# per meter type the inspection severity the switching rules keep, with their log.
+lots = Table(
+    "lots", metadata,
+    Column("lot_id", String(64), primary_key=True),
+    Column("created_at", String(40), nullable=False),
+    Column("manufacturer", String(100), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("form", String(16), nullable=False),
+    Column("accuracy_class", Float, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("serials_file", String(300), nullable=False),
+    Column("serials_sha256", String(64), nullable=False),
+    Column("manufacturer_data", Text),  # JSON {serial: {point: value_pct}}, when the manufacturer gave any
+    Column("drawn_at", String(40)),
+    Column("draw", Text),  # JSON: the current draw (plan as drawn, severity, code letter, n, seed, sample)
+    Column("verdict", String(16)),  # ACCEPTED | REJECTED, once judged
+    Column("verdict_at", String(40)),
+    Column("verdict_record", Text),  # the lot record the verdict was published from (canonical JSON)
+)
+lot_meters = Table(
+    "lot_meters", metadata,
+    Column("lot_id", String(64), ForeignKey("lots.lot_id"), primary_key=True),
+    Column("serial", String(64), primary_key=True),
+    Column("line", Integer, nullable=False),  # where the serials file listed it
+    Column("sample_order", Integer),  # 1..n in the current draw's order; NULL when not drawn
+)
+lot_draws = Table(
+    "lot_draws", metadata,
+    Column("entry", Integer, primary_key=True, autoincrement=True),
+    Column("lot_id", String(64), ForeignKey("lots.lot_id"), nullable=False, index=True),
+    Column("drawn_at", String(40), nullable=False),
+    Column("seed", String(40), nullable=False),
+    Column("plan", String(100), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("sample_size", Integer, nullable=False),
+    Column("reason", Text),  # why it replaced the previous draw; NULL for the first
+    Column("draw", Text, nullable=False),
+)
+inspection_severity = Table(
+    "inspection_severity", metadata,
+    Column("manufacturer", String(100), primary_key=True),
+    Column("model", String(100), primary_key=True),
+    Column("severity", String(16), nullable=False),  # normal | tightened | reduced | discontinued
+    Column("since", String(40), nullable=False),
+    Column("history", Text, nullable=False),  # JSON: the outcomes (accepted?) judged since `since`
+)
+severity_log = Table(
+    "severity_log", metadata,
+    Column("entry", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("manufacturer", String(100), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("lot_id", String(64)),
+    Column("event", String(40), nullable=False),
+    Column("severity_before", String(16), nullable=False),
+    Column("severity_after", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+)
 _APPEND_ONLY = {
     "sqlite": ["CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail "
                "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
@@ -137,7 +196,14 @@ def _v4(conn: Connection) -> None:
     certificates.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: Connection) -> None:
+    """Lot acceptance by sampling: lots, their meters and draws, and the inspection severity per
+    meter type with its log."""
+    for table in (lots, lot_meters, lot_draws, inspection_severity, severity_log):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -266,13 +332,21 @@ def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
 
 
 def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
-    """Every run a meter took part in, oldest first ("as found" first, "as left" last)."""
+    """Every run a meter took part in, oldest first, with its test reason ("test_reason": None for
+    a record from before runs stated one); ``record.as_found_as_left`` says which is which."""
     query = (select(runs.c.run_id, runs.c.started_at, runs.c.status, runs.c.bench_id, runs.c.plan,
-                    meter_runs.c.position, meter_runs.c.firmware, meter_runs.c.verdict, meter_runs.c.certified)
+                    meter_runs.c.position, meter_runs.c.firmware, meter_runs.c.verdict, meter_runs.c.certified,
+                    runs.c.record)
              .join(meter_runs, meter_runs.c.run_id == runs.c.run_id)
              .where(meter_runs.c.serial == serial).order_by(runs.c.started_at))
+    found = []
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        for row in conn.execute(query):
+            entry = dict(row._mapping)
+            reason = json.loads(entry.pop("record")).get("test_reason") or {}
+            found.append({**entry, "test_reason": reason.get("reason"),
+                          "test_reason_stated": bool(reason.get("stated"))})
+    return found
 
 
 def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str | None:

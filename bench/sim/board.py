@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.datafiles import Section, load_toml
 from bench.metrology.forms import forms
-from bench.sim.meter_model import ErrorCurve, Functional, MeterModel
+from bench.sim.meter_model import DEMAND_INTERVAL_S, Demand, ErrorCurve, Functional, MeterModel
 from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from bench.station.profile import (
@@ -25,8 +25,22 @@ _FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "r
                     "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain")
 _INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s",
-                  "element_offsets_pct", "creep_w", "fault", "fails", "diagnosis", *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
+                  "element_offsets_pct", "circuit_offsets_pct", "creep_w", "fault", "fails", "diagnosis",
+                  *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
                   *_INSPECTION_KEYS}
+
+
+# The demand register: its interval (seconds) and a demand-timer fault (% fast; < 0 slow).
+_DEMAND_KEYS = {"demand_interval_s", "demand_clock_error_pct"}
+MAX_DEMAND_INTERVAL_S = 3600.0  # demand intervals in use run from 1 to 60 minutes
+MAX_DEMAND_CLOCK_ERROR_PCT = 50.0
+
+
+def _demand(pos: Section) -> Demand:
+    """The demand register a position declares: its interval and any fault of its timer."""
+    return Demand(pos.number("demand_interval_s", DEMAND_INTERVAL_S, low=60.0, high=MAX_DEMAND_INTERVAL_S),
+                  pos.number("demand_clock_error_pct", 0.0, low=-MAX_DEMAND_CLOCK_ERROR_PCT,
+                             high=MAX_DEMAND_CLOCK_ERROR_PCT))
 
 
 MAX_ERROR_PCT = 100.0  # a simulated meter's error terms; a real meter is within a few percent
@@ -95,12 +109,17 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     phases = src.integer("phases", low=1, high=3)
     if phases < form.elements:
         raise src.error("phases", f"a {form.elements}-element meter needs at least {form.elements} source phases")
+    load_phases = load.integer("phases", max(phases, form.circuits), low=1, high=3)
+    if load_phases < form.circuits:
+        raise load.error("phases", f"Form {form_name} has {form.circuits} current circuits, one load phase each")
     meters, expected, diagnoses, inspection = [], {}, {}, {}
     for index, pos in enumerate(doc.tables("position"), start=1):
-        pos.unknown(_POSITION_KEYS)
+        pos.unknown(_POSITION_KEYS | _DEMAND_KEYS)
         offsets = pos.numbers("element_offsets_pct", (), low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT)
         if offsets and len(offsets) != form.elements:
             raise pos.error("element_offsets_pct", f"needs {form.elements} values, one per element")
+        circuit_offsets = pos.numbers("circuit_offsets_pct", (), length=form.circuits if "circuit_offsets_pct" in pos
+                                      else None, low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT)
         meters.append(MeterModel(
             position=index,
             serial=pos.text("serial"),
@@ -116,10 +135,12 @@ def load_board(path: Path, scale: float | None = None) -> Board:
                                           positive=True, high=MAX_CURRENT_A),
             pulse_jitter_s=pos.number("pulse_jitter_s", mt.number("pulse_jitter_s", low=0, high=1.0), low=0, high=1.0),
             element_offsets_pct=offsets,
+            circuit_offsets_pct=circuit_offsets,
             creep_w=pos.number("creep_w", 0.0, low=0, high=1000.0),
             alarm_code=pos.text("alarm_code") if "alarm_code" in pos else "",
             seed=seed,
             functional=_functional(pos),
+            demand=_demand(pos),
         ))
         if "fails" in pos:
             expected[index] = pos.texts("fails")
@@ -134,12 +155,14 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),
                            frequency_hz=mt.number("frequency_hz", low=45.0, high=65.0),
                            gain_error=src.number("gain_error", 0.0, low=-0.5, high=0.5)),
-        load=LoadState(phases=phases, max_current_a=load.number("max_current_a", positive=True, high=MAX_CURRENT_A),
+        load=LoadState(phases=load_phases,
+                       max_current_a=load.number("max_current_a", positive=True, high=MAX_CURRENT_A),
                        gain_error=load.number("gain_error", 0.0, low=-0.5, high=0.5)),
         reference=ReferenceState(error_pct=ref.number("error_pct", 0.0, low=-MAX_ERROR_PCT, high=MAX_ERROR_PCT),
                                  pulse_constant_wh=ref.number("pulse_constant_wh", positive=True, high=MAX_KH_WH)),
         meters=meters,
         angles_deg=form.voltage_angles_deg,
+        circuit_map=form.circuit_map,
         scale=scale,
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating

@@ -23,6 +23,8 @@ class Conditions:
     frequency_hz: float
     voltage_harmonics: tuple[Harmonic, ...] = ()
     current_harmonics: tuple[Harmonic, ...] = ()
+    circuit_currents: np.ndarray | None = None  # each current circuit's phasor, where elements add up circuits
+    circuit_map: np.ndarray | None = None  # elements x circuits: the share of each circuit an element sees
 
     @classmethod
     def balanced(cls, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
@@ -40,13 +42,21 @@ class Conditions:
     @classmethod
     def from_phases(cls, voltages_v: list[float], angles_deg: list[float], currents_a: list[float],
                     lags_deg: list[float], frequency_hz: float, voltage_harmonics: tuple[Harmonic, ...] = (),
-                    current_harmonics: tuple[Harmonic, ...] = ()) -> Conditions:
-        """Element by element: a voltage at its angle, and a current lagging that voltage."""
+                    current_harmonics: tuple[Harmonic, ...] = (),
+                    circuit_map: tuple[tuple[float, ...], ...] | None = None) -> Conditions:
+        """Element by element: a voltage at its angle, and a current lagging that voltage. With a
+        circuit map, ``currents_a`` and ``lags_deg`` are per current circuit, each lagging the
+        voltage of the element it feeds, and an element sees its circuits by their shares."""
         angles = np.radians(np.asarray(angles_deg, dtype=float))
         voltages = np.asarray(voltages_v, dtype=float) * np.exp(1j * angles)
-        currents = np.asarray(currents_a, dtype=float) * np.exp(1j * (angles - np.radians(np.asarray(lags_deg,
-                                                                                                       dtype=float))))
-        return cls(voltages, currents, frequency_hz, voltage_harmonics, current_harmonics)
+        lags = np.radians(np.asarray(lags_deg, dtype=float))
+        if circuit_map is None:
+            currents = np.asarray(currents_a, dtype=float) * np.exp(1j * (angles - lags))
+            return cls(voltages, currents, frequency_hz, voltage_harmonics, current_harmonics)
+        shares = np.asarray(circuit_map, dtype=float)
+        feeds = np.argmax(shares != 0, axis=0)  # the element each circuit feeds
+        circuits = np.asarray(currents_a, dtype=float) * np.exp(1j * (angles[feeds] - lags))
+        return cls(voltages, shares @ circuits, frequency_hz, voltage_harmonics, current_harmonics, circuits, shares)
 
     @property
     def elements(self) -> int:
@@ -116,6 +126,13 @@ class ErrorCurve:
     - ``frequency_pct_per_pct``: shift per +1 % of nominal frequency.
     - ``harmonic_gain_pct``: error on harmonic power only (a meter that under-registers it: < 0).
     - ``dc_pct_per_10pct``: shift per 10 % of DC in the current (current-transformer saturation).
+    - ``light_load_phase_mrad``: phase displacement growing as 1/I (a current transformer's
+      magnetising current), equal to this at 10 % of TA: it fails low-current points at PF 0.5
+      and 0.8 while PF 1 stays good.
+    - ``voltage_phase_mrad_per_10pct``: phase displacement per +10 % of voltage (a voltage
+      divider's reactance): a voltage influence that shows at PF 0.5 only.
+    - ``frequency_phase_mrad_per_pct``: phase displacement per +1 % of frequency (a fixed delay
+      between the channels): a frequency influence that shows at PF 0.5 only.
     """
 
     offset_pct: float = 0.0
@@ -125,15 +142,24 @@ class ErrorCurve:
     frequency_pct_per_pct: float = 0.0
     harmonic_gain_pct: float = 0.0
     dc_pct_per_10pct: float = 0.0
+    light_load_phase_mrad: float = 0.0
+    voltage_phase_mrad_per_10pct: float = 0.0
+    frequency_phase_mrad_per_pct: float = 0.0
 
     def element_error_pct(self, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
                           dc_pct: float, test_amperes: float, nominal_voltage: float,
                           nominal_frequency: float) -> float:
-        light = self.light_load_pct * (0.1 * test_amperes / current_a) if current_a > 0 else 0.0
+        low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
+        voltage_step = (voltage_v / nominal_voltage - 1.0) / 0.1
+        frequency_step = (frequency_hz / nominal_frequency - 1.0) * 100.0
+        light = self.light_load_pct * low_current
+        delta_mrad = (self.phase_error_mrad + self.light_load_phase_mrad * low_current
+                      + self.voltage_phase_mrad_per_10pct * voltage_step
+                      + self.frequency_phase_mrad_per_pct * frequency_step)
         phi = math.radians(phase_deg)
-        phase = 100.0 * (math.cos(phi - self.phase_error_mrad / 1000.0) / math.cos(phi) - 1.0)
-        voltage = self.voltage_pct_per_10pct * (voltage_v / nominal_voltage - 1.0) / 0.1
-        frequency = self.frequency_pct_per_pct * (frequency_hz / nominal_frequency - 1.0) * 100.0
+        phase = 100.0 * (math.cos(phi - delta_mrad / 1000.0) / math.cos(phi) - 1.0)
+        voltage = self.voltage_pct_per_10pct * voltage_step
+        frequency = self.frequency_pct_per_pct * frequency_step
         dc = self.dc_pct_per_10pct * dc_pct / 10.0
         return self.offset_pct + light + phase + voltage + frequency + dc
 
@@ -169,6 +195,55 @@ class Functional:
     daily_alarms: list[str] = field(default_factory=list)
 
 
+DEMAND_INTERVAL_S = 900.0  # block demand interval: 15 minutes, the most common setting
+
+
+@dataclass
+class Demand:
+    """Block-interval demand as the meter's firmware keeps it: intervals run back to back on the
+    meter's demand timer from power-up; at each close the interval's energy over its nominal length
+    is its demand, kept as the last interval's and, if larger, the maximum since the reset. A
+    demand reset (as a meter in test mode does) zeroes them and starts a new interval at once.
+
+    ``clock_error_pct`` is a fault: the demand timer runs that much fast (> 0) or slow, so each
+    interval holds that much less (more) energy than its nominal length, and demand reads low (high).
+    """
+
+    interval_s: float = DEMAND_INTERVAL_S
+    clock_error_pct: float = 0.0
+    open_wh: float = 0.0  # energy registered in the interval in progress
+    open_s: float = 0.0  # how far the interval in progress has run, on the demand timer
+    last_w: float = 0.0
+    max_w: float = 0.0
+    closed: int = 0  # intervals closed since the last reset
+
+    @property
+    def rate(self) -> float:
+        """Demand-timer seconds per true second."""
+        return 1.0 + self.clock_error_pct / 100.0
+
+    @property
+    def present_w(self) -> float:
+        """The interval in progress so far: its energy over the time the timer says has passed."""
+        return self.open_wh * 3600.0 / self.open_s if self.open_s > 0 else 0.0
+
+    def advance(self, dt: float, power_w: float) -> None:
+        """``dt`` true seconds at a constant registered power: close every interval that ends in it."""
+        left = dt
+        while (to_close := (self.interval_s - self.open_s) / self.rate) <= left + 1e-9:
+            self.open_wh += power_w * max(to_close, 0.0) / 3600.0
+            self.last_w = self.open_wh * 3600.0 / self.interval_s
+            self.max_w = max(self.max_w, self.last_w)
+            self.closed += 1
+            self.open_wh, self.open_s, left = 0.0, 0.0, max(left - to_close, 0.0)
+        self.open_wh += power_w * left / 3600.0
+        self.open_s += left * self.rate
+
+    def reset(self) -> None:
+        self.open_wh = self.open_s = self.last_w = self.max_w = 0.0
+        self.closed = 0
+
+
 @dataclass
 class MeterModel:
     """One board position: identity, metrology, pulse output and the registers it keeps."""
@@ -185,6 +260,7 @@ class MeterModel:
     starting_current_a: float
     pulse_jitter_s: float
     element_offsets_pct: tuple[float, ...] = ()
+    circuit_offsets_pct: tuple[float, ...] = ()  # gain of each current circuit (a coil's turns, a CT's ratio)
     creep_w: float = 0.0  # what it registers with voltage on and no load (0 for a sound meter)
     alarm_code: str = ""
     functional: Functional = field(default_factory=Functional)
@@ -195,6 +271,7 @@ class MeterModel:
     saved_register_wh: float = 0.0  # the register's last copy in non-volatile memory
     link_fault: str = "NONE"  # the Modbus link's persistent fault, set by fault injection
     restart_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. drop its connections
+    demand: Demand = field(default_factory=Demand)  # the block-interval demand register
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -231,11 +308,21 @@ class MeterModel:
                 abs(c.voltages[k]), current, math.degrees(np.angle(c.voltages[k] / c.currents[k])), c.frequency_hz,
                 c.dc_pct, self.test_amperes, self.nominal_voltage, self.nominal_frequency)
             error += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
-            gain = 1.0 + error / 100.0
+            gain = (1.0 + error / 100.0) * self._circuit_gain(c, k)
             total += fundamental[k] * gain + harmonic[k] * gain * harmonic_gain
         if self.functional.ct_reversed:
             total = -total  # it sees energy flowing back to the grid and registers none delivered
         return max(total, 0.0)
+
+    def _circuit_gain(self, c: Conditions, k: int) -> float:
+        """How element ``k``'s circuits' own gains scale what it sees: the share-weighted mean of
+        their gains over the current each carries (1 when every circuit carries none or is exact)."""
+        if not self.circuit_offsets_pct or c.circuit_map is None or c.circuit_currents is None:
+            return 1.0
+        carried = c.circuit_map[k] * np.abs(c.circuit_currents)
+        total = float(np.sum(carried))
+        gains = 1.0 + np.asarray(self.circuit_offsets_pct, dtype=float) / 100.0
+        return float(np.sum(carried * gains)) / total if total else 1.0
 
     def true_error_pct(self, c: Conditions) -> float:
         """Ground truth: registered over true power, minus one, in percent (0 with no power)."""
@@ -272,6 +359,8 @@ class MeterModel:
             f.interval_select = int(value)
         elif name == "tamper_clear" and int(value) == 1:
             f.tamper = False
+        elif name == "demand_reset" and int(value) == 1:
+            self.demand.reset()
 
     def alarm(self) -> str:
         """The most severe active code, as the meter's alarm register shows it."""
@@ -295,6 +384,7 @@ class MeterModel:
         self._save_register(t0, dt, power)
         self.energy_wh += power * dt / 3600.0
         self._record_intervals(t0, dt, power)
+        self.demand.advance(dt, power)
         shown_voltage = c.voltage_v * self.functional.voltage_reading_gain
         if self.release.buffers_alarms and 0 < shown_voltage < 0.9 * self.nominal_voltage:
             if "E101" not in self.functional.daily_alarms:
@@ -305,3 +395,9 @@ class MeterModel:
             crossing = t0 + (self.pulses * self.kh_wh - start_energy) * 3600.0 / power
             edges.append(crossing + self._rng.normal(0.0, self.pulse_jitter_s))
         return edges
+
+    def true_demand_error_pct(self, c: Conditions) -> float:
+        """Ground truth for a closed interval's demand under steady conditions: registered power
+        over the demand timer's rate, against true power, minus one, in percent (0 with no power)."""
+        true_power = c.active_power_w
+        return (self.registered_power_w(c) / self.demand.rate / true_power - 1.0) * 100.0 if true_power > 0 else 0.0

@@ -23,11 +23,16 @@ from bench.sim.world import World
 from instruments.register_map import Register, RegisterMap, span
 
 READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
+# The block-interval demand register (bench/sim/meter_model.py ``Demand``): interval length,
+# intervals closed since the reset, last-interval, maximum and present demand, and the reset command.
+DEMAND_QUANTITIES = ("demand_interval_s", "demand_count", "demand_kw", "max_demand_kw", "present_demand_kw",
+                     "demand_reset")
 LINK_FAULTS = ("NONE", "EXCEPTION", "TIMEOUT", "SWAP")  # persistent until the next one; REBOOT happens once
 QUANTITIES = ("energy_wh", "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
               "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
-              "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear")
+              "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear",
+              *DEMAND_QUANTITIES)
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
@@ -62,7 +67,15 @@ def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str
         "interval_energy_wh": selected,
         "daily_alarms": ",".join(f.daily_alarms),
         "tamper_clear": 0,
+        **demand_values(meter),
     }
+
+
+def demand_values(meter: MeterModel) -> dict[str, float | int | str]:
+    """The demand registers as the meter serves them (kW, as meters show demand)."""
+    d = meter.demand
+    return {"demand_interval_s": d.interval_s, "demand_count": d.closed, "demand_kw": d.last_w / 1000.0,
+            "max_demand_kw": d.max_w / 1000.0, "present_demand_kw": d.present_w / 1000.0, "demand_reset": 0}
 
 
 class ModbusMeters:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from bench.counterd.gate import Channel, Timebase
+from bench.metrology.forms import CircuitMap
 from bench.metrology.harmonics import Harmonic
 from bench.sim.meter_model import Conditions, MeterModel
 from instruments.roles import STANDARD_ANGLES_DEG
@@ -154,6 +155,7 @@ class World:
     reference: ReferenceState
     meters: list[MeterModel]
     angles_deg: tuple[float, ...]  # the voltage each element sees at a standard source, from the meter's form
+    circuit_map: CircuitMap | None = None  # the form's: load phase c drives current circuit c; None: one per element
     scale: float | None = None  # None: stepped; else simulated seconds per wall second
     time_s: float = 0.0
     interlock_closed: bool = True
@@ -177,11 +179,12 @@ class World:
         n = self.elements
         voltage_harmonics = tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order))
         current_harmonics = tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order))
+        c = len(self.circuit_map[0]) if self.circuit_map else n
         return Conditions.from_phases(self.source.output_voltages_v()[:n], self.source.angles_deg[:n],
-                                      self.load.output_currents_a()[:n], self.load.lags_deg[:n],
+                                      self.load.output_currents_a()[:c], self.load.lags_deg[:c],
                                       self.source.frequency_hz,
                                       voltage_harmonics if self.source.output else (),
-                                      current_harmonics if self.load.output else ())
+                                      current_harmonics if self.load.output else (), self.circuit_map)
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w

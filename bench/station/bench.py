@@ -82,9 +82,14 @@ class Bench:
             if self.source.phases < p.meter_type.elements:
                 raise SafetyError(f"source @ {self.source.address} has {self.source.phases} phase(s); "
                                   f"meter_type.elements = {p.meter_type.elements} needs as many")
-            if self.load.phases < p.meter_type.elements:
-                raise SafetyError(f"load @ {self.load.address} has {self.load.phases} phase(s); "
-                                  f"meter_type.elements = {p.meter_type.elements} needs as many")
+            form = forms()[p.meter_type.form]
+            if form.shared_circuits():
+                raise SafetyError(f"meter_type.form = {form.name}: current circuit(s) "
+                                  f"{', '.join(map(str, form.shared_circuits()))} feed more than one element or "
+                                  f"against one; this bench drives each circuit from one load phase into one element")
+            if self.load.phases < form.circuits:
+                raise SafetyError(f"load @ {self.load.address} has {self.load.phases} phase(s); Form {form.name} "
+                                  f"has {form.circuits} current circuit(s) and needs as many")
             self.make_safe_if_energised()
             self.spec = BenchSpec(
                 reference_u=p.reference.calibration.uncertainty,
@@ -224,6 +229,9 @@ class Bench:
                               f"meter_type.elements = {mt.elements}")
         if len(stimulus.element_voltages_v) != mt.elements or len(stimulus.element_lags_deg) != mt.elements:
             raise SafetyError(f"{refuse}: per-element settings for other than meter_type.elements = {mt.elements}")
+        form = forms()[mt.form]
+        if stimulus.circuit_map != form.circuit_map or len(stimulus.circuit_currents_a) != form.circuits:
+            raise SafetyError(f"{refuse}: current circuits other than Form {form.name}'s {form.circuits}")
         try:
             self.source.check_voltage(stimulus.rms_voltage_v, stimulus.frequency_hz)
             for lag in stimulus.element_lags_deg:
@@ -252,13 +260,13 @@ class Bench:
         self.stimulus = stimulus
 
     def phase_settings(self, stimulus: Stimulus) -> tuple[list[PhaseVoltage], list[PhaseCurrent]]:
-        """Source phase k feeds element k. Phases no element uses carry element 1's voltage at
-        their standard angle and no current."""
+        """Source phase k feeds element k, load phase c current circuit c. Phases nothing uses
+        carry element 1's voltage at their standard angle and no current."""
         angles = stimulus.voltage_angles_deg or forms()[self.profile.meter_type.form].voltage_angles_deg
         voltages = [PhaseVoltage(v, a) for v, a in zip(stimulus.element_voltages_v, angles)]
         voltages += [PhaseVoltage(stimulus.element_voltages_v[0], STANDARD_ANGLES_DEG[k % 3])
                      for k in range(len(voltages), self.source.phases)]
-        currents = [PhaseCurrent(i, lag) for i, lag in zip(stimulus.element_currents_a, stimulus.element_lags_deg)]
+        currents = [PhaseCurrent(i, lag) for i, lag in zip(stimulus.circuit_currents_a, stimulus.circuit_lags_deg)]
         currents += [PhaseCurrent(0.0, stimulus.element_lags_deg[0])] * (self.load.phases - len(currents))
         return voltages, currents
 

@@ -47,12 +47,12 @@ def refuse_non_finite(stimulus: Stimulus, mt: MeterType) -> None:
     values = {"stimulus voltage_v": stimulus.voltage_v, "stimulus current_a": stimulus.current_a,
               "stimulus phase_deg": stimulus.phase_deg, "stimulus frequency_hz": stimulus.frequency_hz,
               "stimulus RMS voltage": stimulus.rms_voltage_v, "stimulus RMS current": stimulus.rms_current_a,
-              **{f"stimulus element {k} current": i for k, i in enumerate(stimulus.element_currents_a, start=1)},
+              **{f"stimulus circuit {k} current": i for k, i in enumerate(stimulus.circuit_currents_a, start=1)},
               "meter_type.max_voltage_v": mt.max_voltage_v, "meter_type.max_current_a": mt.max_current_a}
     for name, value in values.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise SafetyError(f"refusing to energise: {name} is {value!r}, not a finite number")
-    if stimulus.voltage_v < 0 or stimulus.current_a < 0 or min(stimulus.element_currents_a, default=0.0) < 0:
+    if stimulus.voltage_v < 0 or stimulus.current_a < 0 or min(stimulus.circuit_currents_a, default=0.0) < 0:
         raise SafetyError(f"refusing to energise: negative setpoint ({stimulus.voltage_v!r} V, "
                           f"{stimulus.current_a!r} A)")
 

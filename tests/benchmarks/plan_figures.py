@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from bench.plans.c12_20 import load_table
+from bench.plans.limits import load_table
 from bench.procedures.gating import AccuracyPoint
 from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench

@@ -25,6 +25,7 @@ from bench.records.documents.content import (
     audit_verdict,
     firmware_slice,
     firmware_verdict,
+    pulse_constants,
 )
 from bench.records.documents.render import (
     LAB_TEMPLATE,
@@ -73,7 +74,8 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
                        if svg]
             render_to(directory / "certificates" / f"{name}.html", LAB_TEMPLATE if template else "certificate.html.j2",
                       accuracy, accuracy_verdict(accuracy), f"Meter accuracy certificate {number}",
-                      f"Certificate {number}", meter=accuracy["meter"], rows=accuracy_rows(accuracy), figures=figures)
+                      f"Certificate {number}", meter=accuracy["meter"], rows=accuracy_rows(accuracy), figures=figures,
+                      constants=pulse_constants(accuracy))
         audit = audit_slice(record, meter)
         if audit["meter"]["results"]:
             render_to(directory / "audit" / f"{name}.html", "audit.html.j2", audit, audit_verdict(audit),

@@ -36,7 +36,10 @@ def _context(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def accuracy_slice(record: dict[str, Any], meter: dict[str, Any]) -> dict[str, Any]:
-    return {**_context(record), "meter": _meter_part(meter, "accuracy", "certified", "certificate")}
+    """The run's context and the meter's accuracy results, with its weighted average registration
+    when its record has one (a record from before the field has none)."""
+    extra = ("weighted_average",) if "weighted_average" in meter else ()
+    return {**_context(record), "meter": _meter_part(meter, "accuracy", "certified", "certificate", *extra)}
 
 
 def audit_slice(record: dict[str, Any], meter: dict[str, Any]) -> dict[str, Any]:
@@ -126,3 +129,16 @@ def accuracy_rows(slice_: dict[str, Any]) -> list[dict[str, str]]:
                      "u": cells["U (k=2)"], "limit": cells["Limit"], "verdict": result["verdict"],
                      "diagnosis": cells["Diagnosis"]})
     return rows
+
+
+def pulse_constants(slice_: dict[str, Any]) -> list[dict[str, float]]:
+    """The distinct constants the document's gated results were computed with, as their evidence
+    names them (none for a record from before results named them)."""
+    found: list[dict[str, float]] = []
+    for result in slice_["meter"]["results"]:
+        evidence = result["evidence"]
+        for gated in (evidence, evidence.get("measured"), evidence.get("reference")):
+            constants = (gated or {}).get("constants")
+            if constants and constants not in found:
+                found.append(constants)
+    return found

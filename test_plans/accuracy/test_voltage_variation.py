@@ -2,7 +2,7 @@
 
 At TA and unity power factor, voltage at 90 % and 110 % of nominal: the shift of each meter's
 error from its error at nominal voltage (full load, PF 1.0) within the class's allowed shift.
-Points and limits: bench/standards/c12_20.toml (or the lab's table given with --limits).
+Points and limits: the limits table the run uses (bench/standards/, or the lab's own with --limits).
 """
 FAMILY = "voltage"
 

@@ -2,7 +2,7 @@
 
 At TA and unity power factor, frequency at 98 % and 102 % of nominal: the shift of each meter's
 error from its error at nominal frequency (full load, PF 1.0) within the class's allowed shift.
-Points and limits: bench/standards/c12_20.toml (or the lab's table given with --limits).
+Points and limits: the limits table the run uses (bench/standards/, or the lab's own with --limits).
 """
 FAMILY = "frequency"
 

@@ -5,7 +5,7 @@ the 5th harmonic in phase (10 % of the voltage, 40 % of the current), the odd ha
 phase-fired current, and the DC and even harmonics of a half-wave rectified current. The
 reference standard's power includes every harmonic; each meter's error may shift from its error
 with sinusoidal waveforms by at most the class's allowance.
-Points and limits: bench/standards/c12_20.toml (or the lab's table given with --limits).
+Points and limits: the limits table the run uses (bench/standards/, or the lab's own with --limits).
 """
 FAMILY = "harmonics"
 

@@ -2,7 +2,7 @@
 
 The starting current (a fraction of TA, unity power factor): each meter must start and keep
 registering, giving the stated number of pulses within the stated multiple of their expected time.
-Points and limits: bench/standards/c12_20.toml (or the lab's table given with --limits).
+Points and limits: the limits table the run uses (bench/standards/, or the lab's own with --limits).
 """
 FAMILY = "starting"
 
