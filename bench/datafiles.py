@@ -27,21 +27,28 @@ class ConfigError(ValueError):
 MAX_FILE_BYTES = 4 * 1024 * 1024  # far above any bench data file; /dev/zero must not fill memory
 
 
-def load_toml(path: Path) -> Section:
-    """A data file as a Section; unreadable, oversized, binary or non-UTF-8 files are one line."""
+def read_text_file(path: Path, what: str, encoding: str = "utf-8") -> bytes:
+    """A data file's bytes, checked to be text: unreadable, oversized, binary or non-UTF-8 files
+    are one line naming the file and what it should have been (``what``)."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a bench data file")
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not {what}")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}): TOML files are UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}): {what} is UTF-8") from None
     if "\x00" in text:
-        raise ConfigError(f"{path}: contains NUL bytes: a binary file, not TOML")
+        raise ConfigError(f"{path}: contains NUL bytes: a binary file, not {what}")
+    return raw
+
+
+def load_toml(path: Path) -> Section:
+    """A data file as a Section; unreadable, oversized, binary or non-UTF-8 files are one line."""
+    text = read_text_file(path, "a bench data file").decode("utf-8")
     try:
         return Section(tomllib.loads(text), str(path), "")
     except tomllib.TOMLDecodeError as error:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.datafiles import MAX_FILE_BYTES, ConfigError
+from bench.datafiles import ConfigError, read_text_file
 
 SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")  # the records keep serials in 64 characters
 POINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -23,19 +23,8 @@ MAX_VALUE_PCT = 100.0  # a registration error a manufacturer reports; a real met
 
 def read_text(path: Path) -> tuple[str, str]:
     """A text file and its SHA-256; unreadable, oversized, binary or non-UTF-8 files are one line."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a serials file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    if "\x00" in text:
-        raise ConfigError(f"{path}: contains NUL bytes: a binary file, not a list of serials")
+    raw = read_text_file(path, "a list of serials", encoding="utf-8-sig")
+    text = raw.decode("utf-8-sig")
     return text, hashlib.sha256(raw).hexdigest()
 
 
