@@ -4,8 +4,11 @@ P, PF, f, an energy register and a pulse output.
 Commands: ``MEAS:VOLT?``, ``MEAS:CURR?`` (element 1), ``MEAS:VOLT:LIST?``, ``MEAS:CURR:LIST?``
 (every element), ``MEAS:POW?`` (total, every harmonic), ``MEAS:PFAC?``, ``MEAS:FREQ?``,
 ``MEAS:VOLT:ANGL:LIST?`` (degrees from element 1), ``MEAS:THD:VOLT?``, ``MEAS:THD:CURR?`` (element 1, %),
-``MEAS:HARM:POW?`` (order,W pairs), ``ENER:RES``, ``ENER?`` (Wh since reset),
-``PULS:CONS?`` (Wh per output pulse), ``SYST:ERR?``. Voltages and currents are true RMS.
+``MEAS:HARM:POW?`` (order,W pairs), ``MEAS:POW:REAC?`` (var, fundamental, lagging positive),
+``ENER:RES``, ``ENER?`` (Wh since reset, delivered positive and received negative), ``ENER:REAC?``
+(varh since reset, lagging positive), ``PULS:QUAN ACT|REAC`` / ``PULS:QUAN?`` (what the pulse output
+counts), ``PULS:CONS?`` (Wh or varh per output pulse, of the quantity selected; the output counts
+energy flowing either way), ``SYST:ERR?``. Voltages and currents are true RMS.
 """
 from __future__ import annotations
 
@@ -39,11 +42,13 @@ class Readings:
     harmonic_power_w: tuple[tuple[int, float], ...]  # (order, W) for every order carrying power
     temperature_c: float | None = None
     voltage_angles_deg: tuple[float, ...] = ()  # each element's voltage from element 1's (phase sequence)
+    reactive_power_var: float | None = None  # fundamental Q, lagging positive, where the reference measures it
 
 
 class ScpiReferenceStandard(ScpiInstrument):
     ROLES = frozenset({"reference"})
-    CAPABILITIES = frozenset({Capability.HARMONIC_POWER, Capability.ENERGY_REGISTER})
+    CAPABILITIES = frozenset({Capability.HARMONIC_POWER, Capability.ENERGY_REGISTER, Capability.REACTIVE_ENERGY,
+                              Capability.RECEIVED_ENERGY})
     MANUAL = HOUSE_MANUAL
 
     voltages = control("MEAS:VOLT:LIST?", None, "True RMS voltage of each element", parse=parse_floats, unit="V")
@@ -55,7 +60,9 @@ class ScpiReferenceStandard(ScpiInstrument):
     frequency = control("MEAS:FREQ?", None, "Frequency", unit="Hz")
     thd_voltage = control("MEAS:THD:VOLT?", None, "Voltage THD, element 1", unit="%")
     thd_current = control("MEAS:THD:CURR?", None, "Current THD, element 1", unit="%")
-    energy = control("ENER?", None, "Active energy since ENER:RES", unit="Wh")
+    reactive_power = control("MEAS:POW:REAC?", None, "Reactive power, fundamental, lagging positive", unit="var")
+    energy = control("ENER?", None, "Active energy since ENER:RES, received negative", unit="Wh")
+    reactive_energy = control("ENER:REAC?", None, "Reactive energy since ENER:RES, leading negative", unit="varh")
     pulse_constant = control("PULS:CONS?", None, "Energy per output pulse", unit="Wh")
 
     def __init__(self, address: str, *, name: str = "reference", timeout_s: float = 2.0) -> None:
@@ -70,6 +77,13 @@ class ScpiReferenceStandard(ScpiInstrument):
 
     def energy_wh(self) -> float:
         return float(self.energy)
+
+    def reactive_energy_varh(self) -> float:
+        return float(self.reactive_energy)
+
+    def select_pulses(self, reactive: bool) -> None:
+        """Point the pulse output at active or reactive energy (``PULS:CONS?`` then gives its constant)."""
+        self.set(f"PULS:QUAN {'REAC' if reactive else 'ACT'}")
 
     def harmonic_powers(self) -> tuple[tuple[int, float], ...]:
         """Active power by harmonic order, every element together."""
@@ -88,4 +102,4 @@ class ScpiReferenceStandard(ScpiInstrument):
     def readings(self) -> Readings:
         return Readings(tuple(self.voltages), tuple(self.currents), self.power, self.power_factor, self.frequency,
                         self.thd_voltage, self.thd_current, self.harmonic_powers(),
-                        voltage_angles_deg=tuple(self.voltage_angles))
+                        voltage_angles_deg=tuple(self.voltage_angles), reactive_power_var=self.reactive_power)

@@ -36,6 +36,8 @@ class Capability(str, Enum):
     INTERLOCK = "interlock"  # counter: a safety interlock input the bench reads before energising
     HARMONIC_POWER = "harmonic-power"  # reference or monitor: active power by harmonic order
     ENERGY_REGISTER = "energy-register"  # reference: a running energy register (else: counted reference pulses)
+    REACTIVE_ENERGY = "reactive-energy"  # reference: var, a varh register, and its pulse output switched to varh
+    RECEIVED_ENERGY = "received-energy"  # reference: its register and pulse output count energy flowing back
 
     def __str__(self) -> str:
         return self.value

@@ -22,8 +22,9 @@ class SimControlClient(ScpiInstrument):
     def advance(self, seconds: float) -> None:
         self.set(f"SIM:ADV {float(seconds)!r}")
 
-    def true_error_pct(self, position: int) -> float:
-        return self.query_as(f"SIM:TRUT:ERR? {position}", parse_float)
+    def true_error_pct(self, position: int, quantity: str = "Wh") -> float:
+        """The meter's true error of a quantity (bench/metrology/quantities.py names) as it stands now."""
+        return self.query_as(f"SIM:TRUT:ERR? {position},{quantity}", parse_float)
 
     def set_reference_error(self, pct: float) -> None:
         """The reference standard's true error (tests draw it from its certificate's distribution)."""

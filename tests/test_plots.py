@@ -19,7 +19,7 @@ from bench.station.profile import Position
 from instruments.reference_standard import Readings
 
 TA = 30.0
-POSITION = Position(1, "SIM16A00001", "127.0.0.1:5020")
+POSITION = Position(1, "SIM16A00001", "127.0.0.1:5020", {"Wh": 1})
 READINGS = Readings((120.0,) * 3, (3.0,) * 3, 1080.0, 1.0, 60.0, 0.0, 0.0, ((1, 1080.0),), 22.8)
 PF_ANGLE = {"PF 1.0": 0.0, "PF 0.5 lag": 60.00000000000001, "PF 0.8 lead": -36.86989764584401}
 SVG = "{http://www.w3.org/2000/svg}"

@@ -38,6 +38,12 @@ def broken(tmp_path, edit):
     (lambda d: d["reference"]["calibration"].update(due="2025-01-01"), "reference.calibration.due", "not after"),
     (lambda d: d["reference"]["calibration"].update(date="March 2nd"), "reference.calibration.date", "expected a date"),
     (lambda d: d["meter_type"].update(max_voltage_v=200.0), "meter_type.max_voltage_v", "below nominal"),
+    (lambda d: d["meter_type"].pop("test_outputs"), "meter_type.test_outputs", "missing"),
+    (lambda d: d["meter_type"]["test_outputs"].pop("Wh"), "meter_type.test_outputs.Wh", "the Kt of the meter's Wh"),
+    (lambda d: d["meter_type"]["test_outputs"].update(VAh=1.0), "meter_type.test_outputs.VAh", "unknown key"),
+    (lambda d: d["meter_type"]["test_outputs"].update(varh=float("nan")), "meter_type.test_outputs.varh", "finite"),
+    (lambda d: (d["meter_type"]["test_outputs"].update(varh=1.0), d["positions"][0].update(channels={"varh": 2})),
+     "positions", "two test outputs share a counter channel"),
 ])
 def test_broken_profile_names_file_and_key(tmp_path, edit, key, says):
     path = broken(tmp_path, edit)
@@ -45,6 +51,15 @@ def test_broken_profile_names_file_and_key(tmp_path, edit, key, says):
         load_profile(path)
     message = str(raised.value)
     assert message.startswith(f"{path}: {key}: ") and says in message and "\n" not in message
+
+
+def test_each_test_output_has_its_bank_of_counter_channels_unless_wired_otherwise(tmp_path):
+    def two_outputs(data: dict) -> None:
+        data["meter_type"]["test_outputs"]["varh"] = 1.0
+        data["positions"][1]["channels"] = {"varh": 9}
+    profile = load_profile(broken(tmp_path, two_outputs))
+    assert [p.channels for p in profile.positions] == [{"Wh": 1, "varh": 3}, {"Wh": 2, "varh": 9}]
+    assert profile.meter_type.test_outputs == {"Wh": 1.0, "varh": 1.0} and profile.meter_type.kh_wh == 1.0
 
 
 def test_invalid_toml_and_missing_file(tmp_path):

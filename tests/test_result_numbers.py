@@ -20,7 +20,7 @@ from bench.records.record import entry, meter_verdict
 from bench.station.profile import Position
 from instruments.reference_standard import Readings
 
-POSITION = Position(1, "SIM16A00001", "127.0.0.1:5020")
+POSITION = Position(1, "SIM16A00001", "127.0.0.1:5020", {"Wh": 1})
 READINGS = Readings((120.0,) * 3, (3.0,) * 3, 1080.0, 1.0, 60.0, 0.0, 0.0, ((1, 1080.0),), 22.8)
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from bench.metrology.harmonics import Harmonic
+from bench.metrology.quantities import ACTIVE, Quantity
 from bench.metrology.uncertainty import DwellPlan, Rule, Verdict
 from bench.plans.limits import load_table
 from bench.procedures import gating
@@ -65,6 +66,10 @@ class _Instrument:
     def energy_wh(self) -> float:  # a meter's register (a method, as ModbusMeter.energy_wh)
         return self._read()
 
+    def read(self, name: str) -> float:  # a meter's register by name (as ModbusMeter.read)
+        assert name == "energy_wh"
+        return self._read()
+
 
 class _ConstantPowerBoard:
     """What ``gating._snapshot`` reads: a clock, a reference standard and eight exact meters on a
@@ -79,7 +84,8 @@ class _ConstantPowerBoard:
     def energy_wh(self, t: float) -> float:
         return self.power_w * t / 3600.0
 
-    def reference_energy_wh(self) -> float:  # as Bench.reference_energy_wh: the reference's register
+    def reference_energy(self, quantity: Quantity) -> float:  # as Bench.reference_energy: the reference's register
+        assert quantity is ACTIVE
         return self.reference.energy_wh()
 
 
@@ -229,8 +235,8 @@ def test_a_gate_shorter_than_the_minimum_dwell_is_indeterminate_not_pass(sim, si
     stimulus = point.stimulus(sim_bench)
     readings, deviations = gating.settle_at_conditions(sim_bench, stimulus, point.conditions, point.dwell.settle_s)
     assert not deviations
-    kh = sim_bench.profile.meter_type.kh_wh
-    period_s = kh * 3600.0 / readings.power_w  # 1 Wh at 10.8 kW: 0.333 s per pulse
+    kt = sim_bench.profile.meter_type.test_outputs["Wh"]
+    period_s = kt * 3600.0 / readings.power_w  # 1 Wh at 10.8 kW: 0.333 s per pulse
     pulses = point.dwell.min_pulses  # 25 pulses: an 8.3 s gate, well under the 30 s minimum dwell
     start = gating._snapshot(sim_bench)
     armed_at = sim_bench.clock.now()
@@ -244,8 +250,8 @@ def test_a_gate_shorter_than_the_minimum_dwell_is_indeterminate_not_pass(sim, si
     for pos in sim_bench.profile.positions:
         truth = control.true_error_pct(pos.number)
         assert abs(truth) < point.limit_pct / 2  # a sound meter: by its error alone it passes
-        result = gating._position_result(sim_bench, point, stimulus, readings, plan, states[pos.number - 1], pos,
-                                         start, end, window_s)
+        result = gating._position_result(sim_bench, sim_bench.spec, point, stimulus, readings, plan,
+                                         states[pos.number - 1], pos, start, end, window_s)
         assert result.gate.gate_time_s < point.dwell.min_dwell_s
         # The gated error is the meter's against the reference standard, whose own true error r the
         # simulator sets (0.004 %): e_meter - r to first order, within the gate's U (k=2). The

@@ -10,15 +10,22 @@ from bench.metrology.harmonics import HarmonicProfile
 from instruments.roles import Capability
 
 UNITY_PF_DEG = 1e-6  # a phase angle smaller than this is labelled PF 1.0
+REACTIVE_PF = 0.1  # below this PF a stimulus is described by its var as well as its W
 
 
 def pf_label(phase_deg: float) -> str:
     """The power factor as plots and legends name it: "PF 1.0", else the PF to two significant
     digits and whether the current lags (behind the voltage: a positive angle) or leads:
-    "PF 0.5 lag" at +60°, "PF 0.8 lead" at -36.87°."""
-    if abs(phase_deg) < UNITY_PF_DEG:
-        return "PF 1.0"
-    return f"PF {math.cos(math.radians(phase_deg)):.2g} {'lead' if phase_deg < 0 else 'lag'}"
+    "PF 0.5 lag" at +60°, "PF 0.8 lead" at -36.87°; "sin φ 1 lag" at +90°, and "received" where
+    active energy flows back (beyond ±90°: "PF 1.0 received" at 180°)."""
+    received = " received" if abs(phase_deg) > 90.0 + UNITY_PF_DEG else ""
+    cos_phi = abs(math.cos(math.radians(phase_deg)))
+    if abs(cos_phi - 1.0) < UNITY_PF_DEG:
+        return "PF 1.0" + received
+    if cos_phi < UNITY_PF_DEG:
+        return f"sin φ 1 {'lead' if phase_deg < 0 else 'lag'}"
+    lag = (phase_deg > 0) == (abs(phase_deg) <= 90.0)  # received energy: lag and lead as seen from the customer
+    return f"PF {cos_phi:.2g} {'lag' if lag else 'lead'}{received}"
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,12 @@ class Stimulus:
         return needed
 
     @property
+    def reactive_power_var(self) -> float:
+        """Total fundamental Q: positive when the current lags (inductive, delivered varh)."""
+        return sum(v * i * math.sin(math.radians(lag))
+                   for v, i, lag in zip(self.element_voltages_v, self.element_currents_a, self.element_lags_deg))
+
+    @property
     def leading(self) -> bool:
         """The current leads the voltage (a negative phase angle); at PF 1 it neither leads nor lags."""
         return self.phase_deg < 0
@@ -144,6 +157,8 @@ class Stimulus:
         # A table cell, not a legend label (``pf_label``): three decimals, and lag or lead at any angle off zero.
         direction = "" if abs(self.phase_deg) < 1e-9 else " lead" if self.leading else " lag"
         pf = f"PF {self.power_factor:.3f}{direction}"
+        if abs(self.phase_deg) > 90.0 + UNITY_PF_DEG:
+            pf = f"PF {self.power_factor:.3f} (received)"
         parts = [f"{self.voltage_v:.2f} V", f"{self.current_a:.4g} A", pf, f"{self.frequency_hz:g} Hz"]
         if self.weights and len(set(self.weights)) > 1:
             what = "element" if self.circuit_map is None else "circuit"
@@ -156,4 +171,6 @@ class Stimulus:
             parts.append("element angles " + "/".join(f"{a:g}" for a in self.lags_deg))
         if self.harmonics:
             parts.append(self.harmonics.name.replace("_", " "))
-        return ", ".join(parts) + f" = {self.power_w:.1f} W"
+        # A reactive point (sin φ near 1) is about its var, which the W alone would not show.
+        reactive = f", {self.reactive_power_var:.1f} var" if abs(self.power_factor) < REACTIVE_PF else ""
+        return ", ".join(parts) + f" = {self.power_w:.1f} W{reactive}"

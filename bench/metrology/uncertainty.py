@@ -18,11 +18,12 @@ class PlanError(ValueError):
     """The requested uncertainty cannot be reached on this bench."""
 
 
-def gated_error_pct(mut_pulses: int, kh_wh: float, ref_pulses: int, ref_constant_wh: float) -> float:
-    """Percent error = (E_mut - E_ref) / E_ref x 100 with E_mut = N Kh and E_ref = n_ref Kh_ref."""
+def gated_error_pct(mut_pulses: int, kt: float, ref_pulses: int, ref_constant_wh: float) -> float:
+    """Percent error = (E_mut - E_ref) / E_ref x 100 with E_mut = N Kt (the meter's test-output
+    constant for the quantity) and E_ref = n_ref K_ref."""
     if mut_pulses <= 0 or ref_pulses <= 0:
         raise ValueError("a gated measurement needs at least one MUT pulse and one reference pulse")
-    e_mut, e_ref = mut_pulses * kh_wh, ref_pulses * ref_constant_wh
+    e_mut, e_ref = mut_pulses * kt, ref_pulses * ref_constant_wh
     return (e_mut - e_ref) / e_ref * 100.0
 
 
@@ -57,25 +58,27 @@ class Budget:
 
 @dataclass(frozen=True)
 class CertifiedUncertainty:
-    """A calibration certificate's expanded (k=2) uncertainty of active energy by power factor,
-    as (PF, U %) rows with PF descending; a single row with PF 0 covers every PF."""
+    """A calibration certificate's expanded (k=2) uncertainty of active energy by power factor
+    (or of reactive energy by sin φ), as (factor, U %) rows with the factor descending; a single
+    row with factor 0 covers every one."""
 
     by_pf: tuple[tuple[float, float], ...]
+    against: str = "PF"  # "sin φ" for reactive energy
 
     def at(self, power_factor: float) -> float:
-        """U at the nearest certified PF at or below this one: U grows as PF falls, so this never
-        understates it. A PF below every certified one is refused."""
+        """U at the nearest certified factor at or below this one: U grows as it falls, so this
+        never understates it. A factor below every certified one is refused."""
         pf = abs(power_factor)
         for certified, value in self.by_pf:
             if certified <= pf + 1e-9:
                 return value
-        raise PlanError(f"the reference standard's certificate does not cover PF {pf:.3g} "
-                        f"(lowest certified PF {self.by_pf[-1][0]:g})")
+        raise PlanError(f"the reference standard's certificate does not cover {self.against} {pf:.3g} "
+                        f"(lowest certified {self.against} {self.by_pf[-1][0]:g})")
 
     def describe(self) -> str:
         if len(self.by_pf) == 1 and self.by_pf[0][0] == 0.0:
             return f"U = {self.by_pf[0][1]:g} % (k=2)"
-        return ", ".join(f"U = {u:g} % at PF {pf:g}" for pf, u in self.by_pf) + " (k=2)"
+        return ", ".join(f"U = {u:g} % at {self.against} {pf:g}" for pf, u in self.by_pf) + " (k=2)"
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,19 @@ class BenchSpec:
     counter_timing_s: float  # counter timebase / input-capture uncertainty per edge (standard)
     mut_jitter_s: float  # meter test-output edge jitter (standard)
     source_stability_pct: float  # source output stability over a dwell, rectangular half-width
+    reactive_u: CertifiedUncertainty | None = None  # the certificate's reactive energy rows, if it has them
 
 
-def fixed_components(spec: BenchSpec, power_factor: float) -> list[Component]:
-    """Terms that do not shrink with a longer dwell."""
-    reference_u = spec.reference_u.at(power_factor)
+def fixed_components(spec: BenchSpec, power_factor: float, reactive: bool = False) -> list[Component]:
+    """Terms that do not shrink with a longer dwell. ``power_factor`` is sin φ for reactive energy."""
+    certificate = spec.reactive_u if reactive else spec.reference_u
+    if certificate is None:
+        raise PlanError("the reference standard's certificate states no uncertainty of reactive energy")
+    reference_u = certificate.at(power_factor)
     return [
         Component("reference standard", reference_u / COVERAGE_K,
-                  f"calibration certificate U={reference_u:g} % (k=2) at PF {abs(power_factor):.3g}"),
+                  f"calibration certificate U={reference_u:g} % (k=2) at {certificate.against} "
+                  f"{abs(power_factor):.3g}"),
         # Gating makes MUT and reference see the same power; drift reaches the result only through
         # the meter's load dependence. Sensitivity 1 is a deliberately conservative bound.
         Component("source stability", spec.source_stability_pct / math.sqrt(3),
@@ -116,8 +124,10 @@ def dwell_components(spec: BenchSpec, ref_pulses: float, gate_time_s: float) -> 
     ]
 
 
-def gated_budget(spec: BenchSpec, ref_pulses: float, gate_time_s: float, power_factor: float) -> Budget:
-    return Budget(tuple(fixed_components(spec, power_factor) + dwell_components(spec, ref_pulses, gate_time_s)))
+def gated_budget(spec: BenchSpec, ref_pulses: float, gate_time_s: float, power_factor: float,
+                 reactive: bool = False) -> Budget:
+    return Budget(tuple(fixed_components(spec, power_factor, reactive)
+                        + dwell_components(spec, ref_pulses, gate_time_s)))
 
 
 @dataclass(frozen=True)
@@ -128,18 +138,18 @@ class DwellPlan:
     reason: str
 
 
-def plan_dwell(spec: BenchSpec, power_w: float, kh_wh: float, *, power_factor: float, target_u_pct: float,
-               min_pulses: int, min_dwell_s: float) -> DwellPlan:
+def plan_dwell(spec: BenchSpec, power_w: float, kt: float, *, power_factor: float, target_u_pct: float,
+               min_pulses: int, min_dwell_s: float, reactive: bool = False) -> DwellPlan:
     """Fewest MUT pulses meeting the target expanded uncertainty, the minimum count and dwell."""
     if power_w <= 0:
         raise PlanError("no power: a gated measurement needs the meter to pulse")
-    period_s = kh_wh * 3600.0 / power_w
+    period_s = kt * 3600.0 / power_w
 
     def expanded(pulses: int) -> float:
-        ref_pulses = pulses * kh_wh / spec.reference_constant_wh
-        return gated_budget(spec, ref_pulses, pulses * period_s, power_factor).expanded_pct
+        ref_pulses = pulses * kt / spec.reference_constant_wh
+        return gated_budget(spec, ref_pulses, pulses * period_s, power_factor, reactive).expanded_pct
 
-    floor_u = Budget(tuple(fixed_components(spec, power_factor))).expanded_pct
+    floor_u = Budget(tuple(fixed_components(spec, power_factor, reactive))).expanded_pct
     if floor_u >= target_u_pct:
         raise PlanError(f"target U {target_u_pct:g} % is below what the reference standard and source "
                         f"alone allow ({floor_u:.4g} %)")

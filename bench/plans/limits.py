@@ -19,9 +19,11 @@ from bench.metrology.conditions import (
 )
 from bench.metrology.forms import Form, forms
 from bench.metrology.harmonics import HarmonicProfile, load_profiles
+from bench.metrology.quantities import ACTIVE, QUANTITIES, Quantity
 from bench.metrology.uncertainty import Rule
 from bench.procedures.counting import CreepPoint, StartingPoint
 from bench.procedures.gating import AccuracyPoint, DwellRules, Load
+from bench.procedures.nameplate import KH_REGISTER, NameplatePoint
 from bench.procedures.runner import Point
 from bench.records.record import PlanInfo
 from bench.station.profile import MAX_CLASS, MIN_CLASS, MeterType, Profile
@@ -42,9 +44,10 @@ MAX_CURRENT_FRACTION = 2.0
 MAX_TOLERANCE_PCT = 20.0
 MAX_PERIOD_CONSTANT = 1e12  # creep period C / (k m Un Imax) minutes; IEC 62053-22 uses 900e6
 HARMONICS_FILE = STANDARDS / "harmonics.toml"
+NOT_GATED = ("creep", "starting", "nameplate")  # families whose rows are not gated accuracy points
 _ROW_KEYS = {"id", "family", "name", "current", "of", "pf", "lead", "voltage_pct", "frequency_pct", "harmonics",
              "elements", "circuits", "shift_from", "tolerance", "max_pulses", "period_constant", "min_pulses",
-             "time_factor", "voltages", "sequence", "provenance"}
+             "time_factor", "voltages", "sequence", "provenance", "quantity", "sin_phi"}
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,12 @@ class LimitTable:
         settle = self.dwell.number("settle_s", low=0, high=3600.0)
         found: list[Point] = []
         for row in self.rows:
-            if row.family == "creep":
+            if mt.lacks(QUANTITIES[row.load.quantity]):  # a meter without a varh output has no varh points
+                continue
+            if row.family == "nameplate":
+                if KH_REGISTER in mt.registers:  # a meter that does not report its Kh cannot be checked
+                    found.append(NameplatePoint(row.id, row.name, row.family))
+            elif row.family == "creep":
                 found.append(CreepPoint(row.id, row.name, row.family, row.load.voltage_pct, row.max_pulses,
                                         _for_class(row, mt.accuracy_class), settle, self.conditions))
             elif row.family == "starting":
@@ -225,7 +233,7 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
 def _weighted_average(section: Section, rows: tuple[Row, ...]) -> WeightedAverage:
     section.unknown({"name", "weights", "provenance"})
     weights = section.table("weights")
-    accuracy = {r.id for r in rows if r.family not in ("creep", "starting") and r.shift_from is None}
+    accuracy = {r.id for r in rows if r.family not in NOT_GATED and r.shift_from is None}
     for point in weights.data:
         if point not in accuracy:
             raise weights.error(point, "not an accuracy row of this table (without a shift of its own)")
@@ -249,7 +257,7 @@ def _rows(doc: Section, profiles: dict[str, HarmonicProfile], classes: tuple[flo
             raise r.section.error("id", f"'{r.id}' is used by more than one row")
         if r.shift_from is not None:
             target = next((t for t in rows if t.id == r.shift_from), None)
-            if target is None or target.shift_from is not None or target.family in ("creep", "starting"):
+            if target is None or target.shift_from is not None or target.family in NOT_GATED:
                 raise r.section.error("shift_from",
                                       f"'{r.shift_from}' is not an accuracy row without a shift of its own")
     return tuple(rows)
@@ -266,18 +274,24 @@ def _row(row: Section, profiles: dict[str, HarmonicProfile], classes: tuple[floa
         if harmonics is None:
             raise row.error("harmonics", f"no profile '{row.data['harmonics']}' in {HARMONICS_FILE.name} "
                                          f"(have {', '.join(sorted(profiles))})")
+    quantity = QUANTITIES[row.text("quantity", ACTIVE.name, choices=tuple(QUANTITIES))]
+    if quantity.name != ACTIVE.name and family in ("creep", "starting"):
+        raise row.error("quantity", f"{family} rows count the Wh test output's pulses; quantity is for accuracy rows")
+    if family == "nameplate":
+        return Row(row.text("id"), family, name, Load(), None, False, {}, row)
     if family == "creep":
         load = Load(voltage_pct=row.number("voltage_pct", positive=True, high=MAX_VOLTAGE_PCT))
         return Row(row.text("id"), family, name, load, None, False,
                    _by_class(row, "period_constant", MAX_PERIOD_CONSTANT, classes), row,
                    max_pulses=row.integer("max_pulses", low=0, high=1000))
-    load = Load(power_factor=row.number("pf", low=0.01, high=1.0), leading=row.boolean("lead", False),
+    load = Load(power_factor=_power_factor(row, quantity), leading=row.boolean("lead", False),
                 voltage_pct=row.number("voltage_pct", 100.0, positive=True, high=MAX_VOLTAGE_PCT),
                 frequency_pct=row.number("frequency_pct", 100.0, low=MIN_FREQUENCY_PCT, high=MAX_FREQUENCY_PCT),
                 current_fraction=row.number("current", positive=True, high=MAX_CURRENT_FRACTION),
                 current_of=row.text("of", choices=("TA", "Imax")), harmonics=harmonics,
                 voltage_weights=row.numbers("voltages", low=0.0, high=1.0) if "voltages" in row else None,
-                reversed_sequence=row.text("sequence", "positive", choices=("positive", "reversed")) == "reversed")
+                reversed_sequence=row.text("sequence", "positive", choices=("positive", "reversed")) == "reversed",
+                quantity=quantity.name)
     if family == "starting":
         return Row(row.text("id"), family, name, load, None, False, {}, row,
                    min_pulses=row.integer("min_pulses", low=1, high=1000),
@@ -288,6 +302,19 @@ def _row(row: Section, profiles: dict[str, HarmonicProfile], classes: tuple[floa
     return Row(row.text("id"), family, name, load, _elements(row), circuits,
                _by_class(row, "tolerance", MAX_TOLERANCE_PCT, classes), row,
                shift_from=row.text("shift_from") if "shift_from" in row else None)
+
+
+def _power_factor(row: Section, quantity: Quantity) -> float:
+    """cos φ of the row's angle: an active row states it as ``pf`` (with ``lead``), a reactive row
+    as ``sin_phi``, the lag following the direction (delivered varh lags, received leads)."""
+    if not quantity.reactive:
+        if "sin_phi" in row:
+            raise row.error("sin_phi", f"an active-energy row ({quantity.name}) states pf, not sin_phi")
+        return row.number("pf", low=0.01, high=1.0)
+    for key in ("pf", "lead"):
+        if key in row:
+            raise row.error(key, f"a reactive-energy row ({quantity.name}) states sin_phi; its direction sets the lag")
+    return math.sqrt(1.0 - row.number("sin_phi", low=0.01, high=1.0) ** 2)
 
 
 def _by_class(row: Section, key: str, high: float, classes: tuple[float, ...]) -> dict[str, float]:

@@ -27,7 +27,7 @@ class CreepPoint:
     conditions: ReferenceConditions
 
     def period_s(self, mt: MeterType) -> float:
-        impulses_per_kwh = 1000.0 / mt.kh_wh
+        impulses_per_kwh = 1000.0 / mt.test_outputs["Wh"]  # k, of the test output the pulses are counted on
         minutes = self.period_constant / (impulses_per_kwh * mt.elements * mt.nominal_voltage_v * mt.max_current_a)
         return minutes * 60.0
 
@@ -54,7 +54,7 @@ class StartingPoint:
         return self.load.stimulus(mt)
 
     def period_s(self, mt: MeterType) -> float:
-        return self.time_factor * self.min_pulses * mt.kh_wh * 3600.0 / self.stimulus(mt).power_w
+        return self.time_factor * self.min_pulses * mt.test_outputs["Wh"] * 3600.0 / self.stimulus(mt).power_w
 
 
 def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Progress | None = None,
@@ -76,7 +76,7 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note,
                                           counted=False)
                     for p in positions}
-        before = {p.number: bench.counter.mut_count(p.number) for p in positions}
+        before = {p.number: bench.counter.mut_count(p.channels["Wh"]) for p in positions}
         waited = 0.0
         while waited < period:
             step = min(poll_s, period - waited)
@@ -84,7 +84,7 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             waited += step
             if progress:
                 progress(point.name, "counting test-output pulses", waited, period)
-        counts = {p.number: bench.counter.mut_count(p.number) - before[p.number] for p in positions}
+        counts = {p.number: bench.counter.mut_count(p.channels["Wh"]) - before[p.number] for p in positions}
     except BaseException:
         bench.safe_state()
         raise

@@ -6,15 +6,19 @@ the meter reports over its comms (the payload). Both carry their budgets.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.metrology.conditions import ReferenceConditions
 from bench.metrology.forms import forms
 from bench.metrology.harmonics import HarmonicProfile
+from bench.metrology.quantities import ACTIVE, QUANTITIES, Quantity
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import (
+    BenchSpec,
     Budget,
     Component,
     DwellPlan,
@@ -58,6 +62,7 @@ class Load:
     harmonics: HarmonicProfile | None = None
     voltage_weights: tuple[float, ...] | None = None  # per-element voltage (voltage unbalance)
     reversed_sequence: bool = False  # the form's voltage angles mirrored: phase sequence reversed
+    quantity: str = ACTIVE.name  # what the point measures (bench/metrology/quantities.py)
 
     def stimulus(self, mt: MeterType) -> Stimulus:
         form = forms()[mt.form]
@@ -67,7 +72,7 @@ class Load:
             return Stimulus.at_power(self.power_w, voltage, self.power_factor, frequency, mt.elements, self.leading,
                                      form.circuit_map)
         base = mt.test_amperes if self.current_of == "TA" else mt.max_current_a
-        angle = math.degrees(math.acos(self.power_factor)) * (-1 if self.leading else 1)
+        angle = QUANTITIES[self.quantity].angle_deg(self.power_factor, self.leading)
         angles = tuple(-a % 360 for a in form.voltage_angles_deg) if self.reversed_sequence else None
         return Stimulus(voltage, base * (self.current_fraction or 0.0), angle, frequency, mt.elements,
                         self.weights, self.harmonics, self.voltage_weights, angles, circuit_map=form.circuit_map)
@@ -98,6 +103,10 @@ class AccuracyPoint:
 
     def stimulus(self, bench: Bench) -> Stimulus:
         return self.load.stimulus(bench.profile.meter_type)
+
+    @property
+    def quantity(self) -> Quantity:
+        return QUANTITIES[self.load.quantity]
 
 
 @dataclass(frozen=True)
@@ -137,18 +146,20 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
                     for pos in bench.profile.positions}
         # Plan the dwell for the fastest meter that can still pass, so every passing meter's gate
         # lasts at least the minimum dwell.
-        rules = point.dwell
-        plan = plan_dwell(bench.spec, readings.power_w * (1 + point.limit_pct / 100.0),
-                          bench.profile.meter_type.kh_wh, power_factor=stimulus.power_factor,
-                          target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses, min_dwell_s=rules.min_dwell_s)
-        start = _snapshot(bench)
+        rules, quantity = point.dwell, point.quantity
+        spec = bench.gate_on(quantity)
+        plan = plan_dwell(spec, _measured_power(readings, quantity) * (1 + point.limit_pct / 100.0),
+                          _kt(bench, quantity), power_factor=quantity.factor(stimulus.phase_deg),
+                          target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses, min_dwell_s=rules.min_dwell_s,
+                          reactive=quantity.reactive)
+        start = _snapshot(bench, quantity)
         armed_at = bench.clock.now()
         for pos in bench.profile.positions:
-            bench.counter.arm(pos.number, plan.mut_pulses)
-        states = _wait_for_gates(bench, point.name, plan, readings.power_w, progress, poll_s)
+            bench.counter.arm(pos.channels[quantity.output], plan.mut_pulses)
+        states = _wait_for_gates(bench, point, plan, _measured_power(readings, quantity), progress, poll_s)
         window_s = bench.clock.now() - armed_at  # resolves the counter's timestamp wrap-around
-        end = _snapshot(bench)
-        return {pos.number: _position_result(bench, point, stimulus, readings, plan, states[pos.number - 1],
+        end = _snapshot(bench, quantity)
+        return {pos.number: _position_result(bench, spec, point, stimulus, readings, plan, states[pos.number],
                                              pos, start, end, window_s)
                 for pos in bench.profile.positions}
     except BaseException:
@@ -164,17 +175,36 @@ def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float
     return (t0 + t1) / 2, value, (t1 - t0) / 2
 
 
-def _snapshot(bench: Bench) -> _Snapshot:
+def _kt(bench: Bench, quantity: Quantity) -> float:
+    """The meter's test-output constant for the quantity: what its gate counts with."""
+    return bench.profile.meter_type.test_outputs[quantity.output]
+
+
+def _measured_power(readings: Readings, quantity: Quantity) -> float:
+    """How fast the quantity's energy flows as the reference read it (W, or var)."""
+    if quantity.reactive:
+        return abs(readings.reactive_power_var or 0.0)
+    return abs(readings.power_w)
+
+
+def _register(meter: Any, name: str) -> float:
+    return float(meter.read(name))
+
+
+def _snapshot(bench: Bench, quantity: Quantity = ACTIVE) -> _Snapshot:
     """Meters are read one after another while energy keeps flowing, so the reference energy is
     read before and after them and interpolated to each meter's own read time (power is constant)."""
-    t_a, e_a, w_a = _timed(bench, bench.reference_energy_wh)
+    def reference() -> float:
+        return bench.reference_energy(quantity)
+
+    t_a, e_a, w_a = _timed(bench, reference)
     reads, failed = {}, {}
     for n, meter in bench.meters.items():
         try:
-            reads[n] = _timed(bench, meter.energy_wh)
+            reads[n] = _timed(bench, functools.partial(_register, meter, quantity.register))
         except InstrumentError as error:
             failed[n] = str(error)
-    t_b, e_b, w_b = _timed(bench, bench.reference_energy_wh)
+    t_b, e_b, w_b = _timed(bench, reference)
     rate = (e_b - e_a) / (t_b - t_a) if t_b > t_a else 0.0
     return _Snapshot(
         meter_wh={n: value for n, (_, value, _) in reads.items()},
@@ -184,10 +214,12 @@ def _snapshot(bench: Bench) -> _Snapshot:
     )
 
 
-def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, progress: Progress | None,
-                    poll_s: float) -> list[GateState]:
-    """Wait on the bench clock until every gate is done, or a generous timeout has passed."""
-    period = bench.profile.meter_type.kh_wh * 3600.0 / power_w
+def _wait_for_gates(bench: Bench, point: AccuracyPoint, plan: DwellPlan, power_w: float,
+                    progress: Progress | None, poll_s: float) -> dict[int, GateState]:
+    """Wait on the bench clock until every position's gate is done, or a generous timeout has
+    passed; each position's gate state, by position number."""
+    output, name = point.quantity.output, point.name
+    period = _kt(bench, point.quantity) * 3600.0 / power_w
     expected = plan.expected_s + period  # the gate opens on the first edge after arming
     timeout = 1.5 * expected + 2 * period
     started = bench.clock.now()
@@ -196,28 +228,31 @@ def _wait_for_gates(bench: Bench, name: str, plan: DwellPlan, power_w: float, pr
         remaining = expected - elapsed
         bench.wait(min(poll_s, remaining) if remaining > period / 4 else period / 2, name)
         elapsed = bench.clock.now() - started
-        states = bench.counter.states()
+        channels = bench.counter.states()
+        states = {pos.number: channels[pos.channels[output] - 1] for pos in bench.profile.positions}
         if progress:
-            gated = min(s.mut_pulses for s in states[: len(bench.profile.positions)])
+            gated = min(s.mut_pulses for s in states.values())
             progress(name, f"slowest position {gated} of {plan.mut_pulses} pulses gated", elapsed, expected)
-        if all(s.state == "DONE" for s in states[: len(bench.profile.positions)]) or elapsed >= timeout:
+        if all(s.state == "DONE" for s in states.values()) or elapsed >= timeout:
             if elapsed >= timeout:
                 bench.counter.abort()
             return states
 
 
-def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, conditions: Readings, plan: DwellPlan,
-                     state: GateState, pos: Position, start: _Snapshot, end: _Snapshot,
+def _position_result(bench: Bench, spec: BenchSpec, point: AccuracyPoint, stimulus: Stimulus, conditions: Readings,
+                     plan: DwellPlan, state: GateState, pos: Position, start: _Snapshot, end: _Snapshot,
                      window_s: float) -> PositionResult | FaultResult:
-    kh = bench.profile.meter_type.kh_wh
+    quantity = point.quantity
+    kt, channel = _kt(bench, quantity), pos.channels[quantity.output]
+    factor = quantity.factor(stimulus.phase_deg)
     gate, pulses, note = None, None, ""
     if state.state == "DONE":
-        gate = bench.counter.result(pos.number, approx_duration_s=window_s)
+        gate = bench.counter.result(channel, approx_duration_s=window_s)
         irregular = gate.irregularity()
         if irregular:  # a missed or spurious pulse: the count is not the meter's, measure again
-            return FaultResult(point.id, point.name, pos, f"counter channel {pos.number}: {irregular}")
-        error = gated_error_pct(gate.mut_pulses, kh, gate.ref_pulses, bench.spec.reference_constant_wh)
-        budget = gated_budget(bench.spec, gate.ref_pulses, gate.gate_time_s, stimulus.power_factor)
+            return FaultResult(point.id, point.name, pos, f"counter channel {channel}: {irregular}")
+        error = gated_error_pct(gate.mut_pulses, kt, gate.ref_pulses, spec.reference_constant_wh)
+        budget = gated_budget(spec, gate.ref_pulses, gate.gate_time_s, factor, quantity.reactive)
         verdict = decide(error, budget.expanded_pct, point.limit_pct, point.rule)
         if gate.gate_time_s < point.dwell.min_dwell_s and verdict is Verdict.PASS:
             verdict = Verdict.INDETERMINATE
@@ -232,11 +267,12 @@ def _position_result(bench: Bench, point: AccuracyPoint, stimulus: Stimulus, con
         return FaultResult(point.id, point.name, pos, implausible)
     evidence = RegisterEvidence(end.meter_wh[n] - start.meter_wh[n], end.reference_wh[n] - start.reference_wh[n],
                                 math.hypot(start.skew_s[n], end.skew_s[n]), start.meter_wh[n], end.meter_wh[n],
-                                bench.profile.meter_type.registers["energy_wh"].resolution(end.meter_wh[n]))
-    register_check = _register_check(bench, point, evidence, end.meter_wh[n], conditions.power_w, stimulus.power_factor)
+                                bench.profile.meter_type.registers[quantity.register].resolution(end.meter_wh[n]))
+    register_check = _register_check(bench, spec, point, evidence, end.meter_wh[n],
+                                     _measured_power(conditions, quantity), factor)
     return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, point.register_counts, note,
-                          constants=PulseConstants(kh, bench.spec.reference_constant_wh))
+                          constants=PulseConstants(kt, spec.reference_constant_wh), quantity=quantity.name)
 
 
 MAX_REGISTER_RATIO = 10.0  # no meter registers ten times the energy it was given: the reading is wrong
@@ -255,13 +291,14 @@ def _register_fault(start: _Snapshot, end: _Snapshot, n: int) -> str:
     return ""
 
 
-def _register_check(bench: Bench, point: AccuracyPoint, evidence: RegisterEvidence, end_wh: float,
+def _register_check(bench: Bench, spec: BenchSpec, point: AccuracyPoint, evidence: RegisterEvidence, end_wh: float,
                     power_w: float, power_factor: float) -> Measured:
-    resolution_wh = bench.profile.meter_type.registers["energy_wh"].resolution(end_wh)
+    quantity = point.quantity
+    resolution_wh = bench.profile.meter_type.registers[quantity.register].resolution(end_wh)
     error = energy_error_pct(evidence.meter_wh, evidence.reference_wh)
-    budget = Budget(tuple(fixed_components(bench.spec, power_factor)) + (
+    budget = Budget(tuple(fixed_components(spec, power_factor, quantity.reactive)) + (
         Component("register resolution", 100.0 * resolution_wh / math.sqrt(6) / evidence.reference_wh,
-                  f"two readings of a {resolution_wh:g} Wh register, rectangular"),
+                  f"two readings of a {resolution_wh:g} {quantity.unit} register, rectangular"),
         Component("read timing", 100.0 * power_w * evidence.skew_s / 3600.0 / math.sqrt(3) / evidence.reference_wh,
                   f"±{evidence.skew_s * 1e3:.3g} ms in when meter and reference were read, rectangular"),
     ))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias
 
+from bench.metrology.quantities import QUANTITIES
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import Budget, Rule, Verdict, worst
 from bench.station.profile import Position
@@ -55,7 +56,7 @@ class PulseConstants:
     gives the error back: E_mut = mut_pulses x meter_wh_per_pulse, E_ref = ref_pulses x
     reference_wh_per_pulse, error = (E_mut - E_ref) / E_ref x 100."""
 
-    meter_wh_per_pulse: float  # the meter's test-output constant the gate was counted with (Kh, or Kt)
+    meter_wh_per_pulse: float  # the Kt of the meter's test output the gate was counted on (varh per pulse for varh)
     reference_wh_per_pulse: float  # the reference standard's output constant, as it reported it
 
 
@@ -96,9 +97,10 @@ def _to_dict(result: Any) -> dict[str, Any]:
 
 def _with_derived(result: PositionResult, data: dict[str, Any]) -> dict[str, Any]:
     """What the budget used that is derived, not stated: the gate's length in seconds and the
-    stimulus's power factor (the reference's certified U is taken at it), so a reader of the
-    record need not re-derive them."""
+    stimulus's power factor (the reference's certified U is taken at it; for reactive energy its
+    sin φ, as ``budget_factor``), so a reader of the record need not re-derive them."""
     data["power_factor"] = result.stimulus.power_factor
+    data["budget_factor"] = QUANTITIES[result.quantity].factor(result.stimulus.phase_deg)
     if result.gate is not None:
         data["gate"]["gate_time_s"] = result.gate.gate_time_s
     return data
@@ -122,6 +124,7 @@ class PositionResult(_Reported):
     counted: bool = True  # False: the board was not at reference conditions, nothing was judged
     diagnosis: str = ""  # the troubleshooting matrix's entry, when the audit found one
     constants: PulseConstants | None = None  # what the error was computed with (None: no gate, or not named)
+    quantity: str = "Wh"  # what was measured (bench/metrology/quantities.py): Wh, Wh-received, varh, varh-received
 
     def to_dict(self) -> dict[str, Any]:
         return _with_derived(self, _to_dict(self))

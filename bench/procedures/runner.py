@@ -10,6 +10,7 @@ from typing import TypeAlias
 from bench.metrology.uncertainty import Budget, Component, decide
 from bench.procedures.counting import CreepPoint, StartingPoint, count_pulses
 from bench.procedures.gating import AccuracyPoint, Progress, measure_point
+from bench.procedures.nameplate import NameplatePoint, check_nameplate
 from bench.procedures.results import FaultResult, Measured, PositionResult, Result, ShiftResult
 from bench.station.bench import Bench
 from bench.station.profile import Position
@@ -30,7 +31,7 @@ class FunctionalCheck:
     measure: Callable[[], Mapping[int, Result]]
 
 
-Point: TypeAlias = AccuracyPoint | CreepPoint | StartingPoint | FunctionalCheck
+Point: TypeAlias = AccuracyPoint | CreepPoint | StartingPoint | NameplatePoint | FunctionalCheck
 
 
 class LinkLost(SafetyError):
@@ -135,6 +136,8 @@ class Certification:
     def _measure(self, point: Point) -> Mapping[int, Result]:
         if isinstance(point, FunctionalCheck):
             return point.measure()
+        if isinstance(point, NameplatePoint):
+            return check_nameplate(self.bench, point)
         if isinstance(point, (CreepPoint, StartingPoint)):
             return count_pulses(self.bench, point, self.progress)
         if point.shift_from is None:

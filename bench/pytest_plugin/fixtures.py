@@ -100,7 +100,8 @@ def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Po
         if isinstance(point, (AccuracyPoint, CreepPoint, StartingPoint)):
             stimulus = (point.stimulus(bench) if isinstance(point, AccuracyPoint)
                         else point.stimulus(bench.profile.meter_type))
-            lacking = bench.lacks(stimulus)
+            lacking = bench.lacks(stimulus) or (bench.lacks_quantity(point.quantity)
+                                                if isinstance(point, AccuracyPoint) else None)
             if lacking:
                 pytest.skip(f"{point.id}: {lacking}")
         run_item(run, request, point, position, point.family)

@@ -22,11 +22,13 @@ def traceability(run: RunContext) -> list[str]:
         f"run {recorder.run_id} tested by {recorder.operator}, approved by {recorder.approved_by.name} "
         f"({recorder.approved_by.title}), {p.lab.name}; records in {store.safe_url(run.records_url)}",
         f"bench {p.bench_id}, profile {p.source_file}, sha256 {p.digest[:16]}",
-        f"reference standard {bench.reference.idn} (serial {p.reference.serial}), {cal.uncertainty.describe()}",
+        f"reference standard {bench.reference.idn} (serial {p.reference.serial}), {cal.uncertainty.describe()}"
+        + (f"; reactive energy {cal.reactive_uncertainty.describe()}" if cal.reactive_uncertainty else ""),
         "calibration: " + "; ".join(f"{role} {c.certificate} due {c.due}" for role, c in p.calibrations().items())
         + (f" (past due allowed: {recorder.calibration_override})" if recorder.calibration_override else ""),
         f"{len(p.positions)} positions: {mt.manufacturer} {mt.model}, form {mt.form}, class {mt.accuracy_class:g}, "
-        f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh",
+        f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh, "
+        + "Kt " + ", ".join(f"{kt:g} {output}" for output, kt in mt.test_outputs.items()),
         f"limits: {table.name}, version {table.version} ({table.standard}); {table.provenance}",
         f"decision rule: {RULE_TEXT[run.rule]}",
         f"bench time covered: {bench.now() - run.clock_start:.1f} s",

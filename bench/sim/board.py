@@ -17,6 +17,7 @@ from bench.station.profile import (
     MAX_KH_WH,
     MAX_VOLTAGE_V,
     parse_register_map,
+    parse_test_outputs,
 )
 from instruments.register_map import RegisterMap
 
@@ -24,7 +25,7 @@ _CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)
 _FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "rssi_dbm", "snr_db", "ping_loss",
                     "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain")
 _INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
-_POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s",
+_POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s", "kh_wh",
                   "element_offsets_pct", "circuit_offsets_pct", "creep_w", "fault", "fails", "diagnosis",
                   *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
                   *_INSPECTION_KEYS}
@@ -101,6 +102,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     unknown = set(register_map) - set(QUANTITIES)
     if unknown:
         raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
+    test_outputs = parse_test_outputs(mt.table("test_outputs"))
     form_name = mt.text("form", choices=tuple(forms()))
     form = forms()[form_name]
     if mt.integer("elements", low=1, high=3) != form.elements:
@@ -125,7 +127,8 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             serial=pos.text("serial"),
             mac=pos.text("mac"),
             firmware=pos.text("firmware"),
-            kh_wh=mt.number("kh_wh", positive=True, high=MAX_KH_WH),
+            kh_wh=pos.number("kh_wh", mt.number("kh_wh", positive=True, high=MAX_KH_WH), positive=True,
+                             high=MAX_KH_WH),  # a position's own: a meter programmed with another Kh
             test_amperes=mt.number("test_amperes", positive=True, high=MAX_CURRENT_A),
             nominal_voltage=mt.number("nominal_voltage_v", positive=True, high=MAX_VOLTAGE_V),
             nominal_frequency=mt.number("frequency_hz", low=45.0, high=65.0),
@@ -141,6 +144,8 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             seed=seed,
             functional=_functional(pos),
             demand=_demand(pos),
+            test_outputs=test_outputs,
+            bidirectional="received_wh" in register_map,
         ))
         if "fails" in pos:
             expected[index] = pos.texts("fails")
@@ -163,6 +168,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         meters=meters,
         angles_deg=form.voltage_angles_deg,
         circuit_map=form.circuit_map,
+        outputs=tuple(test_outputs),
         scale=scale,
     )
     meter_type = {k: v for k, v in mt.data.items() if k != "starting_current_a"}  # physics, not rating

@@ -22,6 +22,7 @@ from bench.metrology.harmonics import (
     synthesize,
     thd_pct,
 )
+from bench.metrology.quantities import ACTIVE, QUANTITIES
 from bench.servers.scpi import (
     LINK_FAULTS,
     ScpiDevice,
@@ -271,13 +272,32 @@ class SimReference(WorldDevice):
             return 0.0
         return thd_pct(analyse(wave)[1])
 
+    @scpi("MEASure:POWer:REACtive?")
+    def reactive_power(self, _: str | None) -> str:
+        return _fmt(self.world.reference_reactive_power_var())
+
     @scpi("ENERgy:RESet")
     def reset_energy(self, _: str | None) -> None:
-        self.world.reference.accumulator_wh = 0.0
+        self.world.reference.accumulator_wh = self.world.reference.accumulator_varh = 0.0
 
     @scpi("ENERgy[:ACTive]?")
     def energy(self, _: str | None) -> str:
         return _fmt(self.world.reference.accumulator_wh)
+
+    @scpi("ENERgy:REACtive?")
+    def reactive_energy(self, _: str | None) -> str:
+        return _fmt(self.world.reference.accumulator_varh)
+
+    @scpi("PULSe:QUANtity")
+    def select_pulses(self, arg: str | None) -> None:
+        choice = (arg or "").strip().upper()
+        if choice not in ("ACT", "ACTIVE", "REAC", "REACTIVE"):
+            raise illegal_value(arg)
+        self.world.reference.pulses_reactive = choice.startswith("REAC")
+
+    @scpi("PULSe:QUANtity?")
+    def pulse_quantity(self, _: str | None) -> str:
+        return "REAC" if self.world.reference.pulses_reactive else "ACT"
 
     @scpi("PULSe:CONStant?")
     def pulse_constant(self, _: str | None) -> str:
@@ -377,7 +397,12 @@ class SimControl(WorldDevice):
 
     @scpi("SIMulation:TRUTh:ERRor?")
     def true_error(self, arg: str | None) -> str:
-        return repr(float(self._meter(arg).true_error_pct(self.world.conditions())))
+        """``<position>[,<quantity>]``: a meter's true error of a quantity (Wh unless named) now."""
+        position, _, name = (arg or "").partition(",")
+        quantity = QUANTITIES.get(name.strip() or ACTIVE.name)
+        if quantity is None:
+            raise illegal_value(arg)
+        return repr(float(self._meter(position).true_error_pct(self.world.conditions(), quantity)))
 
     @scpi("SIMulation:TRUTh:POWer?")
     def true_power(self, _: str | None) -> str:

@@ -1,4 +1,5 @@
-"""A simulated meter: its error characteristic, starting threshold, creep and Kh pulse output."""
+"""A simulated meter: its error characteristic, starting threshold, creep, energy registers per
+quantity and a test output per kind of energy (Wh, varh), each with its own Kt."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.metrology.harmonics import Harmonic
+from bench.metrology.quantities import ACTIVE, Quantity
 from bench.sim.firmware import release_for
 
 
@@ -133,6 +135,11 @@ class ErrorCurve:
       divider's reactance): a voltage influence that shows at PF 0.5 only.
     - ``frequency_phase_mrad_per_pct``: phase displacement per +1 % of frequency (a fixed delay
       between the channels): a frequency influence that shows at PF 0.5 only.
+    - ``reactive_offset_pct``: gain error of reactive energy alone (the var path's own calibration
+      constant, as meters that compute Q from a quarter-cycle-shifted voltage have).
+
+    The phase displacement δ reaches active energy as cos(φ - δ) / cos φ and reactive energy as
+    sin(φ - δ) / sin φ: it vanishes for active energy at PF 1 and for reactive at sin φ = 1.
     """
 
     offset_pct: float = 0.0
@@ -145,23 +152,38 @@ class ErrorCurve:
     light_load_phase_mrad: float = 0.0
     voltage_phase_mrad_per_10pct: float = 0.0
     frequency_phase_mrad_per_pct: float = 0.0
+    reactive_offset_pct: float = 0.0
 
-    def element_error_pct(self, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
-                          dc_pct: float, test_amperes: float, nominal_voltage: float,
-                          nominal_frequency: float) -> float:
+    def gain_pct(self, voltage_v: float, current_a: float, frequency_hz: float, dc_pct: float,
+                 test_amperes: float, nominal_voltage: float, nominal_frequency: float) -> float:
+        """Every term that scales the measured power whatever the phase angle, in percent."""
         low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
         voltage_step = (voltage_v / nominal_voltage - 1.0) / 0.1
         frequency_step = (frequency_hz / nominal_frequency - 1.0) * 100.0
-        light = self.light_load_pct * low_current
-        delta_mrad = (self.phase_error_mrad + self.light_load_phase_mrad * low_current
-                      + self.voltage_phase_mrad_per_10pct * voltage_step
-                      + self.frequency_phase_mrad_per_pct * frequency_step)
+        return (self.offset_pct + self.light_load_pct * low_current + self.voltage_pct_per_10pct * voltage_step
+                + self.frequency_pct_per_pct * frequency_step + self.dc_pct_per_10pct * dc_pct / 10.0)
+
+    def phase_rad(self, voltage_v: float, current_a: float, frequency_hz: float, test_amperes: float,
+                  nominal_voltage: float, nominal_frequency: float) -> float:
+        """The phase displacement δ between the meter's current and voltage channels."""
+        low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
+        voltage_step = (voltage_v / nominal_voltage - 1.0) / 0.1
+        frequency_step = (frequency_hz / nominal_frequency - 1.0) * 100.0
+        return (self.phase_error_mrad + self.light_load_phase_mrad * low_current
+                + self.voltage_phase_mrad_per_10pct * voltage_step
+                + self.frequency_phase_mrad_per_pct * frequency_step) / 1000.0
+
+    def element_error_pct(self, voltage_v: float, current_a: float, phase_deg: float, frequency_hz: float,
+                          dc_pct: float, test_amperes: float, nominal_voltage: float,
+                          nominal_frequency: float, *, reactive: bool = False) -> float:
+        """One element's error of active (or reactive) energy at this angle, in percent."""
+        gain = self.gain_pct(voltage_v, current_a, frequency_hz, dc_pct, test_amperes, nominal_voltage,
+                             nominal_frequency)
+        delta = self.phase_rad(voltage_v, current_a, frequency_hz, test_amperes, nominal_voltage, nominal_frequency)
         phi = math.radians(phase_deg)
-        phase = 100.0 * (math.cos(phi - delta_mrad / 1000.0) / math.cos(phi) - 1.0)
-        voltage = self.voltage_pct_per_10pct * voltage_step
-        frequency = self.frequency_pct_per_pct * frequency_step
-        dc = self.dc_pct_per_10pct * dc_pct / 10.0
-        return self.offset_pct + light + phase + voltage + frequency + dc
+        if reactive:
+            return gain + self.reactive_offset_pct + 100.0 * (math.sin(phi - delta) / math.sin(phi) - 1.0)
+        return gain + 100.0 * (math.cos(phi - delta) / math.cos(phi) - 1.0)
 
 
 INTERVAL_S = 900.0  # 15-minute load-profile intervals
@@ -252,7 +274,7 @@ class MeterModel:
     serial: str
     mac: str
     firmware: str
-    kh_wh: float
+    kh_wh: float  # the nameplate constant, as the meter reports it over its comms
     test_amperes: float
     nominal_voltage: float
     nominal_frequency: float
@@ -265,18 +287,32 @@ class MeterModel:
     alarm_code: str = ""
     functional: Functional = field(default_factory=Functional)
     seed: int = 0
-    energy_wh: float = 0.0  # the metrology core's accumulator: what it believes it measured; drives the pulses
-    pulses: int = 0  # test-output pulses emitted so far
+    energy_wh: float = 0.0  # the metrology core's delivered accumulator: what it believes it measured
     register_lost_wh: float = 0.0  # what reboots took from the energy register (saved copy behind the accumulator)
     saved_register_wh: float = 0.0  # the register's last copy in non-volatile memory
     link_fault: str = "NONE"  # the Modbus link's persistent fault, set by fault injection
     restart_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. drop its connections
     demand: Demand = field(default_factory=Demand)  # the block-interval demand register
+    test_outputs: dict[str, float] = field(default_factory=dict)  # Kt per test output; {} = one Wh output at Kh
+    bidirectional: bool = False  # registers received energy too (a net meter); else detented
+    received_wh: float = 0.0  # the received active energy register
+    varh: float = 0.0  # the delivered (lagging) reactive energy register
+    received_varh: float = 0.0  # the received (leading) reactive energy register
+    output_energy: dict[str, float] = field(default_factory=dict)  # what each test output has counted
+    output_pulses: dict[str, int] = field(default_factory=dict)  # pulses each test output has emitted
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
         self.release = release_for(self.firmware)
+        self.test_outputs = dict(self.test_outputs) or {"Wh": self.kh_wh}
+        self.output_energy = {output: 0.0 for output in self.test_outputs}
+        self.output_pulses = {output: 0 for output in self.test_outputs}
+
+    @property
+    def pulses(self) -> int:
+        """Pulses the Wh test output has emitted so far."""
+        return self.output_pulses.get("Wh", 0)
 
     @property
     def register_wh(self) -> float:
@@ -290,29 +326,57 @@ class MeterModel:
         for hook in self.restart_hooks:
             hook()
 
-    def registered_power_w(self, c: Conditions) -> float:
-        """Power the meter's metrology integrates. Below the starting current it registers only
-        its creep; above it each element's power through that element's error."""
+    def registered_powers(self, c: Conditions) -> tuple[float, float]:
+        """(P, Q) the meter's metrology integrates, signed (received and leading negative). Below
+        the starting current it registers only its creep; above it each element's power through
+        that element's gain and phase displacement: V I (1 + gain) cos φ + V I (cos(φ - δ) - cos φ),
+        which is V I cos φ (1 + error) without dividing by cos φ where it is zero."""
         if not np.any(c.voltages):
-            return 0.0
+            return 0.0, 0.0
         if c.current_a < self.starting_current_a:
-            return self.creep_w
-        fundamental, harmonic = c.element_fundamental_power_w(), c.element_harmonic_power_w()
+            return self.creep_w, 0.0
+        harmonic = c.element_harmonic_power_w()
         harmonic_gain = 1.0 + (self.curve.harmonic_gain_pct + self.release.harmonic_gain_pct) / 100.0
-        total = 0.0
+        p_total = q_total = 0.0
         for k in range(c.elements):
             current = abs(c.currents[k])
             if current == 0:
                 continue
-            error = self.curve.element_error_pct(
-                abs(c.voltages[k]), current, math.degrees(np.angle(c.voltages[k] / c.currents[k])), c.frequency_hz,
-                c.dc_pct, self.test_amperes, self.nominal_voltage, self.nominal_frequency)
-            error += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
-            gain = (1.0 + error / 100.0) * self._circuit_gain(c, k)
-            total += fundamental[k] * gain + harmonic[k] * gain * harmonic_gain
+            volts = abs(c.voltages[k])
+            phi = float(np.angle(c.voltages[k] / c.currents[k]))
+            gain = self.curve.gain_pct(volts, current, c.frequency_hz, c.dc_pct, self.test_amperes,
+                                       self.nominal_voltage, self.nominal_frequency)
+            gain += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
+            delta = self.curve.phase_rad(volts, current, c.frequency_hz, self.test_amperes, self.nominal_voltage,
+                                         self.nominal_frequency)
+            circuits, vi = self._circuit_gain(c, k), volts * current
+            active = vi * (math.cos(phi) * (1.0 + gain / 100.0) + math.cos(phi - delta) - math.cos(phi))
+            reactive_gain = 1.0 + (gain + self.curve.reactive_offset_pct) / 100.0
+            reactive = vi * (math.sin(phi) * reactive_gain + math.sin(phi - delta) - math.sin(phi))
+            p_total += circuits * (active + harmonic[k] * (1.0 + gain / 100.0) * harmonic_gain)
+            q_total += circuits * reactive
         if self.functional.ct_reversed:
-            total = -total  # it sees energy flowing back to the grid and registers none delivered
-        return max(total, 0.0)
+            p_total, q_total = -p_total, -q_total  # it sees energy flowing back to the grid
+        return p_total, q_total
+
+    def registered_power_w(self, c: Conditions) -> float:
+        """Delivered active power the meter registers (what its delivered register counts)."""
+        return ACTIVE.of(*self.registered_powers(c))
+
+    def registered(self, c: Conditions, quantity: Quantity) -> float:
+        """What the meter registers of one quantity: a meter that registers no received active
+        energy (detented) counts none of it; leading varh it counts either way."""
+        if quantity.received and not quantity.reactive and not self.bidirectional:
+            return 0.0
+        return quantity.of(*self.registered_powers(c))
+
+    def output_power(self, c: Conditions, output: str) -> float:
+        """What a test output pulses for: its kind of energy flowing either way (active energy
+        flowing back only on a meter that registers it)."""
+        p, q = self.registered_powers(c)
+        if output == "varh":
+            return abs(q)
+        return abs(p) if self.bidirectional else max(p, 0.0)
 
     def _circuit_gain(self, c: Conditions, k: int) -> float:
         """How element ``k``'s circuits' own gains scale what it sees: the share-weighted mean of
@@ -324,10 +388,10 @@ class MeterModel:
         gains = 1.0 + np.asarray(self.circuit_offsets_pct, dtype=float) / 100.0
         return float(np.sum(carried * gains)) / total if total else 1.0
 
-    def true_error_pct(self, c: Conditions) -> float:
-        """Ground truth: registered over true power, minus one, in percent (0 with no power)."""
-        true_power = c.active_power_w
-        return (self.registered_power_w(c) / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
+    def true_error_pct(self, c: Conditions, quantity: Quantity = ACTIVE) -> float:
+        """Ground truth: registered over true power of the quantity, minus one, in percent (0 with none)."""
+        true_power = quantity.of(c.active_power_w, c.reactive_power_var)
+        return (self.registered(c, quantity) / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
 
     def _record_intervals(self, t0: float, dt: float, power: float) -> None:
         """Close a load-profile record at every 15-minute boundary of the meter's clock."""
@@ -373,26 +437,35 @@ class MeterModel:
                 return code
         return self.alarm_code
 
-    def advance(self, t0: float, dt: float, c: Conditions) -> list[float]:
-        """Integrate ``dt`` seconds from time ``t0``; return the times of the pulse edges emitted.
+    def advance(self, t0: float, dt: float, c: Conditions) -> dict[str, list[float]]:
+        """Integrate ``dt`` seconds from time ``t0``; return each test output's pulse edge times.
 
-        Each edge is where registered energy crosses a multiple of Kh, moved by the output's
+        Each edge is where the output's energy crosses a multiple of its Kt, moved by the output's
         timing jitter (drawn in edge order, so results do not depend on how time is stepped).
         """
-        power = self.registered_power_w(c)
-        start_energy = self.energy_wh
+        p, q = self.registered_powers(c)
+        power = max(p, 0.0)
         self._save_register(t0, dt, power)
         self.energy_wh += power * dt / 3600.0
+        if self.bidirectional:
+            self.received_wh += max(-p, 0.0) * dt / 3600.0
+        self.varh += max(q, 0.0) * dt / 3600.0
+        self.received_varh += max(-q, 0.0) * dt / 3600.0
         self._record_intervals(t0, dt, power)
         self.demand.advance(dt, power)
         shown_voltage = c.voltage_v * self.functional.voltage_reading_gain
         if self.release.buffers_alarms and 0 < shown_voltage < 0.9 * self.nominal_voltage:
             if "E101" not in self.functional.daily_alarms:
                 self.functional.daily_alarms.append("E101")  # undervoltage: non-critical, into the daily payload
+        return {output: self._pulse(output, t0, dt, self.output_power(c, output)) for output in self.test_outputs}
+
+    def _pulse(self, output: str, t0: float, dt: float, power: float) -> list[float]:
+        kt, start_energy = self.test_outputs[output], self.output_energy[output]
+        self.output_energy[output] += power * dt / 3600.0
         edges: list[float] = []
-        while (self.pulses + 1) * self.kh_wh <= self.energy_wh:
-            self.pulses += 1
-            crossing = t0 + (self.pulses * self.kh_wh - start_energy) * 3600.0 / power
+        while (self.output_pulses[output] + 1) * kt <= self.output_energy[output]:
+            self.output_pulses[output] += 1
+            crossing = t0 + (self.output_pulses[output] * kt - start_energy) * 3600.0 / power
             edges.append(crossing + self._rng.normal(0.0, self.pulse_jitter_s))
         return edges
 

@@ -28,7 +28,8 @@ READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
 DEMAND_QUANTITIES = ("demand_interval_s", "demand_count", "demand_kw", "max_demand_kw", "present_demand_kw",
                      "demand_reset")
 LINK_FAULTS = ("NONE", "EXCEPTION", "TIMEOUT", "SWAP")  # persistent until the next one; REBOOT happens once
-QUANTITIES = ("energy_wh", "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
+QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
+              "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
               "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
               "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear",
@@ -42,6 +43,10 @@ def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str
     selected = f.intervals_wh[f.interval_select] if 0 <= f.interval_select < len(f.intervals_wh) else 0.0
     return {
         "energy_wh": meter.register_wh,
+        "received_wh": meter.received_wh,
+        "varh": meter.varh,
+        "received_varh": meter.received_varh,
+        "kh_wh": meter.kh_wh,
         "voltage_v": c.voltage_v * f.voltage_reading_gain,
         "current_a": c.current_a,
         "power_w": meter.registered_power_w(c),

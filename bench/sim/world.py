@@ -85,12 +85,16 @@ class LoadState:
 
 @dataclass
 class ReferenceState:
-    """Reference standard: its own small error and a high-frequency energy pulse output."""
+    """Reference standard: its own small error, active and reactive energy registers (signed:
+    received and leading negative), and a high-frequency pulse output counting the energy of the
+    selected kind flowing either way."""
 
     error_pct: float
-    pulse_constant_wh: float
+    pulse_constant_wh: float  # Wh, or varh once the output counts reactive energy
     total_wh: float = 0.0  # drives the pulse output; never reset
     accumulator_wh: float = 0.0  # the ENERgy register, reset on command
+    accumulator_varh: float = 0.0  # the ENERgy:REACtive register, reset with it
+    pulses_reactive: bool = False  # the pulse output counts varh
 
     def pulses_at(self, energy_wh: float) -> int:
         return math.floor(energy_wh / self.pulse_constant_wh)
@@ -156,6 +160,7 @@ class World:
     meters: list[MeterModel]
     angles_deg: tuple[float, ...]  # the voltage each element sees at a standard source, from the meter's form
     circuit_map: CircuitMap | None = None  # the form's: load phase c drives current circuit c; None: one per element
+    outputs: tuple[str, ...] = ("Wh",)  # the meters' test outputs, each on a bank of counter channels
     scale: float | None = None  # None: stepped; else simulated seconds per wall second
     time_s: float = 0.0
     interlock_closed: bool = True
@@ -166,7 +171,7 @@ class World:
 
     def __post_init__(self) -> None:
         if not self.gates:
-            self.gates = [Gate() for _ in self.meters]
+            self.gates = [Gate() for _ in range(len(self.meters) * len(self.outputs))]
         # Source phase k feeds element k: at power-up its angles are the ones the form's elements see.
         self.source.angles_deg[: self.elements] = list(self.angles_deg)
 
@@ -192,6 +197,9 @@ class World:
     def reference_power_w(self) -> float:
         return self.true_power_w() * (1.0 + self.reference.error_pct / 100.0)
 
+    def reference_reactive_power_var(self) -> float:
+        return self.conditions().reactive_power_var * (1.0 + self.reference.error_pct / 100.0)
+
     def sync(self) -> None:
         """In scaled mode, catch up with the wall clock; stepped time only moves on advance()."""
         if self.scale is None:
@@ -210,16 +218,25 @@ class World:
     def _integrate(self, dt: float) -> None:
         c = self.conditions()
         t0, ref = self.time_s, self.reference
-        ref_power = self.reference_power_w() if c.active_power_w > 0 else 0.0
+        gain = 1.0 + ref.error_pct / 100.0
+        ref_power, ref_var = c.active_power_w * gain, c.reactive_power_var * gain
+        pulse_rate = abs(ref_var if ref.pulses_reactive else ref_power)
 
         def ref_count_at(t: float) -> int:
-            return ref.pulses_at(ref.total_wh + ref_power * (t - t0) / 3600.0)
+            return ref.pulses_at(ref.total_wh + pulse_rate * (t - t0) / 3600.0)
 
         for meter in self.meters:
-            self.gates[meter.position - 1].feed(meter.advance(t0, dt, c), t0 + dt, ref_count_at)
-        ref.total_wh += ref_power * dt / 3600.0
+            for output, edges in meter.advance(t0, dt, c).items():
+                self.gates[self.channel(meter.position, output) - 1].feed(edges, t0 + dt, ref_count_at)
+        ref.total_wh += pulse_rate * dt / 3600.0
         ref.accumulator_wh += ref_power * dt / 3600.0
+        ref.accumulator_varh += ref_var * dt / 3600.0
         self.time_s = t0 + dt
+
+    def channel(self, position: int, output: str) -> int:
+        """The counter channel a meter's test output is wired to: the board's first output on
+        channels 1..N, its second on N+1..2N (bench/sim/board.py wires them so)."""
+        return self.outputs.index(output) * len(self.meters) + position
 
     def reference_pulses(self) -> int:
         return self.reference.pulses_at(self.reference.total_wh)

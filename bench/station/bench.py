@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from bench.metrology.forms import forms
+from bench.metrology.quantities import ACTIVE, Quantity
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
 from bench.station.clock import Clock, SimClock, WallClock
@@ -64,9 +65,12 @@ class Bench:
             self.reference = self._role("reference", p.reference.driver, p.reference.address)
             self.counter = self._role("counter", p.counter.driver, p.counter.address,
                                       options={"baudrate": p.counter.baudrate})
-            if self.counter.channels < len(p.positions):
-                raise InstrumentError("counter", p.counter.address, f"has {self.counter.channels} channels, "
-                                                                    f"the profile has {len(p.positions)} positions")
+            wired = max(c for pos in p.positions for c in pos.channels.values())
+            if self.counter.channels < wired:
+                raise InstrumentError("counter", p.counter.address,
+                                      f"has {self.counter.channels} channels, the profile's positions use channels "
+                                      f"up to {wired} ({len(p.positions)} positions, test outputs "
+                                      f"{', '.join(p.meter_type.test_outputs)})")
             self.meters = {pos.number: self._role("meter", p.meters_driver, pos.address, name=f"position {pos.number}",
                                                   options={"register_map": p.meter_type.registers,
                                                            "device_id": p.meters_device_id})
@@ -97,6 +101,7 @@ class Bench:
                 counter_timing_s=p.counter.timing_uncertainty_s,
                 mut_jitter_s=p.meter_type.pulse_jitter_s,
                 source_stability_pct=p.source.stability_pct,
+                reactive_u=p.reference.calibration.reactive_uncertainty,
             )
             self._identify_meters()
         except BaseException as error:
@@ -144,6 +149,36 @@ class Bench:
             if capability not in role.CAPABILITIES:
                 missing.append(f"{why}: {role.name} ({type(role).__name__}) lacks '{capability}'")
         return "this bench cannot apply " + "; ".join(missing) if missing else None
+
+    def lacks_quantity(self, quantity: Quantity) -> str | None:
+        """Why this bench cannot measure a quantity (the meter type, the reference or its
+        certificate cannot), or None."""
+        missing = [why for why in (
+            self.profile.meter_type.lacks(quantity),
+            f"the reference ({type(self.reference).__name__}) lacks '{Capability.REACTIVE_ENERGY}'"
+            if quantity.reactive and Capability.REACTIVE_ENERGY not in self.reference.CAPABILITIES else None,
+            f"the reference ({type(self.reference).__name__}) lacks '{Capability.RECEIVED_ENERGY}'"
+            if quantity.received and Capability.RECEIVED_ENERGY not in self.reference.CAPABILITIES else None,
+            f"{self.profile.source_file}: reference.calibration states no reactive_uncertainty_pct_k2"
+            if quantity.reactive and self.spec.reactive_u is None else None) if why]
+        return f"this bench cannot measure {quantity.name}: " + "; ".join(missing) if missing else None
+
+    def gate_on(self, quantity: Quantity) -> BenchSpec:
+        """Point the reference's pulse output at the quantity's kind of energy; the budget's
+        figures for it (its pulse constant as the reference now states it)."""
+        if Capability.REACTIVE_ENERGY not in self.reference.CAPABILITIES:
+            return self.spec
+        self.reference.select_pulses(quantity.reactive)
+        return dataclasses.replace(self.spec, reference_constant_wh=self.reference.pulse_constant_wh())
+
+    def reference_energy(self, quantity: Quantity) -> float:
+        """The reference's energy of this quantity's kind, counted the way it flows (a received
+        quantity's grows as energy flows back)."""
+        if quantity.reactive:
+            return quantity.direction * float(self.reference.reactive_energy_varh())
+        if Capability.ENERGY_REGISTER in self.reference.CAPABILITIES:
+            return quantity.direction * float(self.reference.energy_wh())
+        return self.counter.reference_count() * self.spec.reference_constant_wh
 
     def instruments(self) -> list:
         """Every instrument opened, in the order it was opened."""
@@ -312,11 +347,9 @@ class Bench:
         return reopened
 
     def reference_energy_wh(self) -> float:
-        """The reference's energy now: its register, or where it keeps none (a power standard),
-        the reference pulses the counter has counted times their constant."""
-        if Capability.ENERGY_REGISTER in self.reference.CAPABILITIES:
-            return float(self.reference.energy_wh())
-        return self.counter.reference_count() * self.spec.reference_constant_wh
+        """The reference's delivered active energy now: its register, or where it keeps none (a
+        power standard), the reference pulses the counter has counted times their constant."""
+        return self.reference_energy(ACTIVE)
 
     def readings(self) -> Readings:
         """The board's conditions now: the reference standard's readings and the temperature."""

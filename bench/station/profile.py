@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.datafiles import Section, load_toml
 from bench.metrology.forms import forms
+from bench.metrology.quantities import Quantity
 from bench.metrology.uncertainty import CertifiedUncertainty
 from instruments.register_map import TYPES, Register, RegisterMap
 from instruments.registry import DriverError, driver
@@ -25,6 +26,7 @@ MIN_CLASS, MAX_CLASS = 0.01, 5.0  # accuracy classes run from 0.1 (ANSI C12.20) 
 MAX_VOLTAGE_V = 1000.0
 MAX_CURRENT_A = 1000.0
 MAX_KH_WH = 1000.0
+MAX_CHANNEL = 1024  # counter channels: a board of 80 positions with two test outputs each uses 160
 MAX_BAUDRATE = 4_000_000
 REQUIRED_REGISTERS = ("energy_wh", "serial", "mac", "firmware")
 
@@ -46,6 +48,7 @@ class CalibrationRecord:
 @dataclass(frozen=True)
 class Calibration(CalibrationRecord):
     uncertainty: CertifiedUncertainty  # of active energy, by power factor
+    reactive_uncertainty: CertifiedUncertainty | None = None  # of reactive energy, by sin φ, if certified
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,18 @@ class MeterType:
     max_voltage_v: float  # nameplate rating: the bench never applies more
     frequency_hz: float
     elements: int
-    kh_wh: float
+    kh_wh: float  # the nameplate watt-hour constant, checked against what the meter reports
     pulse_jitter_s: float
     registers: RegisterMap
+    test_outputs: dict[str, float]  # Kt per test output ("Wh", "varh"): what gating counts with
+
+    def lacks(self, quantity: Quantity) -> str | None:
+        """Why this meter type cannot be tested for a quantity (no test output or register), or None."""
+        if quantity.output not in self.test_outputs:
+            return f"the meter has no {quantity.output} test output (meter_type.test_outputs)"
+        if quantity.register not in self.registers:
+            return f"the meter has no '{quantity.register}' register (meter_type.registers)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,7 @@ class Position:
     number: int
     serial: str
     address: str
+    channels: dict[str, int]  # the counter channel each test output is wired to
 
 
 @dataclass(frozen=True)
@@ -210,15 +223,20 @@ def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
         section.unknown(keys)
     cal = ref.table("calibration")
     position_tables = doc.tables("positions")
-    for table in position_tables:
-        table.unknown({"serial", "address"})
-    positions = tuple(Position(i, p.text("serial"), p.text("address")) for i, p in enumerate(position_tables, start=1))
+    meter_type = parse_meter_type(doc.table("meter_type"))
+    outputs = tuple(meter_type.test_outputs)
+    positions = tuple(_position(i, p, outputs, len(position_tables)) for i, p in enumerate(position_tables, start=1))
+    channels = [c for p in positions for c in p.channels.values()]
+    if len(set(channels)) != len(channels):
+        raise doc.error("positions", "two test outputs share a counter channel (positions.channels)")
     serials = [p.serial for p in positions]
     if len(set(serials)) != len(serials):
         raise doc.error("positions", "two positions share a meter serial")
     interlock = doc.table("interlock", None)
-    reference_cal = _calibration(cal, {"uncertainty_pct_k2"})
-    calibration = Calibration(reference_cal.certificate, reference_cal.date, reference_cal.due, _uncertainty_by_pf(cal))
+    reference_cal = _calibration(cal, {"uncertainty_pct_k2", "reactive_uncertainty_pct_k2"})
+    calibration = Calibration(reference_cal.certificate, reference_cal.date, reference_cal.due, _uncertainty_by_pf(cal),
+                              _uncertainty_by_pf(cal, "reactive_uncertainty_pct_k2", "sin φ")
+                              if "reactive_uncertainty_pct_k2" in cal else None)
     environment = doc.table("environment", None)
     return Profile(
         source_file=doc.source,
@@ -238,7 +256,7 @@ def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
         meters_driver=_driver(met, "meter"),
         meters_device_id=met.integer("device_id", 1, high=255),
         positions=positions,
-        meter_type=parse_meter_type(doc.table("meter_type")),
+        meter_type=meter_type,
         interlock=_interlock(interlock),
         environment_driver=_driver(environment, "environment") if environment is not None else None,
         environment_address=_environment(environment),
@@ -289,6 +307,20 @@ def _path(section: Section, key: str, directory: Path | None) -> Path | None:
     return path if path.is_absolute() or directory is None else directory / path
 
 
+def _position(number: int, table: Section, outputs: tuple[str, ...], count: int) -> Position:
+    """A board position; its test outputs are on counter channels ``number``, ``count + number``,
+    ... in the meter type's output order, unless ``channels = { varh = 17 }`` says otherwise."""
+    table.unknown({"serial", "address", "channels"})
+    wired = table.table("channels") if "channels" in table else None
+    channels = {}
+    for k, output in enumerate(outputs):
+        default = k * count + number
+        channels[output] = wired.integer(output, default, low=1, high=MAX_CHANNEL) if wired else default
+    if wired:
+        wired.unknown(set(outputs))
+    return Position(number, table.text("serial"), table.text("address"), channels)
+
+
 def parse_meter_type(mt: Section) -> MeterType:
     mt.unknown({f for f in MeterType.__dataclass_fields__})
     form = mt.text("form", choices=tuple(forms()))
@@ -320,7 +352,16 @@ def parse_meter_type(mt: Section) -> MeterType:
         kh_wh=mt.number("kh_wh", positive=True, high=MAX_KH_WH),
         pulse_jitter_s=mt.number("pulse_jitter_s", low=0, high=1.0),
         registers=parse_register_map(mt.table("registers")),
+        test_outputs=parse_test_outputs(mt.table("test_outputs")),
     )
+
+
+def parse_test_outputs(outputs: Section) -> dict[str, float]:
+    """Kt per test output: a Wh output always, a varh output where the meter has one."""
+    outputs.unknown({"Wh", "varh"})
+    if "Wh" not in outputs:
+        raise outputs.error("Wh", "missing: the Kt of the meter's Wh test output")
+    return {name: outputs.number(name, positive=True, high=MAX_KH_WH) for name in outputs.data}
 
 
 def parse_register_map(regs: Section) -> RegisterMap:
@@ -342,22 +383,23 @@ def parse_register_map(regs: Section) -> RegisterMap:
     return register_map
 
 
-def _uncertainty_by_pf(cal: Section) -> CertifiedUncertainty:
-    """A single U for every PF, or a table such as ``{ "1.0" = 0.01, "0.5" = 0.015 }``."""
-    value = cal.data.get("uncertainty_pct_k2")
+def _uncertainty_by_pf(cal: Section, key: str = "uncertainty_pct_k2", against: str = "PF") -> CertifiedUncertainty:
+    """A single U for every PF (or sin φ, for reactive energy), or a table such as
+    ``{ "1.0" = 0.01, "0.5" = 0.015 }``."""
+    value = cal.data.get(key)
     if not isinstance(value, dict):
-        return CertifiedUncertainty(((0.0, cal.number("uncertainty_pct_k2", positive=True, high=10.0)),))
-    table = cal.table("uncertainty_pct_k2")
+        return CertifiedUncertainty(((0.0, cal.number(key, positive=True, high=10.0)),), against)
+    table = cal.table(key)
     rows = []
-    for key in table.data:
+    for name in table.data:
         try:
-            pf = float(key)
+            factor = float(name)
         except ValueError:
-            raise table.error(key, "keys are power factors such as \"1.0\" or \"0.5\"") from None
-        if not 0 < pf <= 1:  # also refuses "nan"
-            raise table.error(key, "a power factor is in (0, 1]")
-        rows.append((pf, table.number(key, positive=True, high=10.0)))
-    return CertifiedUncertainty(tuple(sorted(rows, reverse=True)))
+            raise table.error(name, f"keys are values of {against} such as \"1.0\" or \"0.5\"") from None
+        if not 0 < factor <= 1:  # also refuses "nan"
+            raise table.error(name, f"{against} is in (0, 1]")
+        rows.append((factor, table.number(name, positive=True, high=10.0)))
+    return CertifiedUncertainty(tuple(sorted(rows, reverse=True)), against)
 
 
 def _records(section: Section | None) -> str | None:

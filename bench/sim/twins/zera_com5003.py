@@ -439,7 +439,7 @@ class ZeraCom5003Twin(WorldDevice):
         if ec.ratio is None:
             ec.result = math.nan
         else:
-            counted = round(ec.mrate * dut.kh_wh * ec.ratio / self.world.reference.pulse_constant_wh)
+            counted = round(ec.mrate * dut.test_outputs["Wh"] * ec.ratio / self.world.reference.pulse_constant_wh)
             ec.result = (self._target() - counted) * RESULT_FACTORS[ec.result_unit] / counted
         ec.done += 1
         if ec.continuous:
