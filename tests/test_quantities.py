@@ -47,7 +47,7 @@ def test_a_reactive_stimulus_is_all_var_and_says_so():
     assert pf_label(90.0) == "sin φ 1 lag" and pf_label(-90.0) == "sin φ 1 lead"
     received = Stimulus(240.0, 30.0, 180.0, 60.0, 1)
     assert received.power_w == pytest.approx(-7200.0)
-    assert pf_label(180.0) == "PF 1.0 received" and "(received)" in received.describe()
+    assert pf_label(180.0) == "PF 1.0 received" and "PF 1.000 received" in received.describe()
 
 
 def _meter(**kwargs) -> MeterModel:

@@ -158,7 +158,10 @@ class Stimulus:
         direction = "" if abs(self.phase_deg) < 1e-9 else " lead" if self.leading else " lag"
         pf = f"PF {self.power_factor:.3f}{direction}"
         if abs(self.phase_deg) > 90.0 + UNITY_PF_DEG:
-            pf = f"PF {self.power_factor:.3f} (received)"
+            pf = f"PF {abs(self.power_factor):.3f} received"
+        apparent = sum(v * i for v, i in zip(self.element_voltages_v, self.element_currents_a))
+        if abs(self.power_factor) < REACTIVE_PF and apparent > 0:
+            pf = f"sin φ {abs(self.reactive_power_var) / apparent:.3f}{direction}"
         parts = [f"{self.voltage_v:.2f} V", f"{self.current_a:.4g} A", pf, f"{self.frequency_hz:g} Hz"]
         if self.weights and len(set(self.weights)) > 1:
             what = "element" if self.circuit_map is None else "circuit"
