@@ -1,6 +1,7 @@
 """The demand register test: the simulated meters' block-interval demand, the plan's demand errors
-against the simulator's ground truth, a meter with a faulty demand timer failing alone, meters
-without demand registers skipped with the reason, and a hostile demand table refused in one line."""
+against the simulator's ground truth, a meter with a faulty demand timer failing alone and not
+certified, meters without demand registers skipped with the reason, and a hostile demand table
+refused in one line."""
 from __future__ import annotations
 
 import json
@@ -11,17 +12,24 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.datafiles import ConfigError
 from bench.metrology.conditions import default_reference_conditions
 from bench.metrology.uncertainty import Rule, Verdict
-from bench.plans.demand import DEFAULT_TABLE, REGISTERS, DemandChecks, DemandResult, load_demand_table
-from bench.procedures.results import FaultResult
+from bench.plans.demand import DEFAULT_TABLE, FAMILY, REGISTERS, DemandChecks, DemandResult, load_demand_table
+from bench.plans.limits import load_table
+from bench.procedures.gating import AccuracyPoint, measure_point
+from bench.procedures.results import FaultResult, Result
+from bench.records import store
+from bench.records.documents import write_documents
+from bench.records.record import RunRecorder, Scope
+from bench.records.signing import Signer
 from bench.sim import SimulatedBench
 from bench.sim.board import shared_meter_type
 from bench.sim.meter_model import Demand
 from bench.station.bench import Bench
-from bench.station.profile import REQUIRED_REGISTERS
+from bench.station.profile import REQUIRED_REGISTERS, Signatory
 from tests.helpers import EXACT, ITEM, REPO, edited_toml, plan_command, properties, run_plans
 
 PLAN = "test_plans/demand/"
@@ -128,6 +136,48 @@ def test_a_meter_with_a_fast_demand_timer_fails_both_points_and_no_other_positio
     names = [c["name"] for c in entry["evidence"]["pulses"]["budget"]["components"]]
     assert names == ["reference standard", "source stability", "demand register resolution", "interval timing",
                      "bench clock rate"]
+
+
+def test_a_failed_demand_register_alone_withholds_certification_and_the_certificate_says_why(make_board, tmp_path):
+    """A complete run of a plan (here its full-load point) and the demand register test: position 2's
+    demand timer runs 3 % fast, so only its demand results fail. Certified is position 1 alone, and
+    position 2's certificate shows its demand rows and names them as why it is not certified."""
+    board = make_board(positions=[{}, {"demand_clock_error_pct": 3.0}])
+    with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
+        plan = load_table()
+        [full_load] = [p for p in plan.points(sim.meter_type()) if p.id == "FL-PF1"]
+        assert isinstance(full_load, AccuracyPoint)
+        reported: dict[tuple[str, int], tuple[str, Result]] = {
+            (full_load.id, n): (full_load.family, result) for n, result in measure_point(bench, full_load).items()}
+        checks = DemandChecks(bench, load_demand_table(), Rule.SIMPLE, default_reference_conditions())
+        for point in checks.points:
+            reported.update({(point.id, n): (point.family, result) for n, result in checks.measure(point).items()})
+        recorder = RunRecorder(bench.profile, plan.plan_info(), Rule.SIMPLE, "tester",
+                               Signatory("A. Approver", "Quality Manager"), None)
+        scope = Scope("complete", len(reported), len(reported), (), "")
+        record = json.loads(store.canonical_json(recorder.record(bench, reported, {}, [full_load], scope)))
+    demand_ids = [p.id for p in checks.points]
+    verdicts = {(m["position"], r["point"]): (r["family"], r["verdict"])
+                for m in record["meters"] for r in m["results"]}
+    assert verdicts == {**{(n, full_load.id): (full_load.family, "PASS") for n in (1, 2)},
+                        **{(1, point): (FAMILY, "PASS") for point in demand_ids},
+                        **{(2, point): (FAMILY, "FAIL") for point in demand_ids}}
+    assert [m["certified"] for m in record["meters"]] == [True, False]
+
+    for n, meter in enumerate(record["meters"], start=1):
+        meter["certificate"] = {"number": f"T-{n:03d}", "issued": "2026-05-01"}
+    write_documents(record, tmp_path, Signer(Ed25519PrivateKey.generate()))
+    certified, withheld = (next((tmp_path / "certificates").glob(f"{m['serial']}-*.html")).read_text(encoding="utf-8")
+                           for m in record["meters"])
+    assert '<span class="verdict ok">CERTIFIED</span>' in certified
+    assert f"and so did {', '.join(demand_ids)}" in certified.split('class="verdict ok">')[1].split("</div>")[0]
+    assert '<span class="verdict bad">NOT CERTIFIED</span>' in withheld
+    why = withheld.split('class="verdict bad">')[1].split("</div>")[0]
+    assert all(f"{point} (FAIL)" in why for point in demand_ids) and full_load.id not in why
+    for text, verdict in ((certified, "PASS"), (withheld, "FAIL")):
+        for point in demand_ids:
+            row = re.search(rf'<tr><td class="num">{point}</td>.*?</tr>', text, re.S)
+            assert row and f'class="{verdict}">{verdict}<' in row.group(0), (point, verdict)
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
-"""The published documents of real runs: the accuracy certificate holds the C12.20 plan and only
-it, the audit and firmware reports hold theirs, each has one verdict, is signed, re-renders to the
-same bytes, takes a lab's own template, and prints on Letter and A4 with numbered pages."""
+"""The published documents of real runs: the accuracy certificate holds the C12.20 plan and the
+demand register test and only them, the audit and firmware reports hold theirs, each has one
+verdict, is signed, re-renders to the same bytes, takes a lab's own template, and prints on Letter
+and A4 with numbered pages."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -14,8 +16,10 @@ from markupsafe import escape
 from matplotlib import image
 
 from bench.datafiles import ConfigError
+from bench.plans.demand import board_points, load_demand_table
 from bench.records.documents import check_template, write_documents
 from bench.records.signing import Signer, check_file, default_key_path, init_key
+from bench.sim import SimulatedBench
 from tests.helpers import REPO, require_tool
 
 pytestmark = pytest.mark.slow  # whole plan runs, Chromium and poppler
@@ -23,6 +27,10 @@ pytestmark = pytest.mark.slow  # whole plan runs, Chromium and poppler
 NOT_ACCURACY = re.compile(r"\b(FW-[A-Z]+|INSPECTION|VOLTAGE-PHASE|LOGIC|NETWORK|KEYS-IDENTITY|PAYLOAD|FIRMWARE)\b")
 BADGE = re.compile(r'<span class="verdict (?:ok|bad)">([^<]*)</span>')
 EMBEDDED = re.compile(r'<script type="application/json" id="record">(.*?)</script>', re.S)
+# The results table's column headers as pdftotext lays them out ("conditions measured" may wrap).
+RESULTS_HEADER = re.compile(r"point\s+test and stimulus\s+conditions\s+(?:measured\s+)?measured\s+"
+                            r"U \(k=2\)\s+limit\s+verdict")
+ROWS_PER_PAGE = 17  # result rows a printed page holds at 8 pt: C12.20's 26 rows once took about a page and a half
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,12 @@ def embedded(text):
     return json.loads(EMBEDDED.search(text).group(1))
 
 
+def demand_points():
+    """The demand register test's points on the default board's meters, in its table's order: on the
+    certificate after the plan's points, whose list (the record's plan.points) they are not in."""
+    return [p.id for p in board_points(load_demand_table(), SimulatedBench().meter_type())]
+
+
 def rows(text):
     """{point id: the HTML of its result row} of a certificate."""
     return {m.group(1): m.group(0) for m in re.finditer(r'<tr><td class="num">([^<]+)</td>.*?</tr>', text, re.S)}
@@ -97,7 +111,8 @@ def test_the_certificate_shows_every_plan_point_with_its_conditions_and_nothing_
     assert not NOT_ACCURACY.search(text), NOT_ACCURACY.search(text)
     shown = rows(text)
     accuracy = {r["point"]: r for r in meter["results"] if r["family"] not in ("audit", "firmware")}
-    assert list(shown) == record["plan"]["points"] and set(accuracy) == set(shown)  # every point, in plan order
+    # every point, in plan order, then the demand register's
+    assert list(shown) == record["plan"]["points"] + demand_points() and set(accuracy) == set(shown)
     for point, result in accuracy.items():
         evidence = result["evidence"].get("measured", result["evidence"])
         conditions = evidence["conditions"]
@@ -242,7 +257,7 @@ def test_the_labs_certificate_template_is_used_and_a_broken_one_is_one_line_nami
     written = write_documents(record, tmp_path / "out", home[1], template)
     meter = record["meters"][0]
     text = document(tmp_path / "out", "certificates", meter, record)
-    assert f"Our layout: {meter['serial']}, {len(record['plan']['points'])} points," in text
+    assert f"Our layout: {meter['serial']}, {len(record['plan']['points']) + len(demand_points())} points," in text
     assert check_file(written[0], {home[1].fingerprint}).status == "valid" and BADGE.findall(text) == ["CERTIFIED"]
     assert "Our layout" not in document(tmp_path / "out", "audit", meter, record)  # the override is the certificate's
     broken = {"missing.html.j2": None, "syntax.html.j2": "{% extends 'base.html.j2' %}\n{% block content %}{% if %}",
@@ -278,11 +293,12 @@ def print_pdf(chromium, html, size, shift_mm, tmp_path):
 @pytest.mark.parametrize("size, points", [("letter", (612, 792)), ("A4", (595, 842))])
 def test_the_certificate_prints_on_few_numbered_pages_with_headers_and_a_real_last_page(default, tmp_path, size, points,
                                                                                        shift_mm):
-    """At most N = 4 pages on Letter and on A4. The 26 C12.20 rows take about a page and a half at
-    8 pt, the lab, meter, method and instrument tables and the two plots about a page: 3 pages
-    unshifted (the hand-written certificate took 7 on both), and a 60 mm shift (where the signatures
-    once fell alone onto a fourth page) may add one, but no more.
-    Wherever the page ends fall, the last result row and the signature block stay together."""
+    """Few pages on Letter and on A4: the lab, meter, method and instrument tables and the two plots
+    take about a page, the result rows (the plan's points and the demand register's) about
+    ROWS_PER_PAGE a page at 8 pt; a 60 mm shift (where the signatures once fell alone onto a page of
+    their own) may add one page, but no more. With 26 C12.20 rows that was 3 pages unshifted (the
+    hand-written certificate took 7). Wherever the page ends fall, the last result row and the
+    signature block stay together, and every page with result rows repeats the table's header."""
     chromium, pdfinfo = require_tool("chromium"), require_tool("pdfinfo")
     pdftotext, pdftoppm = require_tool("pdftotext"), require_tool("pdftoppm")
     reports, record = default
@@ -292,16 +308,18 @@ def test_the_certificate_prints_on_few_numbered_pages_with_headers_and_a_real_la
     info = subprocess.run([pdfinfo, pdf], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
     width, height = map(float, re.search(r"^Page size:\s+([\d.]+) x ([\d.]+)", info, re.M).groups())
-    assert 1 < pages <= 4 and abs(width - points[0]) < 2 and abs(height - points[1]) < 2
+    shown = record["plan"]["points"] + demand_points()  # the certificate's rows, in its order
+    most = 1 + math.ceil(len(shown) / ROWS_PER_PAGE) + (1 if shift_mm else 0)
+    assert 1 < pages <= most and abs(width - points[0]) < 2 and abs(height - points[1]) < 2
     text = subprocess.run([pdftotext, "-layout", pdf, "-"], capture_output=True, text=True, check=True).stdout
     texts = text.split("\f")[:pages]
     number = meter["certificate"]["number"]
-    row_starts = [re.compile(rf"^\s*{re.escape(r['point'])}\s+{re.escape(r['name'][:10])}", re.M)
-                  for r in meter["results"] if r["family"] not in ("audit", "firmware")]
+    names = {r["point"]: r["name"] for r in meter["results"]}
+    row_starts = [re.compile(rf"^\s*{re.escape(point)}\s+{re.escape(names[point][:10])}", re.M) for point in shown]
     for page, content in enumerate(texts, start=1):
         assert f"Certificate {number} — page {page} of {pages}" in content, page
         if any(row.search(content) for row in row_starts):
-            assert re.search(r"point\s+test and stimulus\s+conditions measured\s+measured", content), page
+            assert RESULTS_HEADER.search(content), page
     last = texts[-1]
     assert row_starts[-1].search(last) and "Tested by" in last and "Approved by" in last and "bench verify" in last
     assert "Approved by" not in texts[-2]  # the closing block is whole

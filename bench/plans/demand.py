@@ -31,7 +31,9 @@ from instruments.errors import InstrumentError
 from instruments.reference_standard import Readings
 
 DEFAULT_TABLE = STANDARDS / "demand.toml"
-FAMILY = "demand"  # the family its results are recorded under
+# The family its results are recorded under: on the accuracy certificate, where a point that did not
+# pass withholds certification as a failed accuracy point does (records/record.certifies).
+FAMILY = "demand"
 # Physical ranges of the table's numbers: a demand point is a fraction of TA or Imax (the rule's
 # points lie between 10 % and 100 % TA), a demand tolerance a few percent of reading (mechanical
 # demand meters are allowed 4 % of full scale), a demand interval at most an hour.

@@ -28,12 +28,22 @@ def fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
-DOCUMENT_FAMILIES = {"audit": "audit", "firmware": "firmware"}  # every other family is the accuracy plan
+# Every other family (the limits table's, and the demand register test's) is on the accuracy certificate.
+DOCUMENT_FAMILIES = {"audit": "audit", "firmware": "firmware"}
 
 
 def document_of(family: str) -> str:
     """Which document a result belongs on: the accuracy certificate, the audit or the firmware report."""
     return DOCUMENT_FAMILIES.get(family, "accuracy")
+
+
+def certifies(status: str, table_ids: list[str], entries: list[dict[str, Any]]) -> bool:
+    """Whether a run certifies a meter: it is complete, every point of the limits table passed, and
+    so did every other result on the certificate (a failed demand register withholds it as a failed
+    accuracy point does). The audit and the firmware checks have documents and verdicts of their own."""
+    on_certificate = [e for e in entries if document_of(e["family"]) == "accuracy"]
+    return (status == "complete" and bool(table_ids) and set(table_ids) <= {e["point"] for e in on_certificate}
+            and all(e["verdict"] == "PASS" for e in on_certificate))
 
 
 # Why a meter is on the bench. The first three open a test episode (the meter as found); a run after
@@ -96,14 +106,13 @@ class RunRecorder:
             verdicts = {document: meter_verdict({e["verdict"] for e in entries
                                                  if document_of(e["family"]) == document})
                         for document in ("accuracy", "audit", "firmware")}
-            passed = {e["point"] for e in entries if e["verdict"] == "PASS"}
             mine = {point_id: result for (point_id, number), (_, result) in reported.items() if number == pos.number}
             meters.append({
                 "position": pos.number, "serial": identity.serial, "mac": identity.mac,
                 "firmware": identity.firmware,
                 "verdict": meter_verdict({e["verdict"] for e in entries}),
                 "verdicts": verdicts,
-                "certified": bool(scope.status == "complete" and table_ids and set(table_ids) <= passed),
+                "certified": certifies(scope.status, table_ids, entries),
                 "certificate": None,
                 "weighted_average": weighted_average(self.plan.weighted_average, mine),
                 "results": entries,

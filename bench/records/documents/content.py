@@ -57,11 +57,14 @@ def _named(results: list[dict[str, Any]]) -> list[str]:
 
 
 def accuracy_verdict(slice_: dict[str, Any]) -> Verdict:
-    """CERTIFIED only when the record says so; otherwise which points failed or did not run."""
+    """CERTIFIED only when the record says so, naming what passed beyond the plan (the demand
+    register's points); otherwise which points failed or did not run."""
     meter, plan = slice_["meter"], slice_["plan"]
     if meter["certified"]:
+        others = [r["point"] for r in meter["results"] if r["point"] not in plan["points"]]
+        also = f", and so did {', '.join(others)}" if others else ""
         return Verdict("CERTIFIED", True, f"every point of {plan['name']}, version {plan['version']}, passed for "
-                                          f"accuracy class {slice_['meter_type']['accuracy_class']:g}")
+                                          f"accuracy class {slice_['meter_type']['accuracy_class']:g}{also}")
     ran = {r["point"] for r in meter["results"]}
     reasons = []
     if failed := _named(meter["results"]):
