@@ -110,3 +110,11 @@ def query(sock: socket.socket, command: str) -> str:
     """Send one command line and read one reply line."""
     sock.sendall(command.encode() + b"\n")
     return read_line(sock).decode()
+
+
+def families_without_points(point_families: set[str]) -> set[str]:
+    """The accuracy plan modules' families (each module names its ``FAMILY``) that have no point
+    among these: each such module gives one skipped item per position, saying it is not applicable."""
+    modules = (REPO / "test_plans" / "accuracy").glob("test_*.py")
+    families = {re.search(r'^FAMILY = "(\w+)"$', m.read_text(), re.M).group(1) for m in modules}
+    return families - point_families

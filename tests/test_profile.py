@@ -59,7 +59,7 @@ def test_each_test_output_has_its_bank_of_counter_channels_unless_wired_otherwis
         data["positions"][1]["channels"] = {"varh": 9}
     profile = load_profile(broken(tmp_path, two_outputs))
     assert [p.channels for p in profile.positions] == [{"Wh": 1, "varh": 3}, {"Wh": 2, "varh": 9}]
-    assert profile.meter_type.test_outputs == {"Wh": 1.0, "varh": 1.0} and profile.meter_type.kh_wh == 1.0
+    assert profile.meter_type.test_outputs == {"Wh": 1.0, "varh": 1.0} and profile.meter_type.kh_wh == 7.2
 
 
 def test_invalid_toml_and_missing_file(tmp_path):

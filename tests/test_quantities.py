@@ -129,12 +129,12 @@ def test_a_bad_quantity_row_is_one_line_naming_the_row(tmp_path, row, message):
 def test_points_for_a_quantity_exist_only_on_meters_that_have_it():
     table = load_table()
     ids = {}
-    for form, board in (("16S", "default"), ("9S", "transformer_9s")):
+    for form, board in (("16S", "default"), ("12S", "network_12s")):
         with SimulatedBench(board) as sim:
             ids[form] = {p.id for p in table.points(sim.profile().meter_type)}
     reactive = {"VARH-LL", "VARH-FL", "VARH-R-FL"}
-    assert reactive <= ids["9S"] and not reactive & ids["16S"]
-    assert not {"RX-LL-PF1", "RX-FL-PF1"} & ids["9S"]  # the 9S type registers no received energy
+    assert reactive <= ids["12S"] and not reactive & ids["16S"]
+    assert not {"RX-LL-PF1", "RX-FL-PF1"} & ids["12S"]  # the 12S type registers no received energy
 
 
 def _measured(board: Path | str, point_id: str, table_file: Path | None = None
@@ -154,7 +154,7 @@ def _measured(board: Path | str, point_id: str, table_file: Path | None = None
 
 @pytest.mark.parametrize("point_id", ["VARH-FL", "VARH-R-FL"])
 def test_a_varh_point_measures_each_meters_true_reactive_error(point_id):
-    results, truth = _measured("transformer_9s", point_id)
+    results, truth = _measured("network_12s", point_id)
     for n, result in results.items():
         assert result.quantity == QUANTITIES[point_id == "VARH-FL" and "varh" or "varh-received"].name
         assert result.stimulus.phase_deg == (90.0 if point_id == "VARH-FL" else -90.0)
@@ -168,7 +168,7 @@ def test_a_varh_point_measures_each_meters_true_reactive_error(point_id):
 def test_a_meter_whose_var_path_is_off_fails_varh_and_still_passes_active_energy(tmp_path):
     def misadjust(data: dict) -> None:
         data["position"][2]["reactive_offset_pct"] = 0.8  # beyond the ±0.5 % of class 0.5 S
-    board = edited_toml(board_path("transformer_9s"), misadjust, tmp_path / "board.toml")
+    board = edited_toml(board_path("network_12s"), misadjust, tmp_path / "board.toml")
     results, truth = _measured(board, "VARH-FL")
     assert truth[3] == pytest.approx(0.8, abs=0.05)
     assert results[3].verdict.value == "FAIL" and all(r.verdict.value == "PASS" for n, r in results.items() if n != 3)

@@ -3,6 +3,7 @@ run an item (``certify`` for a table point, ``audit`` and ``firmware`` for a boa
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     family = getattr(metafunc.module, "FAMILY", None)
     if "point" in metafunc.fixturenames and family is not None:
         chosen = [p for p in session.points if p.family == family]
-        metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
+        if chosen:
+            metafunc.parametrize("point", chosen, ids=[p.id for p in chosen])
+        else:  # one skipped item per position that says why, not pytest's "got empty parameter set"
+            mt = session.source.meter_type()
+            why = (f"not applicable: {session.table.name} ({Path(session.table.source).name}) has no {family} "
+                   f"points for this meter type (Form {mt.form}, test outputs {', '.join(mt.test_outputs)})")
+            metafunc.parametrize("point", [pytest.param(None, marks=pytest.mark.skip(reason=why))],
+                                 ids=["not-applicable"])
     if "point" in metafunc.fixturenames and "demand" in metafunc.fixturenames:
         # The demand register test's points; a meter type without demand registers gets one skipped
         # item per position, saying which registers it lacks.
