@@ -41,8 +41,9 @@ def with_value(path: Path, table: str, key: str, literal: str) -> Path:
     text = path.read_text()
     header = f"[{table}]\n"
     head, _, rest = text.partition(header)
-    lines = [line for line in rest.split("\n") if not line.startswith(f"{key} =")]
-    path.write_text(head + header + f"{key} = {literal}\n" + "\n".join(lines))
+    body, bracket, tail = rest.partition("\n[")  # the table's own lines end where the next table starts
+    lines = [line for line in body.split("\n") if not line.startswith(f"{key} =")]
+    path.write_text(head + header + f"{key} = {literal}\n" + "\n".join(lines) + bracket + tail)
     return path
 
 
