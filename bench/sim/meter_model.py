@@ -157,18 +157,16 @@ class ErrorCurve:
     def gain_pct(self, voltage_v: float, current_a: float, frequency_hz: float, dc_pct: float,
                  test_amperes: float, nominal_voltage: float, nominal_frequency: float) -> float:
         """Every term that scales the measured power whatever the phase angle, in percent."""
-        low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
-        voltage_step = (voltage_v / nominal_voltage - 1.0) / 0.1
-        frequency_step = (frequency_hz / nominal_frequency - 1.0) * 100.0
+        low_current, voltage_step, frequency_step = _influences(voltage_v, current_a, frequency_hz, test_amperes,
+                                                                nominal_voltage, nominal_frequency)
         return (self.offset_pct + self.light_load_pct * low_current + self.voltage_pct_per_10pct * voltage_step
                 + self.frequency_pct_per_pct * frequency_step + self.dc_pct_per_10pct * dc_pct / 10.0)
 
     def phase_rad(self, voltage_v: float, current_a: float, frequency_hz: float, test_amperes: float,
                   nominal_voltage: float, nominal_frequency: float) -> float:
         """The phase displacement δ between the meter's current and voltage channels."""
-        low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
-        voltage_step = (voltage_v / nominal_voltage - 1.0) / 0.1
-        frequency_step = (frequency_hz / nominal_frequency - 1.0) * 100.0
+        low_current, voltage_step, frequency_step = _influences(voltage_v, current_a, frequency_hz, test_amperes,
+                                                                nominal_voltage, nominal_frequency)
         return (self.phase_error_mrad + self.light_load_phase_mrad * low_current
                 + self.voltage_phase_mrad_per_10pct * voltage_step
                 + self.frequency_phase_mrad_per_pct * frequency_step) / 1000.0
@@ -184,6 +182,14 @@ class ErrorCurve:
         if reactive:
             return gain + self.reactive_offset_pct + 100.0 * (math.sin(phi - delta) / math.sin(phi) - 1.0)
         return gain + 100.0 * (math.cos(phi - delta) / math.cos(phi) - 1.0)
+
+
+def _influences(voltage_v: float, current_a: float, frequency_hz: float, test_amperes: float,
+                nominal_voltage: float, nominal_frequency: float) -> tuple[float, float, float]:
+    """How far the conditions are from nominal, in the units the error terms are stated in: the
+    low-current factor (1 at 10 % of TA), steps of +10 % voltage and of +1 % frequency."""
+    low_current = 0.1 * test_amperes / current_a if current_a > 0 else 0.0
+    return low_current, (voltage_v / nominal_voltage - 1.0) / 0.1, (frequency_hz / nominal_frequency - 1.0) * 100.0
 
 
 INTERVAL_S = 900.0  # 15-minute load-profile intervals
