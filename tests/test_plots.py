@@ -248,3 +248,15 @@ def test_the_session_report_plot_marks_a_point_outside_or_not_pass(result, flagg
 def test_the_session_report_plot_is_absent_without_an_uncertainty():
     assert plots.result_svg(Numbers(None, None, None, "FAIL")) is None  # a pulse count
     assert plots.result_svg(Numbers(None, None, 0.2, "FAIL")) is None  # an error not measured
+
+
+def test_a_chart_is_drawn_once_per_distinct_input_and_reused():
+    # Every meter of a run applies the same harmonic profiles: its spectrum chart is drawn once.
+    one_meter, next_meter = harmonic_entries(), harmonic_entries()
+    one_meter[1]["value_pct"], next_meter[1]["value_pct"] = 0.03, 0.02  # their errors differ, their profiles not
+    first, second = plots.harmonic_spectrum_svg(one_meter), plots.harmonic_spectrum_svg(next_meter)
+    assert first is not None and first is second  # the same drawing, not a second equal one
+    assert plots.harmonic_spectrum_svg(one_meter[:2]) != first  # another input, another chart
+    # An error curve is the meter's own: equal inputs share a drawing, a different error draws anew.
+    assert plots.error_curve_svg(plan(), TA) is plots.error_curve_svg(plan(), TA)
+    assert plots.error_curve_svg(plan({"FL-PF1": 0.11}), TA) != plots.error_curve_svg(plan(), TA)

@@ -11,8 +11,11 @@ passing one, and the legend sits outside the data so it can never cover a point.
 from __future__ import annotations
 
 import io
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import matplotlib
@@ -151,7 +154,10 @@ def _thin_tick_labels(figure: Figure, axes: Any, currents: list[float]) -> None:
 def error_curve_figure(results: list[dict[str, Any]], test_amperes: float) -> Figure | None:
     """Error vs current (% of TA, log scale) at each PF, with ±U bars and the limit lines; points
     outside their limit or not PASS marked, points not measured listed. None without load points."""
-    points = curve_points(results, test_amperes)
+    return _curve_figure(tuple(curve_points(results, test_amperes)))
+
+
+def _curve_figure(points: tuple[CurvePoint, ...]) -> Figure | None:
     if not points:
         return None
     series: dict[str, list[CurvePoint]] = {}
@@ -198,7 +204,7 @@ def error_curve_figure(results: list[dict[str, Any]], test_amperes: float) -> Fi
     return figure
 
 
-def _plotted(points: list[CurvePoint]) -> list[tuple[float, float, float]]:
+def _plotted(points: Sequence[CurvePoint]) -> list[tuple[float, float, float]]:
     """(current, value, U) of each point that has both a current and a value, in the same order."""
     return [(p.current_pct, p.value_pct, p.u_pct) for p in points
             if p.current_pct is not None and p.value_pct is not None]
@@ -209,7 +215,7 @@ def _in_legend(label: object) -> bool:
     return isinstance(label, str) and bool(label) and not label.startswith("_")
 
 
-def _not_measured(axes: Any, points: list[CurvePoint], styles: dict[str, tuple[str, str]]) -> list[Any]:
+def _not_measured(axes: Any, points: Sequence[CurvePoint], styles: dict[str, tuple[str, str]]) -> list[Any]:
     """Hollow markers on the current axis line (stacked upwards where several share a current) at
     each point that has no value, each listed in the legend with its verdict; a point without a
     current is listed only."""
@@ -233,9 +239,9 @@ def _not_measured(axes: Any, points: list[CurvePoint], styles: dict[str, tuple[s
     return handles
 
 
-def harmonic_spectrum_figure(results: list[dict[str, Any]]) -> Figure | None:
-    """Programmed current (and voltage) harmonics of each distortion point, % of the fundamental:
-    at each order the bars present there form a group centred on the order."""
+def applied_profiles(results: list[dict[str, Any]]) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """Each harmonic profile the distortion points applied, with the points that applied it: all
+    the spectrum chart draws (the same for every meter of a run)."""
     profiles: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for entry in results:
         evidence = entry["evidence"]
@@ -243,6 +249,16 @@ def harmonic_spectrum_figure(results: list[dict[str, Any]]) -> Figure | None:
         if entry["family"] == "harmonics" and stimulus.get("harmonics"):
             profile = stimulus["harmonics"]
             profiles.setdefault(profile["name"], ([], profile))[0].append(entry["point"])
+    return profiles
+
+
+def harmonic_spectrum_figure(results: list[dict[str, Any]]) -> Figure | None:
+    """Programmed current (and voltage) harmonics of each distortion point, % of the fundamental:
+    at each order the bars present there form a group centred on the order."""
+    return _spectrum_figure(applied_profiles(results))
+
+
+def _spectrum_figure(profiles: dict[str, tuple[list[str], dict[str, Any]]]) -> Figure | None:
     series = [(f"{', '.join(ids)} {name.replace('_', ' ')}: {quantity}", k, quantity,
                {h["order"]: h["pct"] for h in profile[quantity]})
               for k, (name, (ids, profile)) in enumerate(profiles.items())
@@ -277,15 +293,30 @@ def _svg(figure: Figure) -> str:
     return svg[svg.index("<svg"):]  # inline: no XML prolog or doctype
 
 
+# Charts are drawn once per distinct input and the SVG reused: every meter of a run has the same
+# harmonic chart, and drawing one costs about 0.1 s of matplotlib.
+DRAWN_CHARTS_KEPT = 64
+
+
 def error_curve_svg(results: list[dict[str, Any]], test_amperes: float) -> str | None:
     """The error curve of ``error_curve_figure`` as inline SVG."""
-    figure = error_curve_figure(results, test_amperes)
+    return _curve_svg(tuple(curve_points(results, test_amperes)))
+
+
+@lru_cache(maxsize=DRAWN_CHARTS_KEPT)
+def _curve_svg(points: tuple[CurvePoint, ...]) -> str | None:
+    figure = _curve_figure(points)
     return _svg(figure) if figure else None
 
 
 def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:
     """The harmonic chart of ``harmonic_spectrum_figure`` as inline SVG."""
-    figure = harmonic_spectrum_figure(results)
+    return _spectrum_svg(json.dumps(applied_profiles(results), sort_keys=True))
+
+
+@lru_cache(maxsize=DRAWN_CHARTS_KEPT)
+def _spectrum_svg(profiles_json: str) -> str | None:
+    figure = _spectrum_figure(json.loads(profiles_json))
     return _svg(figure) if figure else None
 
 
