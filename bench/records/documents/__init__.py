@@ -33,7 +33,6 @@ from bench.records.documents.render import (
     environment,
     render,
 )
-from bench.records.plots import error_curve_svg, harmonic_spectrum_svg
 from bench.records.signing import Signer, sign_html
 from bench.records.store import canonical_json
 
@@ -47,6 +46,8 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
     written, so a broken template leaves no half-published run. Returns the files written."""
     if record["status"] != "complete":
         raise ValueError(f"run {record['run_id']} is {record['status']}: only a complete run publishes documents")
+    # matplotlib costs a third of a second to import: only the commands that draw certificates pay it.
+    from bench.records.plots import error_curve_svg, harmonic_spectrum_svg
     env = environment(template)
     run8 = record["run_id"][:8]
     documents: dict[Path, str] = {}
