@@ -1,0 +1,77 @@
+"""The figure-computing functions of benchmarks/run.py on hand-made data: the script's figures are
+only as good as these formulas, and a wrong one would print a plausible number. Nothing here runs a
+benchmark or times anything."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.run import (
+    bench_seconds_by,
+    fixed_dwell_bench_s,
+    gate_seconds,
+    gated_points,
+    item_plan,
+    item_point,
+    meters_per_hour,
+    modbus_read_reply,
+    modbus_read_request,
+    point_families,
+    run_phases,
+)
+
+TABLE = {"dwell": {"settle_s": 10.0},
+         "point": [{"id": "KH"}, {"id": "CREEP"}, {"id": "FL-PF1", "tolerance": {"0.2": 0.2}},
+                   {"id": "EL-PF1", "tolerance": {"0.2": 0.3}}]}
+
+
+def test_meters_per_hour_is_positions_over_bench_hours() -> None:
+    assert meters_per_hour(8, 14_400.0) == pytest.approx(2.0)
+    assert meters_per_hour(1, 48.0) == pytest.approx(75.0)
+
+
+def test_only_rows_with_a_tolerance_are_gated_and_element_points_follow_their_row() -> None:
+    assert gated_points(TABLE, ["KH", "CREEP", "FL-PF1", "EL-PF1-E1", "EL-PF1-E3", "DM-TA"]) == [
+        "FL-PF1", "EL-PF1-E1", "EL-PF1-E3"]
+
+
+def test_fixed_dwell_replaces_each_gated_points_time_with_settle_plus_five_minutes() -> None:
+    # 1000 s measured, of which two gated points took 50 s and 70 s: the rest (880 s) is kept.
+    assert fixed_dwell_bench_s(1000.0, {"FL-PF1": 50.0, "LL-PF1": 70.0}, settle_s=10.0) == pytest.approx(
+        880.0 + 2 * 310.0)
+
+
+def test_bench_seconds_charge_each_item_the_clock_advance_since_the_previous_one() -> None:
+    items = [{"nodeid": "test_plans/audit/test_inspection.py::test_physical_inspection[pos1-SIM1]"},  # before open
+             {"nodeid": "test_plans/audit/test_payload_accuracy.py::test_payload[pos1-SIM1]", "bench_end": 130.0},
+             {"nodeid": "test_plans/accuracy/test_load_performance.py::test_load[FL-PF1-pos1-SIM1]",
+              "bench_end": 180.0},
+             {"nodeid": "test_plans/accuracy/test_load_performance.py::test_load[FL-PF1-pos2-SIM2]",
+              "bench_end": 180.0}]
+    by_point = bench_seconds_by(items, 100.0, lambda nodeid: item_point(nodeid) or item_plan(nodeid))
+    assert by_point == {"audit": pytest.approx(30.0), "FL-PF1": pytest.approx(50.0)}
+
+
+def test_families_and_gate_times_come_from_the_record() -> None:
+    record = {"meters": [
+        {"results": [{"point": "FL-PF1", "family": "load_performance", "evidence": {"gate": {"gate_time_s": 30.5}}},
+                     {"point": "V90", "family": "voltage", "evidence": {"measured": {"gate": {"gate_time_s": 31.0}}}},
+                     {"point": "KH", "family": "nameplate", "evidence": {}}]},
+        {"results": [{"point": "FL-PF1", "family": "load_performance", "evidence": {"gate": {"gate_time_s": 32.0}}}]},
+    ]}
+    assert point_families(record) == {"FL-PF1": "load_performance", "V90": "voltage", "KH": "nameplate"}
+    assert gate_seconds(record) == {"FL-PF1": 32.0, "V90": 31.0}  # the slowest position ends the point
+
+
+def test_end_of_run_is_from_the_last_items_end_to_the_process_exit() -> None:
+    timing = {"items": [{"wall_start": 102.0, "wall_end": 103.0}, {"wall_start": 103.0, "wall_end": 110.0}],
+              "finish_start": 110.5, "unconfigured": 113.0}
+    assert run_phases(100.0, 114.0, timing) == {"total": 14.0, "start": 2.0, "measuring": 8.0,
+                                                "end_of_run": 4.0, "publish": 2.5}
+
+
+def test_the_hand_built_modbus_frame_is_function_3_and_its_reply_decodes() -> None:
+    assert modbus_read_request(7, 1, 0, 4).hex() == "000700000006" + "01" + "03" + "0000" + "0004"
+    reply = bytes.fromhex("0007000000 0b 01 03 08 0001 0002 0003 0004".replace(" ", ""))
+    assert modbus_read_reply(reply, 4) == [1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        modbus_read_reply(bytes.fromhex("000700000003018302"), 4)  # an exception reply
