@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -157,6 +159,14 @@ severity_log = Table(
     Column("severity_after", String(16), nullable=False),
     Column("detail", Text, nullable=False),
 )
+# Indexes for the queries the bench makes beyond the primary keys and the columns marked index=True
+# (migration 6): runs by start time (a meter's history and a lot's verdict sort and filter by it), a
+# release's runs (the firmware regression's baseline) and a meter type's severity log.
+INDEXES = [
+    Index("ix_runs_started_at", runs.c.started_at),
+    Index("ix_meter_runs_firmware", meter_runs.c.firmware),
+    Index("ix_severity_log_meter_type", severity_log.c.manufacturer, severity_log.c.model),
+]
 _APPEND_ONLY = {
     "sqlite": ["CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail "
                "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
@@ -203,7 +213,15 @@ def _v5(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: Connection) -> None:
+    """Indexes for the CLI's and the plans' queries, so that a lab's years of runs are not scanned
+    (a database created at version 5 already has the severity log's: its table was created whole)."""
+    for index in INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -305,16 +323,32 @@ def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: 
 
 
 MIN_ID_PREFIX = 4  # hex digits of a run id a user must give
+RUN_ID_LENGTH = 36  # a whole run id: a UUID, lowercase hex and dashes
+_NEXT_ID_CHAR = {c: n for c, n in zip("0123456789abcdef", "123456789abcdefg")}
+
+
+def _matching(run_id: str) -> ColumnElement[bool]:
+    """The runs a lowercase run id or prefix names, as conditions the primary key's index serves:
+    a whole id exactly; a prefix as the range from itself to itself with its last hex digit
+    raised to the next id character (never a LIKE, which scans). The upper bound is a digit or a
+    letter, which every collation orders alike (a linguistic one, e.g. en_US on PostgreSQL, passes
+    over dashes and ':'), and the prefix itself is still checked on the few rows in the range."""
+    if len(run_id) == RUN_ID_LENGTH:
+        return runs.c.run_id == run_id
+    stem = run_id.rstrip("-")
+    upper = stem[:-1] + _NEXT_ID_CHAR[stem[-1]]
+    return (runs.c.run_id >= stem) & (runs.c.run_id < upper) & (func.substr(runs.c.run_id, 1, len(run_id)) == run_id)
 
 
 def load_run(engine: Engine, run_id: str) -> dict[str, Any]:
     """A stored run's record; a unique prefix of the id (hex digits and dashes) is enough. An
     incomplete run's record (last published before it ended) is brought up to every result
     stored so far, and its scope with it."""
-    if len(run_id) < MIN_ID_PREFIX or not all(c in "0123456789abcdef-" for c in run_id.lower()):
+    wanted = run_id.lower()
+    if sum(c != "-" for c in wanted) < MIN_ID_PREFIX or not all(c in "0123456789abcdef-" for c in wanted):
         raise RecordsError(f"run id '{run_id}': give at least {MIN_ID_PREFIX} hex digits of a run id")
     with engine.connect() as conn:
-        found = conn.execute(select(runs.c.run_id, runs.c.record).where(runs.c.run_id.startswith(run_id.lower()))).all()
+        found = conn.execute(select(runs.c.run_id, runs.c.record).where(_matching(wanted)).limit(2)).all()
         if len(found) != 1:
             raise RecordsError(f"no run '{run_id}'" if not found else f"run id '{run_id}' is ambiguous")
         record = json.loads(found[0].record)
