@@ -1,10 +1,17 @@
 """Records at scale: the CLI's lookups are served by indexes (SQLite's query plans say so), an
-older database gains those indexes by migration, and a run id's prefix still finds its run."""
+older database gains those indexes by migration, and a lab of several benches publishes into one
+PostgreSQL database at the same time without losing, doubling or refusing a record."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +20,8 @@ from sqlalchemy.engine import Engine
 
 from bench.records import store
 from bench.records.record import fingerprint
+from bench.sim import board_path
+from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
 SERIALS = [f"SCALE{n:05d}" for n in range(1, 5)]
 
@@ -155,3 +164,116 @@ def check_prefix_lookups(engine: Engine) -> None:
 
 def test_a_unique_prefix_finds_its_run_and_a_shared_one_is_ambiguous(tmp_path):
     check_prefix_lookups(store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"))
+
+
+# --- several benches, one PostgreSQL database ------------------------------------------------------
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A schema of its own in the tests' PostgreSQL database (BENCH_TEST_POSTGRES_URL; others'
+    tests may use that database at once)."""
+    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
+    schema = f"scale_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_prefix_lookups_on_postgresql(postgres_schema_url):
+    check_prefix_lookups(store.connect(postgres_schema_url))
+
+
+# One bench of the lab, in a process of its own: from a common start time it connects (migrating a
+# fresh database), then publishes RUNS runs of the same meters, registers them, and numbers their
+# certificates, as a complete run does.
+BENCH = textwrap.dedent("""
+    import sys, time, uuid
+    from bench.records import store
+    from bench.records.record import fingerprint
+    from tests.test_records_scale import SERIALS, synthetic_record
+    url, bench_id, start, runs = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    time.sleep(max(0.0, start - time.time()))
+    engine = store.connect(url)
+    for n in range(runs):
+        run_id = str(uuid.uuid4())
+        record = synthetic_record(run_id, f"2026-04-01T00:{n:02d}:00+00:00", bench_id)
+        store.publish(engine, record, fingerprint(record))
+        for meter in record["meters"]:
+            conflict = store.register_meter(engine, meter["serial"], meter["mac"], record["started_at"])
+            assert conflict is None, conflict
+        store.issue_certificates(engine, run_id, SERIALS, "2026-04-01", lambda seq, serial: f"LAB-{seq:05d}")
+        print(run_id, flush=True)
+""")
+
+
+@pytest.mark.slow  # 4 processes on PostgreSQL
+def test_four_benches_publish_into_one_postgresql_database_at_once(postgres_schema_url):
+    benches, runs = 4, 10
+    start = time.time() + 3.0  # every process imported and waiting: they connect and publish together
+    processes = [subprocess.Popen([sys.executable, "-c", BENCH, postgres_schema_url, f"LAB-{n}", str(start),
+                                   str(runs)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in range(1, benches + 1)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        assert not any(word in (out + err).lower() for word in ("lock", "duplicate key", "integrityerror")), err
+    published = [line for out, _ in outputs for line in out.split()]
+    engine = store.connect(postgres_schema_url)
+    with engine.connect() as conn:
+        stored = conn.execute(select(store.runs.c.run_id)).scalars().all()
+        seqs = conn.execute(select(store.certificates.c.seq).order_by(store.certificates.c.seq)).scalars().all()
+    assert len(published) == benches * runs and sorted(stored) == sorted(published)
+    assert store.count_rows(engine)["meter_runs"] == benches * runs * len(SERIALS)
+    assert store.count_rows(engine)["meter_registry"] == len(SERIALS)
+    assert seqs == list(range(1, benches * runs * len(SERIALS) + 1))  # the lab's one running sequence, no gaps
+    shown = bench_cli("history", SERIALS[0], "--records", postgres_schema_url)
+    assert shown.returncode == 0, shown.stderr
+    assert {f"LAB-{n}" for n in range(1, benches + 1)} <= set(shown.stdout.split())
+    shown_runs = [word for line in shown.stdout.splitlines()[2:] for word in line.split()
+                  if word in {run_id[:8] for run_id in published}]
+    assert len(shown_runs) == len(set(shown_runs)) == benches * runs
+
+
+def named_board(tmp_path: Path, name: str) -> Path:
+    """The default simulated board under another name: its bench id is ``SIM-<name>``."""
+    return edited_toml(board_path("default"), lambda data: data["board"].update(name=name), tmp_path / f"{name}.toml")
+
+
+@pytest.mark.slow  # 4 pytest runs of the accuracy plan at once (about 30 s on 2 cores)
+def test_four_simulated_benches_run_the_accuracy_plan_into_one_postgresql_database(tmp_path, postgres_schema_url):
+    """Complete runs, so every bench also takes certificate numbers from the lab's sequence."""
+    names = [f"lab{n}" for n in range(1, 5)]
+    started = time.monotonic()
+    processes = [subprocess.Popen(plan_command(tmp_path / name, "test_plans/accuracy/", "-q", "--sim-scenario",
+                                               str(named_board(tmp_path, name)), "--records", postgres_schema_url),
+                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for name in names]
+    outputs = [p.communicate(timeout=180)[0] for p in processes]
+    elapsed = time.monotonic() - started
+    for process, out in zip(processes, outputs):
+        assert process.returncode == 0, out[-3000:]
+        assert not any(word in out.lower() for word in ("lock", "duplicate key", "integrityerror")), out[-3000:]
+    published = {name: [p.name[4:-5] for p in (tmp_path / name).glob("run-*.json")] for name in names}
+    assert all(len(ids) == 1 for ids in published.values()), published
+    engine = store.connect(postgres_schema_url)
+    with engine.connect() as conn:
+        stored = conn.execute(select(store.runs.c.run_id, store.runs.c.bench_id, store.runs.c.status)).all()
+        seqs = conn.execute(select(store.certificates.c.seq).order_by(store.certificates.c.seq)).scalars().all()
+    assert sorted(tuple(row) for row in stored) == sorted((ids[0], f"SIM-{name}", "complete")
+                                                          for name, ids in published.items()), stored
+    assert seqs == list(range(1, 4 * 8 + 1))
+    shown = bench_cli("history", "SIM16A00001", "--records", postgres_schema_url)
+    assert shown.returncode == 0, shown.stderr
+    assert {f"SIM-{name}" for name in names} <= set(shown.stdout.split())
+    print(f"4 benches, {len(stored)} complete runs, {len(seqs)} certificates in {elapsed:.1f} s")

@@ -7,9 +7,11 @@ the same run twice stores it once, and a run published again with more results r
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
@@ -221,7 +224,6 @@ def _v6(conn: Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
-
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -242,7 +244,16 @@ def connect(url: str) -> Engine:
     return engine
 
 
+# Any fixed number: the PostgreSQL advisory lock the benches of a lab take to migrate one at a time.
+_MIGRATION_LOCK = 0x6D657465  # "mete"
+
+
 def migrate(conn: Connection) -> int:
+    """Bring the schema to this code's version. On PostgreSQL the benches sharing a database may
+    start together (first use, or all upgraded at once): each waits for the others' migration under
+    an advisory lock held to the end of the transaction, then finds the schema already migrated."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
     if not inspect(conn).has_table("schema_version"):
         schema_version.create(conn)
         conn.execute(schema_version.insert().values(version=0))
@@ -253,6 +264,25 @@ def migrate(conn: Connection) -> int:
         MIGRATIONS[version](conn)
         conn.execute(schema_version.update().values(version=version + 1))
     return SCHEMA_VERSION
+
+
+T = TypeVar("T")
+_ATTEMPTS = 8
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in a transaction; if another bench inserted the same key between its read and
+    its insert (several benches share a lab's database), run it again: the read now sees that row.
+    A key that still conflicts after a few attempts is a real conflict, and raised."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.0, 0.02 * attempt))  # apart, so the racers do not meet again
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -308,8 +338,10 @@ def add_result(engine: Engine, run_id: str, position: int, result: dict[str, Any
 def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: str,
                        number: Callable[[int, str], str]) -> dict[str, str]:
     """Each meter's certificate number for this run: taken once from the lab's running sequence
-    and kept, so re-publishing a run re-prints the same numbers. ``number(seq, serial)`` formats it."""
-    with engine.begin() as conn:
+    and kept, so re-publishing a run re-prints the same numbers. ``number(seq, serial)`` formats it.
+    Benches numbering at the same moment would take the same next number: the loser reads again."""
+
+    def take(conn: Connection) -> dict[str, str]:
         known = dict(conn.execute(select(certificates.c.serial, certificates.c.number)
                                   .where(certificates.c.run_id == run_id)).all())
         seq = conn.execute(select(func.max(certificates.c.seq))).scalar_one() or 0
@@ -319,7 +351,9 @@ def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: 
                 known[serial] = number(seq, serial)
                 conn.execute(certificates.insert().values(seq=seq, number=known[serial], run_id=run_id, serial=serial,
                                                           issued=issued))
-    return {serial: known[serial] for serial in serials}
+        return {serial: known[serial] for serial in serials}
+
+    return _in_transaction(engine, take)
 
 
 MIN_ID_PREFIX = 4  # hex digits of a run id a user must give
@@ -384,8 +418,11 @@ def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
 
 
 def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str | None:
-    """Map a meter ID to its MAC once; None when the mapping is (now) unique, else the conflict."""
-    with engine.begin() as conn:
+    """Map a meter ID to its MAC once; None when the mapping is (now) unique, else the conflict.
+    Two benches registering the same meter at once both find it new: the one whose insert fails
+    reads again, and finds the other's row."""
+
+    def register(conn: Connection) -> str | None:
         by_serial = conn.execute(select(meter_registry.c.mac)
                                  .where(meter_registry.c.serial == serial)).scalar_one_or_none()
         by_mac = conn.execute(select(meter_registry.c.serial).where(meter_registry.c.mac == mac)).scalar_one_or_none()
@@ -395,19 +432,25 @@ def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str |
             return f"MAC {mac} is already registered to meter {by_mac}"
         if by_serial is None:
             conn.execute(meter_registry.insert().values(serial=serial, mac=mac, first_seen=seen_at))
-    return None
+        return None
+
+    return _in_transaction(engine, register)
 
 
 def append_audit(engine: Engine, serial: str, action: str, operator: str, seal: str, detail: str, at: str) -> bool:
-    """Add an audit-trail entry; the same action with the same seal is recorded once (False)."""
-    with engine.begin() as conn:
+    """Add an audit-trail entry; the same action with the same seal is recorded once (False), also
+    when two benches record it at once."""
+
+    def append(conn: Connection) -> bool:
         known = conn.execute(select(audit_trail.c.entry).where(
             (audit_trail.c.serial == serial) & (audit_trail.c.action == action) & (audit_trail.c.seal == seal))).first()
         if known:
             return False
         conn.execute(audit_trail.insert().values(at=at, serial=serial, action=action, operator=operator, seal=seal,
                                                  detail=detail))
-    return True
+        return True
+
+    return _in_transaction(engine, append)
 
 
 def audit_entries(engine: Engine, serial: str | None = None) -> list[dict[str, Any]]:
