@@ -7,8 +7,6 @@ the same run twice stores it once, and a run published again with more results r
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -267,13 +265,15 @@ def migrate(conn: Connection) -> int:
 
 
 T = TypeVar("T")
-_ATTEMPTS = 8
+_ATTEMPTS = 10
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in a transaction; if another bench inserted the same key between its read and
-    its insert (several benches share a lab's database), run it again: the read now sees that row.
-    A key that still conflicts after a few attempts is a real conflict, and raised."""
+    its insert (several benches share a lab's database), run it again at once: the database
+    reports the conflict only after the other's transaction committed, so the read now sees that
+    row (each lost attempt is another bench's progress). A key that still conflicts after a few
+    attempts is a real conflict, and raised."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
@@ -281,7 +281,6 @@ def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
-            time.sleep(random.uniform(0.0, 0.02 * attempt))  # apart, so the racers do not meet again
     raise AssertionError("unreachable")
 
 
