@@ -32,7 +32,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -431,17 +430,20 @@ def fresh_bench_home(where: Path) -> Path:
     return home
 
 
-def _wait_with_usage(process: subprocess.Popen[bytes], limit_s: float) -> tuple[int, float]:
-    """Wait for the process and return (exit code, its own peak RSS in MiB): ``os.wait4`` gives
-    this child's rusage alone, where getrusage(RUSAGE_CHILDREN) keeps the largest of every child so far."""
-    killer = threading.Timer(limit_s, process.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        killer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024  # Linux: kilobytes
+# Starts the plan run and reports its peak memory and times. A child's ru_maxrss starts from the
+# RSS of the process that forked it (Linux carries the old mm's high-water mark across exec), so
+# the plan run is forked by this small launcher, never by the benchmark, which holds every record.
+_LAUNCHER = """import json, resource, subprocess, sys, time
+spawned = time.time()
+try:
+    code = subprocess.run(sys.argv[3:], timeout=float(sys.argv[2])).returncode
+except subprocess.TimeoutExpired:
+    code = -9
+exited = time.time()
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "spawned": spawned, "exited": exited,
+               "max_rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, out)
+"""
 
 
 def run_plan(where: Path, board: Path, plans: list[str], *extra: str, clock: bool = False) -> PlanRun:
@@ -453,16 +455,16 @@ def run_plan(where: Path, board: Path, plans: list[str], *extra: str, clock: boo
     command = [sys.executable, "-m", "pytest", *plans, "--sim-scenario", str(board), "--reports-dir",
                str(where / "reports"), "-q", "-p", "no:cacheprovider", "-p", "benchmarks.run", *extra]
     with log.open("wb") as out:
-        spawned = time.time()
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        code, rss_mib = _wait_with_usage(process, PLAN_TIMEOUT_S)
-        exited = time.time()
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(where / "launcher.json"), str(PLAN_TIMEOUT_S), *command],
+                       cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     output = log.read_text(errors="replace")
-    if code != 0:
-        raise RuntimeError(f"plan run failed (exit {code}): {' '.join(command)}\n{output[-3000:]}")
+    launched = json.loads((where / "launcher.json").read_text())
+    if launched["code"] != 0:
+        raise RuntimeError(f"plan run failed (exit {launched['code']}): {' '.join(command)}\n{output[-3000:]}")
     timing = json.loads(timing_file.read_text())
     bench_time = _BENCH_TIME.search(output)
     [record_file] = (where / "reports").glob("run-*.json")
+    spawned, exited, rss_mib = launched["spawned"], launched["exited"], launched["max_rss_kib"] / 1024
     return PlanRun(exited - spawned, rss_mib, run_phases(spawned, exited, timing), timing, output,
                    float(bench_time.group(1)) if bench_time else float("nan"),
                    json.loads(record_file.read_text())["record"])
@@ -607,7 +609,7 @@ def print_scaling(sizes: list[Scaling]) -> dict[int, Scaling]:
           "   item's start to the last item's end; end-of-run: last item's end to process exit (signed record,\n"
           "   certificates, reports, charts, summary, interpreter exit), of which publish = pytest_sessionfinish\n"
           "   to pytest_unconfigure, timed by this script's plugin (-p benchmarks.run) in the run itself;\n"
-          "   peak MiB: the run's own ru_maxrss (os.wait4 on that child)")
+          "   peak MiB: getrusage(RUSAGE_CHILDREN).ru_maxrss in a small launcher whose only child is the run")
     return {size.positions: size for size in sizes}
 
 
