@@ -260,3 +260,11 @@ def test_a_chart_is_drawn_once_per_distinct_input_and_reused():
     # An error curve is the meter's own: equal inputs share a drawing, a different error draws anew.
     assert plots.error_curve_svg(plan(), TA) is plots.error_curve_svg(plan(), TA)
     assert plots.error_curve_svg(plan({"FL-PF1": 0.11}), TA) != plots.error_curve_svg(plan(), TA)
+
+
+def test_a_boards_curves_drawn_in_parallel_are_the_curves_drawn_one_by_one():
+    boards = [(plan({"FL-PF1": 0.01 * k}), TA) for k in range(plots.PARALLEL_FROM)]
+    boards.append(boards[0])  # two meters with the same results share one drawing
+    drawn = plots.error_curve_svgs(boards)
+    assert drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]
+    assert len(set(drawn)) == plots.PARALLEL_FROM and drawn[-1] == drawn[0]

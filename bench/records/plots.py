@@ -13,7 +13,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -305,8 +309,36 @@ def error_curve_svg(results: list[dict[str, Any]], test_amperes: float) -> str |
 
 @lru_cache(maxsize=DRAWN_CHARTS_KEPT)
 def _curve_svg(points: tuple[CurvePoint, ...]) -> str | None:
+    return _draw_curve_svg(points)
+
+
+def _draw_curve_svg(points: tuple[CurvePoint, ...]) -> str | None:
     figure = _curve_figure(points)
     return _svg(figure) if figure else None
+
+
+# Drawing a curve takes about 0.17 s; a worker process costs about half a second to start (it
+# imports matplotlib), so a board's curves are drawn in parallel only from this many on.
+PARALLEL_FROM = 6
+
+
+def error_curve_svgs(boards: list[tuple[list[dict[str, Any]], float]]) -> list[str | None]:
+    """``error_curve_svg`` of each (results, test amperes), the distinct ones drawn in parallel
+    on every core when there are enough of them (a 40-position board's end of run), else here."""
+    inputs = [tuple(curve_points(results, amperes)) for results, amperes in boards]
+    distinct = list(dict.fromkeys(inputs))
+    workers = min(os.cpu_count() or 1, len(distinct))
+    if len(distinct) < PARALLEL_FROM or workers < 2:
+        return [_curve_svg(points) for points in inputs]
+    # spawn, not fork: the caller may be a pytest process running the simulated bench's threads. A
+    # process whose main module cannot be imported again (python reading stdin) cannot spawn
+    # workers: its curves are drawn here.
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            drawn = dict(zip(distinct, pool.map(_draw_curve_svg, distinct)))
+    except BrokenProcessPool:
+        return [_curve_svg(points) for points in inputs]
+    return [drawn[points] for points in inputs]
 
 
 def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:

@@ -47,7 +47,7 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
     if record["status"] != "complete":
         raise ValueError(f"run {record['run_id']} is {record['status']}: only a complete run publishes documents")
     # matplotlib costs a third of a second to import: only the commands that draw certificates pay it.
-    from bench.records.plots import error_curve_svg, harmonic_spectrum_svg
+    from bench.records.plots import error_curve_svgs, harmonic_spectrum_svg
     env = environment(template)
     run8 = record["run_id"][:8]
     documents: dict[Path, str] = {}
@@ -65,14 +65,17 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
                 raise
             raise ConfigError(f"{template}: certificate template: {error}") from None
 
+    accuracy_slices = {meter["serial"]: accuracy_slice(record, meter) for meter in record["meters"]}
+    amperes = record["meter_type"]["test_amperes"]
+    curves = dict(zip(accuracy_slices, error_curve_svgs([(a["meter"]["results"], amperes)
+                                                         for a in accuracy_slices.values()])))
     for meter in record["meters"]:
         name = f"{_file_safe(meter['serial'])}-{run8}"
-        accuracy = accuracy_slice(record, meter)
+        accuracy = accuracy_slices[meter["serial"]]
         if accuracy["meter"]["results"]:
             number = meter["certificate"]["number"]
-            results, amperes = accuracy["meter"]["results"], record["meter_type"]["test_amperes"]
-            figures = [Markup(svg) for svg in (error_curve_svg(results, amperes), harmonic_spectrum_svg(results))
-                       if svg]
+            results = accuracy["meter"]["results"]
+            figures = [Markup(svg) for svg in (curves[meter["serial"]], harmonic_spectrum_svg(results)) if svg]
             render_to(directory / "certificates" / f"{name}.html", LAB_TEMPLATE if template else "certificate.html.j2",
                       accuracy, accuracy_verdict(accuracy), f"Meter accuracy certificate {number}",
                       f"Certificate {number}", meter=accuracy["meter"], rows=accuracy_rows(accuracy), figures=figures,
