@@ -624,8 +624,8 @@ def print_bench_times(figures: list[BenchTime], settle_s: float) -> None:
     for family, seconds in sorted(full.by_family.items(), key=lambda kv: -kv[1]):
         gate = full.gate_by_family.get(family)
         rest = f"{seconds - gate:>19.0f}" if gate is not None else f"{'':>19}"
-        print(f"   {family:<20}{seconds:>10.0f}{ratio(seconds, full.bench_s):>8.0%}"
-              f"{gate if gate is not None else float('nan'):>17.0f}{rest}")
+        shown = f"{gate:>17.0f}" if gate is not None else f"{'-':>17}"
+        print(f"   {family:<20}{seconds:>10.0f}{ratio(seconds, full.bench_s):>8.0%}{shown}{rest}")
     print(f"   {'total (summary)':<20}{full.bench_s:>10.0f}")
     print(f"\n   {'selection':<46}{'pos':>4}{'bench s':>9}{'meters/h':>10}{'gated':>7}{'fixed s':>9}"
           f"{'meters/h':>10}{'bench/fixed':>12}")
