@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from bench.records.signing import default_key_path, init_key
 from bench.sim import SimulatedBench, board_path
@@ -108,3 +110,24 @@ def whole_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Plan
         return runs[board]
 
     return run
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A schema of its own in the tests' PostgreSQL database (BENCH_TEST_POSTGRES_URL, which other
+    tests may use at the same time), dropped afterwards; skipped without PostgreSQL, failed in CI."""
+    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
+        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
+    schema = f"tests_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()

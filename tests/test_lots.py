@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import random
 import re
 import subprocess
@@ -330,25 +329,10 @@ def judge_synthetic(engine, tmp_path: Path, name: str, good: bool, rng: random.R
     return lot, drawn.draw, record["decision"]
 
 
-@pytest.fixture
-def postgres_url():
-    """PostgreSQL as tests/test_records.py gets it (BENCH_TEST_POSTGRES_URL), in a schema of this
-    file's own so that neither file's clean slate wipes the other's."""
-    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
-        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
-    with create_engine(url).begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS lot_tests CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA lot_tests")
-    return url + ("&" if "?" in url else "?") + "options=-csearch_path%3Dlot_tests"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def records_url(request, tmp_path):
     return f"sqlite:///{tmp_path / 'records.sqlite'}" if request.param == "sqlite" else request.getfixturevalue(
-        "postgres_url")
+        "postgres_schema_url")
 
 
 @pytest.mark.slow  # 26 lots judged in a row (PostgreSQL too)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine
 
 from bench.metrology.uncertainty import Rule
 from bench.plans.limits import DEFAULT_TABLE, LimitTable, load_table
@@ -261,26 +258,6 @@ def test_as_found_and_as_left_follow_the_stated_test_reason_in_sqlite(measured, 
     url = f"sqlite:///{tmp_path / 'records.sqlite'}"
     rows, serial = history_of(measured, url)
     check_history(rows, serial, url)
-
-
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    """A schema of its own in the tests' PostgreSQL database (others' tests may use it at once)."""
-    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
-        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
-    schema = f"completeness_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        engine.dispose()
 
 
 def test_as_found_and_as_left_follow_the_stated_test_reason_in_postgresql(measured, postgres_schema_url):

@@ -3,14 +3,13 @@ older database gains those indexes by migration, and a lab of several benches pu
 PostgreSQL database at the same time without losing, doubling or refusing a record."""
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,27 +166,6 @@ def test_a_unique_prefix_finds_its_run_and_a_shared_one_is_ambiguous(tmp_path):
 
 
 # --- several benches, one PostgreSQL database ------------------------------------------------------
-
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    """A schema of its own in the tests' PostgreSQL database (BENCH_TEST_POSTGRES_URL; others'
-    tests may use that database at once)."""
-    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("BENCH_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
-        pytest.skip("no PostgreSQL (set BENCH_TEST_POSTGRES_URL, or run `make test` as root)")
-    schema = f"scale_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        engine.dispose()
-
 
 @pytest.mark.slow  # PostgreSQL
 def test_prefix_lookups_on_postgresql(postgres_schema_url):
