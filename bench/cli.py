@@ -17,6 +17,7 @@ import tomli_w
 from bench.counterd import cli as counterd_cli
 from bench.datafiles import ConfigError, number_argument
 from bench.lots import cli as lot_cli
+from bench.lots.cli import table
 from bench.plans.limits import beyond_ranges, default_table, load_table
 from bench.records.documents import check_template, write_documents
 from bench.records.record import as_found_as_left, now_iso, reason_text
@@ -178,15 +179,6 @@ def _records(url: str):
         raise RecordsError(f"no records database at {url.removeprefix('sqlite:///')} "
                            f"(run the plans first, or give --records)")
     return connect(url)
-
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    """A plain text table for the terminal."""
-    cells = [headers] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def publish_report(args: argparse.Namespace) -> int:
