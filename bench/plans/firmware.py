@@ -13,6 +13,7 @@ from bench.metrology.stimulus import Stimulus
 from bench.plans.board_checks import BoardChecks, BoardStep, Finding
 from bench.procedures.gating import AccuracyPoint
 from bench.station.bench import Bench
+from bench.station.intervals import IntervalJournal, Window
 from bench.station.profile import Position
 from instruments.reference_standard import Readings
 
@@ -22,6 +23,7 @@ class FirmwareLimits:
     interval_s: float
     intervals_checked: int
     interval_tolerance_pct: float
+    interval_min_energy_pct: float
     register_tolerance_pct: float
     sag_voltage_pct: float
     sag_duration_s: float
@@ -35,10 +37,14 @@ def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLi
     return FirmwareLimits(table.number("interval_s", positive=True, high=86400.0),
                           table.integer("intervals_checked", low=1, high=96),
                           table.number("interval_tolerance_pct", positive=True, high=20.0),
+                          table.number("interval_min_energy_pct", positive=True, high=100.0),
                           table.number("register_tolerance_pct", positive=True, high=20.0),
                           table.number("sag_voltage_pct", positive=True, high=100.0),
                           table.number("sag_duration_s", positive=True, high=3600.0), table.text("sag_alarm"),
                           table.text("version_pattern"))
+
+
+BOUNDARY_MARGIN_S = 1.0  # past a boundary, before its record is counted on: the meter closes it on its own clock
 
 
 class FirmwareChecks(BoardChecks):
@@ -78,6 +84,74 @@ class FirmwareChecks(BoardChecks):
         return self.each(check)
 
     def intervals(self) -> dict[int, Finding]:
+        """Every interval record a meter closed during the run holds the reference's energy over
+        the same window. Where the meters' clocks cannot be read, the dedicated hour at 1.0 kW."""
+        journal = self.bench.intervals
+        if journal is None:
+            return self._intervals_held_at_payload()
+        self._hold_payload_for_missing(journal)
+        now = self.bench.now()
+        return self.each(lambda pos: self._judge_records(journal, pos, now))
+
+    def _least_energy_wh(self) -> float:
+        """A window's reference energy below which its record is not judged (light-load error and
+        the record's resolution would dominate it)."""
+        payload_w = self.payload.stimulus(self.bench).power_w
+        return self.limits.interval_min_energy_pct / 100.0 * payload_w * self.limits.interval_s / 3600.0
+
+    def _judgeable(self, journal: IntervalJournal, n: int) -> list[Window]:
+        least = self._least_energy_wh()
+        return [w for w in journal.windows(n) if not w.flowed_back and w.reference_wh >= least]
+
+    def _hold_payload_for_missing(self, journal: IntervalJournal) -> None:
+        """A run too short to have closed enough judgeable intervals holds the payload point,
+        boundary by boundary, until each meter has: the dedicated check's hour shrinks to what
+        is missing."""
+        clocks, energised = journal.clocks, False
+        margin = max((clock.uncertainty_s for clock in clocks.values()), default=0.0) + BOUNDARY_MARGIN_S
+        while short := [n for n in clocks if len(self._judgeable(journal, n)) < self.limits.intervals_checked]:
+            if not energised:
+                self.energise_payload()
+                energised = True
+            now = self.bench.now()
+            soonest = min(clocks[n].boundary_s(clocks[n].interval_number(now) + 1) for n in short)
+            self.bench.wait(soonest - now + margin, "interval records")
+
+    def _judge_records(self, journal: IntervalJournal, pos: Position, now: float) -> Finding:
+        lim, n = self.limits, pos.number
+        expected = (f"every record present; at least {lim.intervals_checked} judged, each within "
+                    f"±{lim.interval_tolerance_pct:g} % of the reference's energy over its window")
+        if n in journal.unclocked:
+            return Finding(False, f"interval records not checked: {journal.unclocked[n]}", expected)
+        meter, clock = self.bench.meters[n], journal.clocks[n]
+        if clock.interval_s != lim.interval_s:
+            return Finding(False, f"the meter keeps {clock.interval_s:g} s interval records", expected
+                           .replace("every record", f"{lim.interval_s:g} s records, every one"))
+        new = int(meter.read("interval_count")) - journal.records_at_start[n]
+        margin = clock.uncertainty_s + BOUNDARY_MARGIN_S
+        fewest, most = (journal.closed_since_start(n, now - margin), journal.closed_since_start(n, now + margin))
+        closed = f"{fewest}" if fewest == most else f"{fewest} or {most}"
+        if not fewest <= new <= most:
+            return Finding(False, f"{new} records for {closed} intervals closed since the run began", expected)
+        first = clock.interval_number(journal.started_s)
+        least, errors = self._least_energy_wh(), []
+        windows = [w for w in journal.windows(n) if w.closes <= first + new]
+        for window in windows:
+            if window.flowed_back or window.reference_wh < least:
+                continue
+            meter.write("interval_select", journal.records_at_start[n] + window.closes - first - 1)
+            record = float(meter.read("interval_energy_wh"))
+            allowed = lim.interval_tolerance_pct / 100.0 * window.reference_wh + window.timing_wh
+            errors.append(((record / window.reference_wh - 1) * 100, abs(record - window.reference_wh) <= allowed))
+        worst = max((e for e, _ in errors), key=abs, default=0.0)
+        skipped = len(windows) - len(errors)
+        ok = len(errors) >= lim.intervals_checked and all(within for _, within in errors)
+        return Finding(ok, f"{new} records for {closed} intervals closed since the run began; {len(errors)} judged "
+                           f"against the reference, worst {worst:+.3f} % off",
+                       expected, note=f"{skipped} window(s) not judged: energy flowed back, or under {least:.1f} Wh"
+                       if skipped else "")
+
+    def _intervals_held_at_payload(self) -> dict[int, Finding]:
         """At constant 1.0 kW, every 15-minute record holds P x 15 min: none missing, none off."""
         lim = self.limits
         readings = self.energise_payload()

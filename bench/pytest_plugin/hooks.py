@@ -15,8 +15,11 @@ from bench.pytest_plugin.scope import ending
 from bench.pytest_plugin.session import SESSION_KEY, BenchSession
 from bench.records.baseline import compared_enough
 
+WHOLE_RUN = "whole_run"  # marks an item that judges what the whole run did: it runs after every point
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{WHOLE_RUN}: judges what the whole run did, so runs after every table point")
     config.stash[SESSION_KEY] = BenchSession.configure(config)
 
 
@@ -46,7 +49,8 @@ def _params(item: pytest.Item) -> dict[str, Any]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Functional checks first: the audit's in its procedure's order (``audit.STEPS``; a plan
     module names its step as ``STEP``), others in collection order; then the table's points in
-    its order (reference points before their shifts), each point's positions together."""
+    its order (reference points before their shifts), each point's positions together; last,
+    the checks of what the whole run did (the interval records it closed)."""
     order = {p.id: i for i, p in enumerate(config.stash[SESSION_KEY].points)}
     steps = {step.id: i for i, step in enumerate(audit_plan.STEPS)}
     collected = {id(item): i for i, item in enumerate(items)}
@@ -54,6 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def key(item: pytest.Item) -> tuple[int, int, int, int]:
         params = _params(item)
         point_id = getattr(params.get("point"), "id", None)  # other tests may have a "point" of their own
+        if item.get_closest_marker(WHOLE_RUN):
+            return (2, collected[id(item)], 0, 0)
         if point_id not in order:
             step = getattr(item.module, "STEP", None) if isinstance(item, pytest.Function) else None
             return (0, steps.get(step.id if isinstance(step, BoardStep) else "", len(steps)), collected[id(item)], 0)

@@ -26,7 +26,8 @@ _FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "r
                     "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain")
 _INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s", "kh_wh",
-                  "element_offsets_pct", "circuit_offsets_pct", "creep_w", "fault", "fails", "diagnosis",
+                  "element_offsets_pct", "circuit_offsets_pct", "creep_w", "clock_offset_s", "fault", "fails",
+                  "diagnosis",
                   *_CURVE_KEYS, *_FUNCTIONAL_KEYS,
                   *_INSPECTION_KEYS}
 
@@ -45,6 +46,7 @@ def _demand(pos: Section) -> Demand:
 
 
 MAX_ERROR_PCT = 100.0  # a simulated meter's error terms; a real meter is within a few percent
+MAX_CLOCK_OFFSET_S = 86400.0  # a meter's clock runs up to a day ahead of the simulated world's
 
 
 def _functional(pos: Section) -> Functional:
@@ -140,6 +142,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             element_offsets_pct=offsets,
             circuit_offsets_pct=circuit_offsets,
             creep_w=pos.number("creep_w", 0.0, low=0, high=1000.0),
+            clock_offset_s=pos.number("clock_offset_s", 0.0, low=0.0, high=MAX_CLOCK_OFFSET_S),
             alarm_code=pos.text("alarm_code") if "alarm_code" in pos else "",
             seed=seed,
             functional=_functional(pos),

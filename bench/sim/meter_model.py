@@ -306,6 +306,7 @@ class MeterModel:
     received_varh: float = 0.0  # the received (leading) reactive energy register
     output_energy: dict[str, float] = field(default_factory=dict)  # what each test output has counted
     output_pulses: dict[str, int] = field(default_factory=dict)  # pulses each test output has emitted
+    clock_offset_s: float = 0.0  # the meter's real-time clock less the world's time: where its intervals close
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -399,9 +400,13 @@ class MeterModel:
         true_power = quantity.of(c.active_power_w, c.reactive_power_var)
         return (self.registered(c, quantity) / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
 
+    def clock_s(self, world_time_s: float) -> float:
+        """The meter's real-time clock at a moment of the world's time."""
+        return world_time_s + self.clock_offset_s
+
     def _record_intervals(self, t0: float, dt: float, power: float) -> None:
         """Close a load-profile record at every 15-minute boundary of the meter's clock."""
-        f, t, end = self.functional, t0, t0 + dt
+        f, t, end = self.functional, self.clock_s(t0), self.clock_s(t0 + dt)
         while (boundary := (int(t / INTERVAL_S + 1e-9) + 1) * INTERVAL_S) <= end + 1e-9:
             f.open_interval_wh += power * (boundary - t) / 3600.0
             f.intervals_closed += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import threading
 from functools import partial
@@ -18,7 +19,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
-from bench.sim.meter_model import MeterModel
+from bench.sim.meter_model import INTERVAL_S, MeterModel
 from bench.sim.world import World
 from instruments.register_map import Register, RegisterMap, span
 
@@ -32,7 +33,8 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
               "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
               "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
-              "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear",
+              "interval_count", "interval_select", "interval_energy_wh", "clock_s", "interval_length_s", "daily_alarms",
+              "tamper_clear",
               *DEMAND_QUANTITIES)
 
 
@@ -70,6 +72,8 @@ def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str
         "interval_count": len(f.intervals_wh),
         "interval_select": f.interval_select,
         "interval_energy_wh": selected,
+        "clock_s": math.floor(meter.clock_s(world.time_s)),  # whole seconds, as a meter's clock register shows
+        "interval_length_s": INTERVAL_S,
         "daily_alarms": ",".join(f.daily_alarms),
         "tamper_clear": 0,
         **demand_values(meter),

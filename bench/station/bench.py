@@ -19,6 +19,7 @@ from bench.metrology.quantities import ACTIVE, Quantity
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
 from bench.station.clock import Clock, SimClock, WallClock
+from bench.station.intervals import CLOCK_REGISTERS, IntervalJournal, start_journal
 from bench.station.profile import Profile
 from bench.station.safety import (
     REPEAT_GRACE_S,
@@ -46,6 +47,7 @@ class Bench:
         self._last_time = 0.0
         self.stimulus: Stimulus | None = None
         self.identities: dict[int, MeterIdentity] = {}
+        self.intervals: IntervalJournal | None = None  # where the meters' interval records close, once known
         self._opened: list = []
         self._outputs: list = []  # energised in this order, made safe in reverse
         self._by_address: dict[tuple[str, str], Any] = {}  # (driver, address) -> the one instance
@@ -104,6 +106,7 @@ class Bench:
                 reactive_u=p.reference.calibration.reactive_uncertainty,
             )
             self._identify_meters()
+            self.intervals = self._journal_intervals()
         except BaseException as error:
             try:
                 self.close()
@@ -197,6 +200,14 @@ class Bench:
                 raise SafetyError(f"{self.profile.source_file}: positions[{pos.number}].serial: profile says "
                                   f"{pos.serial}, the meter on that position reports {identity.serial}")
             self.identities[pos.number] = identity
+
+    def _journal_intervals(self) -> IntervalJournal | None:
+        """Start noting the meters' interval boundaries, where their register maps say where they are."""
+        if not all(name in self.profile.meter_type.registers for name in CLOCK_REGISTERS):
+            return None
+        return start_journal((pos.number for pos in self.profile.positions),
+                             lambda n, name: self.meters[n].read(name),
+                             lambda seconds: self.wait(seconds, "reading the meters' clocks"), self.now)
 
     def close(self) -> None:
         try:
@@ -293,6 +304,8 @@ class Bench:
             self.safe_state()
             raise
         self.stimulus = stimulus
+        if self.intervals is not None:
+            self.intervals.note_stimulus(stimulus)
 
     def phase_settings(self, stimulus: Stimulus) -> tuple[list[PhaseVoltage], list[PhaseCurrent]]:
         """Source phase k feeds element k, load phase c current circuit c. Phases nothing uses
@@ -307,14 +320,37 @@ class Bench:
 
     def wait(self, seconds: float, during: str) -> None:
         """The one way to let time pass while energised: the interlock and the source's own
-        protection are checked after every step, so a point never goes on across either."""
-        self.clock.sleep(seconds)
+        protection are checked after every step, so a point never goes on across either. Where
+        the meters' interval boundaries are known, the wait stops at each to read the reference."""
+        journal, end = self.intervals, None
+        while True:
+            due = None
+            if journal is not None:
+                now = self.now()
+                journal.mark(now, self._boundary_energy_wh, self.stimulus.power_w if self.stimulus else 0.0)
+                end = now + seconds if end is None else end
+                due = journal.next_due(now, end)
+                seconds = (end if due is None else due) - now
+            self.clock.sleep(seconds)
+            self._watch(during)
+            if due is None:
+                return
+
+    def _watch(self, during: str) -> None:
         if self.profile.interlock == "counter" and not self.counter.interlock_closed():
             raise SafetyError(f"interlock opened during '{during}' (counter @ {self.counter.address})")
         if (self.stimulus is not None and Capability.PROTECTION_READBACK in self.source.CAPABILITIES
                 and self.source.protection_tripped()):
             raise SafetyError(f"source @ {self.source.address}: protection tripped during '{during}' "
                               f"(output switched itself off; find the cause on the board before going on)")
+
+    def _boundary_energy_wh(self) -> float | None:
+        """The reference's energy at an interval boundary; a failed read loses that boundary
+        only (the interval check says so), never the wait."""
+        try:
+            return self.reference_energy_wh()
+        except InstrumentError:
+            return None
 
     def now(self) -> float:
         """The bench clock; once its link is lost, the last time it was read (a record and its
@@ -376,6 +412,8 @@ class Bench:
                     failures.append(f"{instrument.name}: {error!r}")
                     interrupted = interrupted or error
         self.stimulus = None
+        if self.intervals is not None:
+            self.intervals.note_stimulus(None)
         if interrupted is not None:
             raise interrupted
         if failures:

@@ -4,6 +4,8 @@ Run with `--baseline RUN_OR_RELEASE` (for instance `--baseline AMI-Release-v4.2`
 every point of this run, the metrology included, with a stored run: a point that newly fails or
 moves towards its limit by more than `--regression-margin` fails here and is listed in the report.
 """
+import pytest
+
 from bench.plans.firmware import ALARM_BUFFER, INTERVALS, REGISTER_MAP, VERSION
 
 
@@ -12,8 +14,10 @@ def test_register_map_and_scaling(position, firmware):
     firmware(REGISTER_MAP, position)
 
 
+@pytest.mark.whole_run
 def test_interval_records(position, firmware):
-    """At constant 1.0 kW every interval record holds P x the interval: none missing, none off."""
+    """Every interval record the meter closed during the run holds the reference's energy over the
+    same window: none missing, none off. Runs last, so the rest of the run supplies the records."""
     firmware(INTERVALS, position)
 
 
