@@ -23,7 +23,7 @@ class FirmwareLimits:
     interval_s: float
     intervals_checked: int
     interval_tolerance_pct: float
-    interval_min_energy_pct: float
+    interval_min_load_pct_ta: float
     register_tolerance_pct: float
     sag_voltage_pct: float
     sag_duration_s: float
@@ -37,7 +37,7 @@ def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLi
     return FirmwareLimits(table.number("interval_s", positive=True, high=86400.0),
                           table.integer("intervals_checked", low=1, high=96),
                           table.number("interval_tolerance_pct", positive=True, high=20.0),
-                          table.number("interval_min_energy_pct", positive=True, high=100.0),
+                          table.number("interval_min_load_pct_ta", positive=True, high=100.0),
                           table.number("register_tolerance_pct", positive=True, high=20.0),
                           table.number("sag_voltage_pct", positive=True, high=100.0),
                           table.number("sag_duration_s", positive=True, high=3600.0), table.text("sag_alarm"),
@@ -94,10 +94,13 @@ class FirmwareChecks(BoardChecks):
         return self.each(lambda pos: self._judge_records(journal, pos, now))
 
     def _least_energy_wh(self) -> float:
-        """A window's reference energy below which its record is not judged (light-load error and
-        the record's resolution would dominate it)."""
-        payload_w = self.payload.stimulus(self.bench).power_w
-        return self.limits.interval_min_energy_pct / 100.0 * payload_w * self.limits.interval_s / 3600.0
+        """A window's reference energy below which its record is not judged: under the meter's
+        power at the stated share of TA (unity PF, nominal voltage) its light-load error, which
+        the light-load points judge against their own limits, would dominate it. Never above the
+        payload point's, so the windows the check holds the payload for are always judged."""
+        mt = self.bench.profile.meter_type
+        light_w = mt.nominal_voltage_v * mt.test_amperes * self.limits.interval_min_load_pct_ta / 100.0 * mt.elements
+        return min(light_w, self.payload.stimulus(self.bench).power_w) * self.limits.interval_s / 3600.0
 
     def _judgeable(self, journal: IntervalJournal, n: int) -> list[Window]:
         least = self._least_energy_wh()
@@ -107,15 +110,18 @@ class FirmwareChecks(BoardChecks):
         """A run too short to have closed enough judgeable intervals holds the payload point,
         boundary by boundary, until each meter has: the dedicated check's hour shrinks to what
         is missing."""
-        clocks, energised = journal.clocks, False
+        clocks, need = journal.clocks, self.limits.intervals_checked
         margin = max((clock.uncertainty_s for clock in clocks.values()), default=0.0) + BOUNDARY_MARGIN_S
-        while short := [n for n in clocks if len(self._judgeable(journal, n)) < self.limits.intervals_checked]:
-            if not energised:
-                self.energise_payload()
-                energised = True
-            now = self.bench.now()
+        if all(len(self._judgeable(journal, n)) >= need for n in clocks):
+            return
+        self.energise_payload()
+        now = self.bench.now()
+        # By then every meter has closed `need` windows wholly at the payload (the first may be partial).
+        deadline = max(clock.boundary_s(clock.interval_number(now) + 1 + need) for clock in clocks.values()) + margin
+        while (short := [n for n in clocks if len(self._judgeable(journal, n)) < need]) and now < deadline:
             soonest = min(clocks[n].boundary_s(clocks[n].interval_number(now) + 1) for n in short)
-            self.bench.wait(soonest - now + margin, "interval records")
+            self.bench.wait(min(soonest + margin, deadline) - now, "interval records")
+            now = self.bench.now()
 
     def _judge_records(self, journal: IntervalJournal, pos: Position, now: float) -> Finding:
         lim, n = self.limits, pos.number
