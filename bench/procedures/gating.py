@@ -176,8 +176,8 @@ def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float
 
 
 def _kt(bench: Bench, quantity: Quantity) -> float:
-    """The meter's test-output constant for the quantity: what its gate counts with."""
-    return bench.profile.meter_type.test_outputs[quantity.output]
+    """The Kt in force of the test output that pulses for the quantity: what its gate counts with."""
+    return bench.outputs.kt[quantity.output]
 
 
 def _measured_power(readings: Readings, quantity: Quantity) -> float:
@@ -272,7 +272,8 @@ def _position_result(bench: Bench, spec: BenchSpec, point: AccuracyPoint, stimul
                                      _measured_power(conditions, quantity), factor)
     return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, point.register_counts, note,
-                          constants=PulseConstants(kt, spec.reference_constant_wh), quantity=quantity.name)
+                          constants=PulseConstants(kt, spec.reference_constant_wh, bench.outputs.test_mode),
+                          quantity=quantity.name)
 
 
 MAX_REGISTER_RATIO = 10.0  # no meter registers ten times the energy it was given: the reading is wrong
