@@ -18,7 +18,7 @@ from bench.metrology.uncertainty import plan_dwell
 from bench.plans.limits import load_table
 from bench.procedures.counting import CreepPoint, StartingPoint
 from bench.procedures.gating import measure_point
-from bench.procedures.results import CountResult, PositionResult, PulseConstants
+from bench.procedures.results import CountResult, FaultResult, PositionResult, PulseConstants
 from bench.procedures.runner import Certification
 from bench.sim import SimulatedBench
 from bench.sim.meter_model import Conditions
@@ -186,16 +186,18 @@ def test_creep_counted_in_test_mode_is_judged_over_the_test_mode_period_and_says
     assert results[1].cells()["Measured"] == "2 pulses in 75 s at Kt 0.1 Wh (test mode)"
 
 
-def test_a_meter_that_drops_out_of_test_mode_during_a_count_gets_no_verdict_from_it(sim):
+@pytest.mark.parametrize("point", ["CREEP", "LL-PF1"])
+def test_a_meter_that_drops_out_of_test_mode_gets_no_verdict_from_the_point(sim, point):
     """Pulsing at its normal Kt, a meter creeping at 10 W would show 0.2 pulses in the 75 s test-mode
-    period and pass: the bench reads the mode back after the count and leaves it undecided."""
+    creep period and pass, and a sound one would read 90 % low at a gated point: the bench reads
+    the mode back after the count or gate, and that position's point is not measured (twice)."""
     sim.world.meters[0].creep_w = 10.0
     with Bench(sim.profile(), test_mode=True) as bench:
         sim.world.meters[0].set_test_mode(False)  # as a meter timing out of test mode would
-        points = {p.id: p for p in load_table().points(bench.profile.meter_type)}
-        results = Certification(bench, points).run(points["CREEP"])
-    assert results[1].verdict.value == "INDETERMINATE"
-    assert results[1].note == "after the count: the meter reports 0 in 'test_mode': it is not in test mode"
+        results = Certification(bench, POINTS).run(POINTS[point])
+    assert isinstance(results[1], FaultResult) and results[1].verdict.value == "ERROR"
+    assert results[1].cause == f"after the {'count' if point == 'CREEP' else 'gate'}: the meter reports 0 in " \
+                               f"'test_mode': it is not in test mode"
     assert {r.verdict.value for n, r in results.items() if n != 1} == {"PASS"}
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from bench.metrology.conditions import ReferenceConditions
 from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
-from bench.procedures.gating import Load, Progress, settle_at_conditions
-from bench.procedures.results import CountResult
+from bench.procedures.gating import Load, Progress, out_of_test_mode_faults, settle_at_conditions
+from bench.procedures.results import CountResult, FaultResult
 from bench.station.bench import Bench
 from bench.station.profile import MeterType
 
@@ -61,7 +61,7 @@ class StartingPoint:
 
 
 def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Progress | None = None,
-                 poll_s: float = 5.0) -> dict[int, CountResult]:
+                 poll_s: float = 5.0) -> dict[int, CountResult | FaultResult]:
     """Apply, settle at reference conditions, count every position's MUT edges over the period."""
     mt, kt = bench.profile.meter_type, bench.outputs.kt["Wh"]
     stimulus, period = point.stimulus(mt), point.period_s(mt, kt)
@@ -88,12 +88,11 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             if progress:
                 progress(point.name, "counting test-output pulses", waited, period)
         counts = {p.number: bench.counter.mut_count(p.channels["Wh"]) - before[p.number] for p in positions}
-        dropped = bench.out_of_test_mode()  # its pulses were not at the Kt the period was set for
+        faults = out_of_test_mode_faults(bench, point.id, point.name, "count")
     except BaseException:
         bench.safe_state()
         raise
-    return {p.number: CountResult(point.id, point.name, p, stimulus, readings, period, counts[p.number], limit,
-                                  judge(counts[p.number]), f"after the count: {dropped[p.number]}"
-                                  if p.number in dropped else "", p.number not in dropped, kt=kt,
-                                  test_mode=bench.outputs.test_mode)
-            for p in positions}
+    results = {p.number: CountResult(point.id, point.name, p, stimulus, readings, period, counts[p.number], limit,
+                                     judge(counts[p.number]), kt=kt, test_mode=bench.outputs.test_mode)
+               for p in positions}
+    return {**results, **faults}
