@@ -120,7 +120,7 @@ def test_a_class_02_meter_creeping_at_10_w_fails_creep(tmp_path, make_board):
     two pulses of 1 Wh. The swapped 600e6 (500 s, 1.39 Wh, one pulse) would have passed it."""
     meter = SimulatedBench("default").meter_type()
     creep = next(p for p in load_table().points(meter) if isinstance(p, CreepPoint))
-    period = creep.period_s(meter)
+    period = creep.period_s(meter, meter.test_outputs["Wh"])
     assert period == pytest.approx(750.0)
     assert math.floor(10.0 * period / 3600 / meter.kh_wh) == 2 > creep.max_pulses
     assert math.floor(10.0 * period * 600 / 900 / 3600 / meter.kh_wh) <= creep.max_pulses

@@ -29,12 +29,14 @@ def random_positions(rng, count=8):
              "pulse_jitter_s": rng.uniform(1e-5, 2e-4)} for _ in range(count)]
 
 
-def test_measured_error_is_within_u_of_the_truth_at_least_95_percent_of_the_time(make_board):
+@pytest.mark.parametrize("test_mode", [False, True], ids=["normal-mode", "test-mode"])
+def test_measured_error_is_within_u_of_the_truth_at_least_95_percent_of_the_time(make_board, test_mode):
+    """In test mode too: its shorter gates (a tenth of the Kt) must still be covered by their U."""
     rng = np.random.default_rng(2026)
     ratios = []
     for _board_index in range(BOARDS):
         board = make_board(positions=random_positions(rng), board={"seed": int(rng.integers(1 << 30))})
-        with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
+        with SimulatedBench(board) as sim, Bench(sim.profile(), test_mode=test_mode) as bench:
             points = {p.id: p for p in load_table().points(sim.meter_type())}
             certificate = bench.profile.reference.calibration.uncertainty
             for run in range(RUNS_PER_BOARD):
@@ -43,6 +45,7 @@ def test_measured_error_is_within_u_of_the_truth_at_least_95_percent_of_the_time
                 bench.sim_control.set_reference_error(rng.normal(0, certificate.at(stimulus.power_factor) / 2))
                 for number, result in measure_point(bench, point).items():
                     truth = bench.sim_control.true_error_pct(number)
+                    assert result.constants.test_mode is test_mode  # gated with the Kt of the mode asked for
                     ratios.append(abs(result.pulses.error_pct - truth) / result.pulses.expanded_pct)
     ratios = np.array(ratios)
     coverage = float(np.mean(ratios <= 1.0))

@@ -41,9 +41,9 @@ def test_creep_and_starting_periods_follow_from_the_meter_constant():
     creep, start = by_id["CREEP"], by_id["START"]
     assert isinstance(creep, CreepPoint) and isinstance(start, StartingPoint)
     # class 0.2: 900e6 / (k m Un Imax) minutes, k = 1000 imp/kWh, m = 3, Un = 120 V, Imax = 200 A
-    assert creep.period_s(METER_16S) == pytest.approx(900e6 / (1000 * 3 * 120 * 200) * 60)
+    assert creep.period_s(METER_16S, METER_16S.test_outputs["Wh"]) == pytest.approx(900e6 / (1000 * 3 * 120 * 200) * 60)
     # 1.5 x the time of 2 pulses of 1 Wh at 3 x 120 V x 0.03 A
-    assert start.period_s(METER_16S) == pytest.approx(1.5 * 2 * 3600 / (3 * 120 * 0.03))
+    assert start.period_s(METER_16S, METER_16S.test_outputs["Wh"]) == pytest.approx(1.5 * 2 * 3600 / (3 * 120 * 0.03))
 
 
 def test_class_picks_each_rows_values_and_single_element_meters_skip_element_rows():

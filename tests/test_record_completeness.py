@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.metrology.quantities import QUANTITIES
 from bench.metrology.uncertainty import Rule
 from bench.plans.limits import DEFAULT_TABLE, LimitTable, load_table
 from bench.procedures.gating import AccuracyPoint, measure_point
@@ -136,6 +137,8 @@ def check_recomputes(record: dict[str, Any]) -> dict[str, float]:
     difference from what the run recorded, by kind."""
     spec, k = record["bench_spec"], record["bench_spec"]["coverage_k"]
     reference = next(i for i in record["instruments"] if i["role"] == "reference")
+    mt = record["meter_type"]  # the Kt each test output gated with: the test mode's, where the run used it
+    kt_in_force = {**mt["test_outputs"], **(mt["test_mode"]["test_outputs"] if record["test_mode"]["used"] else {})}
     worst = {"error": 0.0, "u": 0.0, "register": 0.0, "checked": 0.0}
     for result in gated_results(record):
         evidence = result["evidence"]
@@ -152,7 +155,8 @@ def check_recomputes(record: dict[str, Any]) -> dict[str, float]:
             gated = [evidence]
         for one in gated:  # the run-level pointer names the same constants the result was gated with
             assert one["constants"]["reference_wh_per_pulse"] == reference["pulse_constant_wh"]
-            assert one["constants"]["meter_wh_per_pulse"] == record["meter_type"]["kh_wh"]
+            assert one["constants"]["meter_wh_per_pulse"] == kt_in_force[QUANTITIES[one["quantity"]].output]
+            assert one["constants"]["test_mode"] is record["test_mode"]["used"]
             assert one["gate"]["gate_time_s"] == one["gate"]["duration_ticks"] / one["gate"]["timebase_hz"]
         worst["error"] = max(worst["error"], abs(value - result["value_pct"]))
         worst["u"] = max(worst["u"], abs(u - result["u_pct"]) / result["u_pct"])

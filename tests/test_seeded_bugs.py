@@ -115,7 +115,7 @@ def test_creep_passes_exactly_max_pulses_and_fails_one_more(sim, sim_bench):
     mt = sim_bench.profile.meter_type
     creep = POINTS["CREEP"]
     # 750 s for CL200 class 0.2 (900e6 / (1000 x 3 x 120 x 200) min), N = 1
-    period, n = creep.period_s(mt), creep.max_pulses
+    period, n = creep.period_s(mt, mt.test_outputs["Wh"]), creep.max_pulses
     # A creeping meter registers creep_w watts with voltage on and no current, and emits a pulse each
     # time its register crosses a multiple of Kh. Rates chosen so that by the end of the settle and the
     # counting period (T = 760 s) it has registered (k + 1/2) Kh: exactly k pulses, the j-th at

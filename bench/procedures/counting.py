@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from bench.metrology.conditions import ReferenceConditions
 from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
-from bench.procedures.gating import Load, Progress, settle_at_conditions
-from bench.procedures.results import CountResult
+from bench.procedures.gating import Load, Progress, out_of_test_mode_faults, settle_at_conditions
+from bench.procedures.results import CountResult, FaultResult
 from bench.station.bench import Bench
 from bench.station.profile import MeterType
 
@@ -26,8 +26,10 @@ class CreepPoint:
     settle_s: float
     conditions: ReferenceConditions
 
-    def period_s(self, mt: MeterType) -> float:
-        impulses_per_kwh = 1000.0 / mt.test_outputs["Wh"]  # k, of the test output the pulses are counted on
+    def period_s(self, mt: MeterType, kt_wh: float) -> float:
+        """``kt_wh``: the Kt in force of the Wh test output the pulses are counted on (a test mode's
+        smaller Kt shortens the period in proportion: the period is a fixed energy)."""
+        impulses_per_kwh = 1000.0 / kt_wh  # k
         minutes = self.period_constant / (impulses_per_kwh * mt.elements * mt.nominal_voltage_v * mt.max_current_a)
         return minutes * 60.0
 
@@ -53,15 +55,16 @@ class StartingPoint:
     def stimulus(self, mt: MeterType) -> Stimulus:
         return self.load.stimulus(mt)
 
-    def period_s(self, mt: MeterType) -> float:
-        return self.time_factor * self.min_pulses * mt.test_outputs["Wh"] * 3600.0 / self.stimulus(mt).power_w
+    def period_s(self, mt: MeterType, kt_wh: float) -> float:
+        """``kt_wh``: the Kt in force of the Wh test output: min_pulses x Kt is the energy to register."""
+        return self.time_factor * self.min_pulses * kt_wh * 3600.0 / self.stimulus(mt).power_w
 
 
 def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Progress | None = None,
-                 poll_s: float = 5.0) -> dict[int, CountResult]:
+                 poll_s: float = 5.0) -> dict[int, CountResult | FaultResult]:
     """Apply, settle at reference conditions, count every position's MUT edges over the period."""
-    mt = bench.profile.meter_type
-    stimulus, period = point.stimulus(mt), point.period_s(mt)
+    mt, kt = bench.profile.meter_type, bench.outputs.kt["Wh"]
+    stimulus, period = point.stimulus(mt), point.period_s(mt, kt)
     if not (math.isfinite(period) and period > 0):  # "0 pulses in nan s" must never read as a pass
         raise ValueError(f"{point.id}: counting period {period!r} s is not a positive finite time")
     if isinstance(point, CreepPoint):
@@ -74,7 +77,7 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
         if deviations:
             note = "not at reference conditions: " + "; ".join(deviations)
             return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note,
-                                          counted=False)
+                                          counted=False, kt=kt, test_mode=bench.outputs.test_mode)
                     for p in positions}
         before = {p.number: bench.counter.mut_count(p.channels["Wh"]) for p in positions}
         waited = 0.0
@@ -85,8 +88,11 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             if progress:
                 progress(point.name, "counting test-output pulses", waited, period)
         counts = {p.number: bench.counter.mut_count(p.channels["Wh"]) - before[p.number] for p in positions}
+        faults = out_of_test_mode_faults(bench, point.id, point.name, "count")
     except BaseException:
         bench.safe_state()
         raise
-    return {p.number: CountResult(point.id, point.name, p, stimulus, readings, period, counts[p.number], limit,
-                                  judge(counts[p.number])) for p in positions}
+    results = {p.number: CountResult(point.id, point.name, p, stimulus, readings, period, counts[p.number], limit,
+                                     judge(counts[p.number]), kt=kt, test_mode=bench.outputs.test_mode)
+               for p in positions}
+    return {**results, **faults}

@@ -159,12 +159,22 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
         states = _wait_for_gates(bench, point, plan, _measured_power(readings, quantity), progress, poll_s)
         window_s = bench.clock.now() - armed_at  # resolves the counter's timestamp wrap-around
         end = _snapshot(bench, quantity)
-        return {pos.number: _position_result(bench, spec, point, stimulus, readings, plan, states[pos.number],
-                                             pos, start, end, window_s)
-                for pos in bench.profile.positions}
+        results = {pos.number: _position_result(bench, spec, point, stimulus, readings, plan, states[pos.number],
+                                                pos, start, end, window_s)
+                   for pos in bench.profile.positions}
+        return {**results, **out_of_test_mode_faults(bench, point.id, point.name, "gate")}
     except BaseException:
         bench.safe_state()
         raise
+
+
+def out_of_test_mode_faults(bench: Bench, point_id: str, name: str, when: str) -> dict[int, FaultResult]:
+    """A fault for each position whose meter is not in the test mode in force after the ``when``
+    (gate, count): it pulsed at its normal Kt, not the one its result would be computed with (a
+    creeping meter would pass; a sound one would read 90 % low)."""
+    dropped = bench.out_of_test_mode()
+    return {pos.number: FaultResult(point_id, name, pos, f"after the {when}: {dropped[pos.number]}")
+            for pos in bench.profile.positions if pos.number in dropped}
 
 
 def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float]:
@@ -176,8 +186,8 @@ def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float
 
 
 def _kt(bench: Bench, quantity: Quantity) -> float:
-    """The meter's test-output constant for the quantity: what its gate counts with."""
-    return bench.profile.meter_type.test_outputs[quantity.output]
+    """The Kt in force of the test output that pulses for the quantity: what its gate counts with."""
+    return bench.outputs.kt[quantity.output]
 
 
 def _measured_power(readings: Readings, quantity: Quantity) -> float:
@@ -272,7 +282,8 @@ def _position_result(bench: Bench, spec: BenchSpec, point: AccuracyPoint, stimul
                                      _measured_power(conditions, quantity), factor)
     return PositionResult(point.id, point.name, pos, stimulus, conditions, point.limit_pct, point.rule, gate, pulses,
                           evidence, register_check, point.register_counts, note,
-                          constants=PulseConstants(kt, spec.reference_constant_wh), quantity=quantity.name)
+                          constants=PulseConstants(kt, spec.reference_constant_wh, bench.outputs.test_mode),
+                          quantity=quantity.name)
 
 
 MAX_REGISTER_RATIO = 10.0  # no meter registers ten times the energy it was given: the reading is wrong

@@ -58,6 +58,7 @@ class PulseConstants:
 
     meter_wh_per_pulse: float  # the Kt of the meter's test output the gate was counted on (varh per pulse for varh)
     reference_wh_per_pulse: float  # the reference standard's output constant, as it reported it
+    test_mode: bool = False  # the meter's Kt was its test mode's (a high-resolution test output)
 
 
 class _Reported:
@@ -257,6 +258,8 @@ class CountResult(_NoPercentages):
     passed: bool
     note: str = ""
     counted: bool = True
+    kt: float | None = None  # Wh per pulse of the test output counted on, as in force (None: not named)
+    test_mode: bool = False  # that Kt was the meter's test mode's
 
     @property
     def verdict(self) -> Verdict:
@@ -264,13 +267,20 @@ class CountResult(_NoPercentages):
             return Verdict.INDETERMINATE
         return Verdict.PASS if self.passed else Verdict.FAIL
 
+    @property
+    def measured(self) -> str:
+        """The count, its period and the Kt it was counted at (the period is a fixed energy, so it
+        is read with the Kt)."""
+        kt = f" at Kt {self.kt:g} Wh" + (" (test mode)" if self.test_mode else "") if self.kt is not None else ""
+        return f"{self.pulses} pulses in {self.period_s:.0f} s{kt}"
+
     def summary(self) -> str:
-        return (f"{_where(self.name, self.position)}: {self.verdict.value}: {self.pulses} pulses in "
-                f"{self.period_s:.0f} s, {self.limit}" + (f"; {self.note}" if self.note else ""))
+        return (f"{_where(self.name, self.position)}: {self.verdict.value}: {self.measured}, {self.limit}"
+                + (f"; {self.note}" if self.note else ""))
 
     def cells(self) -> dict[str, str]:
         return {"Point": self.name, "Stimulus": self.stimulus.describe(),
-                "Measured": f"{self.pulses} pulses in {self.period_s:.0f} s", "U (k=2)": "",
+                "Measured": self.measured, "U (k=2)": "",
                 "Register": "", "Limit": self.limit, "Verdict": self.verdict.value, "Diagnosis": ""}
 
 

@@ -78,12 +78,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Also reached after Ctrl-C or SIGTERM: outputs off before anything else happens; then the
-    run's record with its status, and (complete runs only) its signed documents."""
+    meters out of test mode, the run's record with its status, and (complete runs only) its
+    signed documents."""
     bench_session = session.config.stash[SESSION_KEY]
     run = bench_session.run
     if run is None:
         return
     bench_session.make_safe_after_failure()
+    run.bench.leave_test_mode()  # after safe state; before the record, which says whether it was left
     if run.tally.unsafe:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

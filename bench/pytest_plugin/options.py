@@ -45,6 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "meter serial); without it the bench asks at the terminal, or the check fails")
     group.addoption("--firmware-baseline", metavar="RELEASE",
                     help="firmware every meter must run (default: the audit limits')")
+    group.addoption("--no-test-mode", action="store_true",
+                    help="keep the meters in normal mode: gate and count on their normal Kt even where the meter "
+                         "type offers a test mode (meter_type.test_mode; by default the run enters it once the "
+                         "meters are identified and leaves it at the end)")
     group.addoption("--baseline", metavar="RUN_OR_RELEASE", help="compare every point with a stored run (id or prefix) "
                     "or the latest complete run on a firmware release; a regression fails its item")
     group.addoption("--baseline-min-overlap", metavar="FRACTION", default=0.8,
@@ -77,6 +81,7 @@ class Options:
     baseline_min_overlap: float
     regression_margin: float
     test_reason: str | None = None  # --test-reason: None when not stated (the record says the default)
+    test_mode: bool = True  # not --no-test-mode: the meters' test mode, where the meter type offers one
 
     @classmethod
     def of(cls, config: pytest.Config) -> Options:
@@ -88,4 +93,5 @@ class Options:
                    config.getoption("--allow-expired-calibration"), config.getoption("--approved-by"),
                    config.getoption("--inspection"), config.getoption("--firmware-baseline"),
                    config.getoption("--baseline"), config.getoption("--baseline-min-overlap"),
-                   config.getoption("--regression-margin"), test_reason=config.getoption("--test-reason"))
+                   config.getoption("--regression-margin"), test_reason=config.getoption("--test-reason"),
+                   test_mode=not config.getoption("--no-test-mode"))

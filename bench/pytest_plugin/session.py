@@ -111,7 +111,7 @@ class BenchSession:
             firmware_limits = load_firmware_limits()
         except ConfigError as error:
             start_checks.refuse(str(error), pytest.ExitCode.USAGE_ERROR)
-        bench = self._open_bench(profile)
+        bench = self._open_bench(profile, options.test_mode)
         return RunContext(
             profile=profile, table=self.table, points=self.points, rule=self.rule, bench=bench,
             clock_start=bench.clock.now(),
@@ -125,9 +125,9 @@ class BenchSession:
                                  options.allow_expired_calibration, test_reason=options.test_reason),
             signer=signer, tally=self.tally)
 
-    def _open_bench(self, profile: Profile) -> Bench:
+    def _open_bench(self, profile: Profile, test_mode: bool) -> Bench:
         try:
-            return self._held.enter_context(Bench(profile))
+            return self._held.enter_context(Bench(profile, test_mode=test_mode))
         except (InstrumentError, SafetyError) as error:
             start_checks.refuse(str(error), pytest.ExitCode.INTERNAL_ERROR)
         except Exception as error:  # noqa: BLE001 - whatever a driver raises, one line and stop

@@ -28,11 +28,25 @@ def traceability(run: RunContext) -> list[str]:
         + (f" (past due allowed: {recorder.calibration_override})" if recorder.calibration_override else ""),
         f"{len(p.positions)} positions: {mt.manufacturer} {mt.model}, form {mt.form}, class {mt.accuracy_class:g}, "
         f"TA {mt.test_amperes:g} A, Imax {mt.max_current_a:g} A, {mt.nominal_voltage_v:g} V, Kh {mt.kh_wh:g} Wh, "
-        + "Kt " + ", ".join(f"{kt:g} {output}" for output, kt in mt.test_outputs.items()),
+        + "Kt " + ", ".join(f"{kt:g} {output}" for output, kt in mt.test_outputs.items()) + _test_mode(run),
         f"limits: {table.name}, version {table.version} ({table.standard}); {table.provenance}",
         f"decision rule: {RULE_TEXT[run.rule]}",
         f"bench time covered: {bench.now() - run.clock_start:.1f} s",
     ]
+
+
+def _test_mode(run: RunContext) -> str:
+    """What the run counted with, where the meters offer a test mode."""
+    mode, state = run.profile.meter_type.test_mode, run.bench.test_mode
+    if mode is None:
+        return ""
+    if not state.used:
+        return "; test mode not used (--no-test-mode)"
+    kt = ", ".join(f"{kt:g} {output}" for output, kt in mode.kt(run.profile.meter_type.test_outputs).items())
+    back = ("every meter back in normal mode" if state.left else
+            f"NOT confirmed back in normal mode: position(s) {', '.join(map(str, state.not_left))}"
+            if state.not_left else "still in test mode")
+    return f"; test mode used, Kt {kt} ({back})"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

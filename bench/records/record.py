@@ -139,7 +139,11 @@ class RunRecorder:
             # what every gated result's budget was computed from; the constants each result was gated
             # with are in its own evidence ("constants"), the reference's also in instruments
             "bench_spec": {**asdict(bench.spec), "coverage_k": COVERAGE_K},
-            "meter_type": {k: v for k, v in p.meter_type.__dict__.items() if k != "registers"},
+            "meter_type": {**{k: v for k, v in p.meter_type.__dict__.items() if k not in ("registers", "test_mode")},
+                           "test_mode": p.meter_type.test_mode.to_dict() if p.meter_type.test_mode else None},
+            # whether the meters' test mode was used (each result names the Kt it counted with) and
+            # whether every meter was seen back in normal mode
+            "test_mode": bench.test_mode.to_dict(),
             "meters": meters,
         }
 

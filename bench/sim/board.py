@@ -17,6 +17,7 @@ from bench.station.profile import (
     MAX_KH_WH,
     MAX_VOLTAGE_V,
     parse_register_map,
+    parse_test_mode,
     parse_test_outputs,
 )
 from instruments.register_map import RegisterMap
@@ -105,6 +106,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     if unknown:
         raise mt.error("registers", f"the simulated meter has no quantity {sorted(unknown)}")
     test_outputs = parse_test_outputs(mt.table("test_outputs"))
+    test_mode = parse_test_mode(mt.table("test_mode"), register_map, test_outputs) if "test_mode" in mt else None
     form_name = mt.text("form", choices=tuple(forms()))
     form = forms()[form_name]
     if mt.integer("elements", low=1, high=3) != form.elements:
@@ -148,6 +150,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             functional=_functional(pos),
             demand=_demand(pos),
             test_outputs=test_outputs,
+            test_mode_outputs=test_mode.test_outputs if test_mode else {},
             bidirectional="received_wh" in register_map,
         ))
         if "fails" in pos:

@@ -299,7 +299,12 @@ class MeterModel:
     link_fault: str = "NONE"  # the Modbus link's persistent fault, set by fault injection
     restart_hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. drop its connections
     demand: Demand = field(default_factory=Demand)  # the block-interval demand register
-    test_outputs: dict[str, float] = field(default_factory=dict)  # Kt per test output; {} = one Wh output at Kh
+    test_outputs: dict[str, float] = field(default_factory=dict)  # Kt in force per test output; {} = one Wh at Kh
+    # Kt in test mode of the outputs it changes ({}: the meter has no test mode). While in test mode
+    # the test outputs pulse at these; the registers (energy, intervals, demand) keep accumulating
+    # exactly as in normal mode: this model's test mode changes the pulse outputs and nothing else.
+    test_mode_outputs: dict[str, float] = field(default_factory=dict)
+    in_test_mode: bool = False
     bidirectional: bool = False  # registers received energy too (a net meter); else detented
     received_wh: float = 0.0  # the received active energy register
     varh: float = 0.0  # the delivered (lagging) reactive energy register
@@ -308,6 +313,9 @@ class MeterModel:
     output_pulses: dict[str, int] = field(default_factory=dict)  # pulses each test output has emitted
     clock_offset_s: float = 0.0  # the meter's real-time clock less the world's time: where its intervals close
     _rng: np.random.Generator = field(init=False, repr=False)
+    _normal_outputs: dict[str, float] = field(init=False, repr=False)
+    # Per output, (energy, pulses) when its Kt last changed: edges fall every Kt of energy from there.
+    _edge_origin: dict[str, tuple[float, int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
@@ -315,6 +323,18 @@ class MeterModel:
         self.test_outputs = dict(self.test_outputs) or {"Wh": self.kh_wh}
         self.output_energy = {output: 0.0 for output in self.test_outputs}
         self.output_pulses = {output: 0 for output in self.test_outputs}
+        self._normal_outputs = dict(self.test_outputs)
+        self._edge_origin = {output: (0.0, 0) for output in self.test_outputs}
+
+    def set_test_mode(self, on: bool) -> None:
+        """Enter or leave test mode (a meter without one ignores it): each output's Kt changes
+        from this instant, and its next edge comes one new Kt of energy later."""
+        if on == self.in_test_mode or not self.test_mode_outputs:
+            return
+        self.in_test_mode = on
+        self.test_outputs = {**self._normal_outputs, **self.test_mode_outputs} if on else dict(self._normal_outputs)
+        self._edge_origin = {output: (self.output_energy[output], self.output_pulses[output])
+                             for output in self.test_outputs}
 
     @property
     def pulses(self) -> int:
@@ -423,7 +443,8 @@ class MeterModel:
             self.saved_register_wh = self.register_wh + power * (boundary - t0) / 3600.0
 
     def write(self, name: str, value: float | int | str) -> None:
-        """A write over the meter's comms: key rotation, mesh ping, interval selection, tamper clear."""
+        """A write over the meter's comms: key rotation, mesh ping, interval selection, tamper clear,
+        demand reset, test mode."""
         f = self.functional
         if name == "key":
             f.key_status = 2 if f.rejects_keys else 1
@@ -436,6 +457,8 @@ class MeterModel:
             f.tamper = False
         elif name == "demand_reset" and int(value) == 1:
             self.demand.reset()
+        elif name == "test_mode":
+            self.set_test_mode(int(value) == 1)
 
     def alarm(self) -> str:
         """The most severe active code, as the meter's alarm register shows it."""
@@ -472,11 +495,13 @@ class MeterModel:
 
     def _pulse(self, output: str, t0: float, dt: float, power: float) -> list[float]:
         kt, start_energy = self.test_outputs[output], self.output_energy[output]
+        origin_wh, origin_pulses = self._edge_origin[output]
         self.output_energy[output] += power * dt / 3600.0
         edges: list[float] = []
-        while (self.output_pulses[output] + 1) * kt <= self.output_energy[output]:
+        while origin_wh + (self.output_pulses[output] - origin_pulses + 1) * kt <= self.output_energy[output]:
             self.output_pulses[output] += 1
-            crossing = t0 + (self.output_pulses[output] * kt - start_energy) * 3600.0 / power
+            edge_wh = origin_wh + (self.output_pulses[output] - origin_pulses) * kt
+            crossing = t0 + (edge_wh - start_energy) * 3600.0 / power
             edges.append(crossing + self._rng.normal(0.0, self.pulse_jitter_s))
         return edges
 

@@ -34,8 +34,7 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
               "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
               "interval_count", "interval_select", "interval_energy_wh", "clock_s", "interval_length_s", "daily_alarms",
-              "tamper_clear",
-              *DEMAND_QUANTITIES)
+              "tamper_clear", *DEMAND_QUANTITIES, "test_mode")
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
@@ -77,6 +76,7 @@ def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str
         "daily_alarms": ",".join(f.daily_alarms),
         "tamper_clear": 0,
         **demand_values(meter),
+        "test_mode": int(meter.in_test_mode),
     }
 
 

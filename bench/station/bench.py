@@ -31,6 +31,13 @@ from bench.station.safety import (
     refuse_non_finite,
     signals_held,
 )
+from bench.station.test_mode import (
+    PulseOutputs,
+    TestModeState,
+    meters_into_test_mode,
+    meters_out_of_test_mode,
+    not_in_test_mode,
+)
 from instruments.errors import InstrumentError, RangeError
 from instruments.meter_modbus import MeterIdentity
 from instruments.reference_standard import Readings
@@ -40,8 +47,14 @@ from instruments.sim_control import SimControlClient
 
 
 class Bench:
-    def __init__(self, profile: Profile, notice: Callable[[str], None] | None = None) -> None:
+    def __init__(self, profile: Profile, notice: Callable[[str], None] | None = None, *,
+                 test_mode: bool = False) -> None:
+        """``test_mode``: put the meters into their test mode once identified, where the meter
+        type offers one (a run does; a bench opened for anything else leaves the meters alone)."""
         self.profile = profile
+        self._use_test_mode = test_mode
+        self.outputs = PulseOutputs.of(profile.meter_type, test_mode=False)  # the Kt each test output counts with
+        self.test_mode = TestModeState(offered=profile.meter_type.test_mode is not None)
         self.notice = notice or _to_stderr
         self.clock: Clock = WallClock()
         self._last_time = 0.0
@@ -106,6 +119,8 @@ class Bench:
                 reactive_u=p.reference.calibration.reactive_uncertainty,
             )
             self._identify_meters()
+            if self._use_test_mode:
+                self.enter_test_mode()
             self.intervals = self._journal_intervals()
         except BaseException as error:
             try:
@@ -210,11 +225,44 @@ class Bench:
                              lambda seconds: self.wait(seconds, "reading the meters' clocks"), self.now)
 
     def close(self) -> None:
+        """Safe state first; then the meters back to normal mode (best effort); then every link."""
         try:
             if self._outputs:
                 self.safe_state()
         finally:
-            self.release()
+            try:
+                self.leave_test_mode()
+            finally:
+                self.release()
+
+    # test mode ----------------------------------------------------------------------------
+    def enter_test_mode(self) -> None:
+        """Every meter into its test mode, read back, where the meter type offers one: from then
+        on the test mode's Kt is the one in force (``outputs``)."""
+        mode = self.profile.meter_type.test_mode
+        if mode is None:
+            return
+        self.test_mode.used = True  # before the first write: a meter half-way in is taken out again
+        meters_into_test_mode(self.meters, mode)
+        self.outputs = PulseOutputs.of(self.profile.meter_type, test_mode=True)
+
+    def out_of_test_mode(self) -> dict[int, str]:
+        """Position -> why its meter is not known to be in the test mode in force ({} outside test
+        mode): a meter that dropped out pulses at its normal Kt, and a count judged at the test
+        mode's would pass a creeping meter."""
+        mode = self.profile.meter_type.test_mode
+        return not_in_test_mode(self.meters, mode) if mode is not None and self.outputs.test_mode else {}
+
+    def leave_test_mode(self) -> None:
+        """Every meter still in test mode back to normal mode, read back; never raises (safe state
+        comes first, and a meter left in test mode is told, not a reason to stop closing)."""
+        mode, state = self.profile.meter_type.test_mode, self.test_mode
+        if mode is None or not state.used or state.left:
+            return
+        pending = {n: m for n, m in self.meters.items() if not state.not_left or n in state.not_left}
+        state.not_left = meters_out_of_test_mode(pending, mode, self.notice)
+        state.left = not state.not_left
+        self.outputs = PulseOutputs.of(self.profile.meter_type, test_mode=False)
 
     def release(self) -> None:
         """Close every link without touching an output (``close`` makes the bench safe first)."""

@@ -121,6 +121,25 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class TestMode:
+    """A meter's high-resolution test output, entered over its comms (a smaller Kt: more pulses
+    per unit of energy, so a gate reaches its pulse count sooner). Writing ``ENTER`` to the
+    register enters it, ``LEAVE`` leaves it; reading the register back tells the mode."""
+
+    __test__ = False  # a data class, not a pytest test class
+    ENTER, LEAVE = 1, 0
+    register: str  # a writable register of the meter's register map
+    test_outputs: dict[str, float]  # Kt in test mode per test output; outputs not named keep their Kt
+
+    def kt(self, normal: dict[str, float]) -> dict[str, float]:
+        """The Kt of every test output while the meter is in test mode."""
+        return {**normal, **self.test_outputs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"register": self.register, "test_outputs": dict(self.test_outputs)}
+
+
+@dataclass(frozen=True)
 class MeterType:
     manufacturer: str
     model: str
@@ -135,7 +154,8 @@ class MeterType:
     kh_wh: float  # the nameplate watt-hour constant, checked against what the meter reports
     pulse_jitter_s: float
     registers: RegisterMap
-    test_outputs: dict[str, float]  # Kt per test output ("Wh", "varh"): what gating counts with
+    test_outputs: dict[str, float]  # Kt per test output ("Wh", "varh") in normal mode
+    test_mode: TestMode | None = None  # the meter's test mode, if it offers one
 
     def lacks(self, quantity: Quantity) -> str | None:
         """Why this meter type cannot be tested for a quantity (no test output or register), or None."""
@@ -338,6 +358,7 @@ def parse_meter_type(mt: Section) -> MeterType:
     max_voltage = mt.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V)
     if max_voltage < nominal:
         raise mt.error("max_voltage_v", f"{max_voltage:g} V is below nominal_voltage_v {nominal:g} V")
+    registers, test_outputs = parse_register_map(mt.table("registers")), parse_test_outputs(mt.table("test_outputs"))
     return MeterType(
         manufacturer=mt.text("manufacturer"),
         model=mt.text("model"),
@@ -351,17 +372,42 @@ def parse_meter_type(mt: Section) -> MeterType:
         elements=elements,
         kh_wh=mt.number("kh_wh", positive=True, high=MAX_KH_WH),
         pulse_jitter_s=mt.number("pulse_jitter_s", low=0, high=1.0),
-        registers=parse_register_map(mt.table("registers")),
-        test_outputs=parse_test_outputs(mt.table("test_outputs")),
+        registers=registers,
+        test_outputs=test_outputs,
+        test_mode=parse_test_mode(mt.table("test_mode"), registers, test_outputs) if "test_mode" in mt else None,
     )
+
+
+OUTPUTS = ("Wh", "varh")  # the test outputs a meter may have
 
 
 def parse_test_outputs(outputs: Section) -> dict[str, float]:
     """Kt per test output: a Wh output always, a varh output where the meter has one."""
-    outputs.unknown({"Wh", "varh"})
+    outputs.unknown(set(OUTPUTS))
     if "Wh" not in outputs:
         raise outputs.error("Wh", "missing: the Kt of the meter's Wh test output")
     return {name: outputs.number(name, positive=True, high=MAX_KH_WH) for name in outputs.data}
+
+
+def parse_test_mode(table: Section, registers: RegisterMap, normal: dict[str, float]) -> TestMode:
+    """``[meter_type.test_mode]``: the writable register that enters and leaves it, and the Kt of
+    each test output in test mode, smaller than its normal Kt (else test mode gains nothing)."""
+    table.unknown({"register", *OUTPUTS})
+    for name in table.data:
+        if name in OUTPUTS and name not in normal:
+            raise table.error(name, f"the meter has no {name} test output (meter_type.test_outputs)")
+    register = table.text("register")
+    if register not in registers or not registers[register].writable:
+        raise table.error("register", f"'{register}' is not a writable register of meter_type.registers")
+    outputs = {name: table.number(name, positive=True, high=MAX_KH_WH) for name in normal if name in table}
+    if not outputs:
+        raise table.error(next(iter(normal)), f"missing: the Kt in test mode of at least one test output "
+                                              f"({', '.join(normal)})")
+    for name, kt in outputs.items():
+        if kt >= normal[name]:
+            raise table.error(name, f"Kt {kt:g} in test mode is not smaller than the normal Kt {normal[name]:g} "
+                                    f"(meter_type.test_outputs.{name})")
+    return TestMode(register, outputs)
 
 
 def parse_register_map(regs: Section) -> RegisterMap:
