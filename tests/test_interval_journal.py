@@ -149,7 +149,7 @@ def test_every_record_a_run_closed_is_judged_without_holding_the_board(make_boar
             for window in journal.windows(n):
                 record = kept[journal.records_at_start[n] + window.closes - first - 1]
                 assert abs(record - window.reference_wh) <= window.timing_wh + 1e-6 * record
-        limits = dataclasses.replace(load_firmware_limits(), intervals_checked=3)
+        limits = dataclasses.replace(load_firmware_limits(), intervals_judged_min=3)
         before = bench.now()
         findings = FirmwareChecks(bench, payload_accuracy_point(), limits).intervals()
         assert bench.now() == before  # the run supplied the records: no hour of its own
@@ -171,7 +171,8 @@ def test_a_run_without_enough_loaded_intervals_holds_the_payload_only_for_what_i
         bench.apply(_stimulus(30.0))
         bench.wait(2 * INTERVAL, "a long point")  # one full window for the first meter, one or two for the second
         before = bench.now()
-        findings = FirmwareChecks(bench, payload_accuracy_point()).intervals()
+        limits = dataclasses.replace(load_firmware_limits(), intervals_judged_min=4)
+        findings = FirmwareChecks(bench, payload_accuracy_point(), limits).intervals()
         held = bench.now() - before
     assert all(f.passed for f in findings.values()), findings
     # Three more windows each (the first one partly before the payload, but loaded enough to judge),

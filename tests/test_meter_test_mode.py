@@ -16,6 +16,7 @@ import tomli_w
 from bench.datafiles import ConfigError
 from bench.metrology.uncertainty import plan_dwell
 from bench.plans.limits import load_table
+from bench.plans.payload import payload_accuracy_point
 from bench.procedures.counting import CreepPoint, StartingPoint
 from bench.procedures.gating import measure_point
 from bench.procedures.results import CountResult, FaultResult, PositionResult, PulseConstants
@@ -50,6 +51,20 @@ def test_the_test_mode_register_enters_and_leaves_and_reads_back(sim, sim_bench)
     assert sim.world.meters[0].test_outputs == {"Wh": KT_TEST}
     meter.write("test_mode", 0)
     assert meter.read("test_mode") == 0 and sim.world.meters[0].test_outputs == {"Wh": KT_NORMAL}
+
+
+def test_in_test_mode_the_demand_register_runs_on_its_test_mode_interval(sim, sim_bench):
+    """The bench's demand test reads the interval from the meter: in test mode, the shorter one."""
+    meter, normal = sim_bench.meters[1], sim_bench.meters[2]
+    sim_bench.apply(payload_accuracy_point().stimulus(sim_bench))
+    sim_bench.wait(400.0, "demand")
+    meter.write("test_mode", 1)
+    assert meter.read("demand_interval_s") == 180 and normal.read("demand_interval_s") == 900
+    assert meter.read("demand_count") == 0  # entering test mode reset it
+    sim_bench.wait(400.0, "demand")
+    assert meter.read("demand_count") == 2 and normal.read("demand_count") == 0
+    meter.write("test_mode", 0)
+    assert meter.read("demand_interval_s") == 900 and meter.read("demand_count") == 0
 
 
 def test_in_test_mode_the_output_pulses_once_per_test_mode_kt_of_registered_energy(sim, sim_bench):
@@ -211,7 +226,10 @@ def with_test_mode(data: dict, **table: object) -> None:
 def test_a_test_mode_table_loads(tmp_path):
     mt = load_profile(edited_toml(EXAMPLE, with_test_mode, tmp_path / "lab.toml")).meter_type
     assert mt.test_mode is not None and mt.test_mode.kt(mt.test_outputs) == {"Wh": 0.1}
-    assert mt.test_mode.to_dict() == {"register": "test_mode", "test_outputs": {"Wh": 0.1}}
+    assert mt.test_mode.to_dict() == {"register": "test_mode", "test_outputs": {"Wh": 0.1}, "demand_interval_s": None}
+    mt = load_profile(edited_toml(EXAMPLE, lambda d: with_test_mode(d, demand_interval_s=180.0),
+                                  tmp_path / "demand.toml")).meter_type
+    assert mt.test_mode is not None and mt.test_mode.demand_interval_s == 180.0
 
 
 @pytest.mark.parametrize("edit, key, says", [
@@ -222,6 +240,8 @@ def test_a_test_mode_table_loads(tmp_path):
     (lambda d: with_test_mode(d, Wh="0.1"), "meter_type.test_mode.Wh", "number"),
     (lambda d: with_test_mode(d, varh=0.1), "meter_type.test_mode.varh", "no varh test output"),
     (lambda d: with_test_mode(d, VAh=0.1), "meter_type.test_mode.VAh", "unknown key"),
+    (lambda d: with_test_mode(d, demand_interval_s=30.0), "meter_type.test_mode.demand_interval_s", "outside"),
+    (lambda d: with_test_mode(d, demand_interval_s=math.inf), "meter_type.test_mode.demand_interval_s", "finite"),
     (lambda d: (with_test_mode(d), d["meter_type"]["test_mode"].pop("Wh")), "meter_type.test_mode.Wh", "missing"),
     (lambda d: with_test_mode(d, register="energy_wh"), "meter_type.test_mode.register", "not a writable register"),
     (lambda d: with_test_mode(d, register="test_mod"), "meter_type.test_mode.register", "not a writable register"),

@@ -22,6 +22,7 @@ from instruments.reference_standard import Readings
 class FirmwareLimits:
     interval_s: float
     intervals_checked: int
+    intervals_judged_min: int
     interval_tolerance_pct: float
     interval_min_load_pct_ta: float
     register_tolerance_pct: float
@@ -36,6 +37,7 @@ def load_firmware_limits(path: Path = STANDARDS / "firmware.toml") -> FirmwareLi
     table = doc.table("firmware").with_provenance(doc.table("provenance"))
     return FirmwareLimits(table.number("interval_s", positive=True, high=86400.0),
                           table.integer("intervals_checked", low=1, high=96),
+                          table.integer("intervals_judged_min", low=1, high=96),
                           table.number("interval_tolerance_pct", positive=True, high=20.0),
                           table.number("interval_min_load_pct_ta", positive=True, high=100.0),
                           table.number("register_tolerance_pct", positive=True, high=20.0),
@@ -110,7 +112,7 @@ class FirmwareChecks(BoardChecks):
         """A run too short to have closed enough judgeable intervals holds the payload point,
         boundary by boundary, until each meter has: the dedicated check's hour shrinks to what
         is missing."""
-        clocks, need = journal.clocks, self.limits.intervals_checked
+        clocks, need = journal.clocks, self.limits.intervals_judged_min
         margin = max((clock.uncertainty_s for clock in clocks.values()), default=0.0) + BOUNDARY_MARGIN_S
         if all(len(self._judgeable(journal, n)) >= need for n in clocks):
             return
@@ -125,7 +127,7 @@ class FirmwareChecks(BoardChecks):
 
     def _judge_records(self, journal: IntervalJournal, pos: Position, now: float) -> Finding:
         lim, n = self.limits, pos.number
-        expected = (f"every record present; at least {lim.intervals_checked} judged, each within "
+        expected = (f"every record present; at least {lim.intervals_judged_min} judged, each within "
                     f"±{lim.interval_tolerance_pct:g} % of the reference's energy over its window")
         if n in journal.unclocked:
             return Finding(False, f"interval records not checked: {journal.unclocked[n]}", expected)
@@ -151,7 +153,7 @@ class FirmwareChecks(BoardChecks):
             errors.append(((record / window.reference_wh - 1) * 100, abs(record - window.reference_wh) <= allowed))
         worst = max((e for e, _ in errors), key=abs, default=0.0)
         skipped = len(windows) - len(errors)
-        ok = len(errors) >= lim.intervals_checked and all(within for _, within in errors)
+        ok = len(errors) >= lim.intervals_judged_min and all(within for _, within in errors)
         return Finding(ok, f"{new} records for {closed} intervals closed since the run began; {len(errors)} judged "
                            f"against the reference, worst {worst:+.3f} % off",
                        expected, note=f"{skipped} window(s) not judged: energy flowed back, or under {least:.1f} Wh"

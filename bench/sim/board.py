@@ -14,8 +14,10 @@ from bench.sim.modbus_meters import QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from bench.station.profile import (
     MAX_CURRENT_A,
+    MAX_DEMAND_INTERVAL_S,
     MAX_KH_WH,
     MAX_VOLTAGE_V,
+    MIN_DEMAND_INTERVAL_S,
     parse_register_map,
     parse_test_mode,
     parse_test_outputs,
@@ -35,13 +37,13 @@ _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a
 
 # The demand register: its interval (seconds) and a demand-timer fault (% fast; < 0 slow).
 _DEMAND_KEYS = {"demand_interval_s", "demand_clock_error_pct"}
-MAX_DEMAND_INTERVAL_S = 3600.0  # demand intervals in use run from 1 to 60 minutes
 MAX_DEMAND_CLOCK_ERROR_PCT = 50.0
 
 
 def _demand(pos: Section) -> Demand:
     """The demand register a position declares: its interval and any fault of its timer."""
-    return Demand(pos.number("demand_interval_s", DEMAND_INTERVAL_S, low=60.0, high=MAX_DEMAND_INTERVAL_S),
+    return Demand(pos.number("demand_interval_s", DEMAND_INTERVAL_S, low=MIN_DEMAND_INTERVAL_S,
+                             high=MAX_DEMAND_INTERVAL_S),
                   pos.number("demand_clock_error_pct", 0.0, low=-MAX_DEMAND_CLOCK_ERROR_PCT,
                              high=MAX_DEMAND_CLOCK_ERROR_PCT))
 
@@ -151,6 +153,7 @@ def load_board(path: Path, scale: float | None = None) -> Board:
             demand=_demand(pos),
             test_outputs=test_outputs,
             test_mode_outputs=test_mode.test_outputs if test_mode else {},
+            test_mode_demand_interval_s=test_mode.demand_interval_s if test_mode else None,
             bidirectional="received_wh" in register_map,
         ))
         if "fails" in pos:

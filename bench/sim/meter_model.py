@@ -301,9 +301,11 @@ class MeterModel:
     demand: Demand = field(default_factory=Demand)  # the block-interval demand register
     test_outputs: dict[str, float] = field(default_factory=dict)  # Kt in force per test output; {} = one Wh at Kh
     # Kt in test mode of the outputs it changes ({}: the meter has no test mode). While in test mode
-    # the test outputs pulse at these; the registers (energy, intervals, demand) keep accumulating
-    # exactly as in normal mode: this model's test mode changes the pulse outputs and nothing else.
+    # the test outputs pulse at these, and the demand register runs on its test-mode interval where
+    # the type states one (reset on entering and on leaving); the energy and interval registers keep
+    # accumulating exactly as in normal mode.
     test_mode_outputs: dict[str, float] = field(default_factory=dict)
+    test_mode_demand_interval_s: float | None = None
     in_test_mode: bool = False
     bidirectional: bool = False  # registers received energy too (a net meter); else detented
     received_wh: float = 0.0  # the received active energy register
@@ -314,6 +316,7 @@ class MeterModel:
     clock_offset_s: float = 0.0  # the meter's real-time clock less the world's time: where its intervals close
     _rng: np.random.Generator = field(init=False, repr=False)
     _normal_outputs: dict[str, float] = field(init=False, repr=False)
+    _normal_demand_interval_s: float = field(init=False, repr=False)
     # Per output, (energy, pulses) when its Kt last changed: edges fall every Kt of energy from there.
     _edge_origin: dict[str, tuple[float, int]] = field(init=False, repr=False)
 
@@ -324,6 +327,7 @@ class MeterModel:
         self.output_energy = {output: 0.0 for output in self.test_outputs}
         self.output_pulses = {output: 0 for output in self.test_outputs}
         self._normal_outputs = dict(self.test_outputs)
+        self._normal_demand_interval_s = self.demand.interval_s
         self._edge_origin = {output: (0.0, 0) for output in self.test_outputs}
 
     def set_test_mode(self, on: bool) -> None:
@@ -333,6 +337,9 @@ class MeterModel:
             return
         self.in_test_mode = on
         self.test_outputs = {**self._normal_outputs, **self.test_mode_outputs} if on else dict(self._normal_outputs)
+        if self.test_mode_demand_interval_s is not None:
+            self.demand.interval_s = self.test_mode_demand_interval_s if on else self._normal_demand_interval_s
+            self.demand.reset()
         self._edge_origin = {output: (self.output_energy[output], self.output_pulses[output])
                              for output in self.test_outputs}
 

@@ -120,6 +120,9 @@ class MonitorConfig:
     calibration: CalibrationRecord
 
 
+MIN_DEMAND_INTERVAL_S, MAX_DEMAND_INTERVAL_S = 60.0, 3600.0  # demand intervals in use: 1 to 60 minutes
+
+
 @dataclass(frozen=True)
 class TestMode:
     """A meter's high-resolution test output, entered over its comms (a smaller Kt: more pulses
@@ -130,13 +133,15 @@ class TestMode:
     ENTER, LEAVE = 1, 0
     register: str  # a writable register of the meter's register map
     test_outputs: dict[str, float]  # Kt in test mode per test output; outputs not named keep their Kt
+    demand_interval_s: float | None = None  # the demand interval in test mode, where the meter has its own
 
     def kt(self, normal: dict[str, float]) -> dict[str, float]:
         """The Kt of every test output while the meter is in test mode."""
         return {**normal, **self.test_outputs}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"register": self.register, "test_outputs": dict(self.test_outputs)}
+        return {"register": self.register, "test_outputs": dict(self.test_outputs),
+                "demand_interval_s": self.demand_interval_s}
 
 
 @dataclass(frozen=True)
@@ -392,7 +397,7 @@ def parse_test_outputs(outputs: Section) -> dict[str, float]:
 def parse_test_mode(table: Section, registers: RegisterMap, normal: dict[str, float]) -> TestMode:
     """``[meter_type.test_mode]``: the writable register that enters and leaves it, and the Kt of
     each test output in test mode, smaller than its normal Kt (else test mode gains nothing)."""
-    table.unknown({"register", *OUTPUTS})
+    table.unknown({"register", "demand_interval_s", *OUTPUTS})
     for name in table.data:
         if name in OUTPUTS and name not in normal:
             raise table.error(name, f"the meter has no {name} test output (meter_type.test_outputs)")
@@ -407,7 +412,9 @@ def parse_test_mode(table: Section, registers: RegisterMap, normal: dict[str, fl
         if kt >= normal[name]:
             raise table.error(name, f"Kt {kt:g} in test mode is not smaller than the normal Kt {normal[name]:g} "
                                     f"(meter_type.test_outputs.{name})")
-    return TestMode(register, outputs)
+    demand = (table.number("demand_interval_s", low=MIN_DEMAND_INTERVAL_S, high=MAX_DEMAND_INTERVAL_S)
+              if "demand_interval_s" in table else None)
+    return TestMode(register, outputs, demand)
 
 
 def parse_register_map(regs: Section) -> RegisterMap:
