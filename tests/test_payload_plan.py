@@ -103,3 +103,20 @@ def test_unreachable_instrument_stops_the_session_with_one_line(tmp_path):
     assert run.returncode == 4  # refused at start: the first thing it does is reach the source
     assert re.search(r"bench cannot start: source @ TCPIP0::127\.0\.0\.1::\d+::SOCKET: '\*IDN\?': write failed "
                      r"\(ConnectionRefusedError", run.stdout + run.stderr)
+
+
+def test_a_point_at_the_stimulus_the_board_is_already_at_shares_its_settling(sim_bench):
+    """Consecutive points at one stimulus settle once: the second is gated without a new settle."""
+    settles = []
+    wait = sim_bench.wait
+
+    def noting(seconds: float, during: str) -> None:
+        settles.extend([during] if during.startswith("settling") else [])
+        wait(seconds, during)
+
+    sim_bench.wait = noting
+    point = payload_accuracy_point()
+    first = measure_point(sim_bench, point)
+    second = measure_point(sim_bench, point)
+    assert len(settles) == 1
+    assert all(r.verdict == "PASS" for r in (*first.values(), *second.values()))

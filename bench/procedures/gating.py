@@ -122,10 +122,14 @@ class _Snapshot:
 
 def settle_at_conditions(bench: Bench, stimulus: Stimulus, conditions: ReferenceConditions,
                          settle_s: float, tries: int = 3) -> tuple[Readings, list[str]]:
-    """Apply, settle, and read until the board is at the point's conditions (or give up)."""
-    bench.apply(stimulus)
-    for _ in range(tries):
-        bench.wait(settle_s, f"settling at {stimulus.describe()}")
+    """Apply, settle, and read until the board is at the point's conditions (or give up). A board
+    already at this stimulus (the point before had the same) has settled: it is read at once."""
+    settled = bench.stimulus == stimulus
+    if not settled:
+        bench.apply(stimulus)
+    for attempt in range(tries):
+        if attempt or not settled:
+            bench.wait(settle_s, f"settling at {stimulus.describe()}")
         readings = bench.readings()
         deviations = conditions.deviations(stimulus, readings)
         if not deviations:
