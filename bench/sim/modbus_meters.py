@@ -1,8 +1,10 @@
 """Each board position's meter served as a Modbus TCP device (pymodbus server, one loop thread).
 
 Registers are filled from the live meter model on every read, so a read returns what the
-meter holds at that simulated instant. Faults on a meter's link (``MeterFaults``) act per
-position, inside pymodbus's own hooks: the others keep being served.
+meter holds at that simulated instant. Every position is served at once: a meter takes
+``latency_s`` of wall time per transaction, half before it samples its registers and half
+before its reply goes out, while the loop serves the other positions. Faults on a meter's link
+(``MeterFaults``) act per position, inside pymodbus's own hooks: the others keep being served.
 """
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
               "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear",
               *DEMAND_QUANTITIES)
+# Simulation working value: a meter's Modbus TCP answer takes 1 ms (real meters take a few to
+# tens of ms); small enough not to slow the test suite, large enough that reading positions one
+# after another costs more than reading them at once. A board states its own (meter_latency_ms).
+LATENCY_S = 0.001
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
@@ -86,13 +92,18 @@ def demand_values(meter: MeterModel) -> dict[str, float | int | str]:
 class ModbusMeters:
     """One Modbus TCP server per position on 127.0.0.1, all driven by one asyncio loop."""
 
-    def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1) -> None:
+    def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1,
+                 latency_s: float = LATENCY_S) -> None:
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.world = world
         self.register_map = register_map
         self.device_id = device_id
+        self.latency_s = latency_s
         self.ports: list[int] = []
         self.requests: list[int] = [0] * len(world.meters)  # requests each position received, answered or not
+        # Ground truth for read timing: (simulated time, reference energy Wh) when each position last
+        # sampled its registers for a read.
+        self.sampled: list[tuple[float, float] | None] = [None] * len(world.meters)
         self._servers: list[ModbusTcpServer] = []
         self._hooks: list[tuple[MeterModel, partial]] = []
         self._loop = asyncio.new_event_loop()
@@ -147,6 +158,13 @@ class ModbusMeters:
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
                      count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        await asyncio.sleep(self.latency_s / 2)  # the meter taking the request in
+        answer = self._answer(meter, function_code, start, address, count, registers, set_values)
+        await asyncio.sleep(self.latency_s / 2)  # ... and sending its reply
+        return answer
+
+    def _answer(self, meter: MeterModel, function_code: int, start: int, address: int,
+                count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         if meter.link_fault == "EXCEPTION":
             return ExcCodes.DEVICE_BUSY
         if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):
@@ -156,6 +174,7 @@ class ModbusMeters:
         with self.world.lock:
             self.world.sync()
             values = meter_values(meter, self.world)
+            self.sampled[meter.position - 1] = (self.world.time_s, self.world.reference.accumulator_wh)
         for register in self.register_map.values():
             if register.address < address + count and address < register.address + register.count:
                 words = _on_the_wire(meter, register, register.encode(values[register.name]))

@@ -88,7 +88,7 @@ class SimulatedBench:
             self.counter_line = self.served["counter"].servers[0]
             self.control = ScpiServer(SimControl(world, devices, (CounterFaults(world), MeterFaults(world)))).start()
             self._servers.append(self.control)
-            self.meters = ModbusMeters(world, self.board.register_map).start()
+            self.meters = ModbusMeters(world, self.board.register_map, latency_s=self.board.meter_latency_s).start()
             self._servers.append(self.meters)
         except BaseException:
             self.stop()
