@@ -69,6 +69,7 @@ class Board:
     expected_diagnoses: dict[int, str]  # position -> the troubleshooting code its fault should show
     inspection: dict[str, dict[str, Any]]  # serial -> the simulated technician's entries
     meter_latency_s: float  # how long each meter takes to answer a Modbus transaction (wall time)
+    meter_link: str  # "tcp": a Modbus TCP link per position; "rtu": every position on one Modbus RTU line
 
 
 METER_TYPES = Path(__file__).parent / "meter_types"
@@ -179,4 +180,5 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     calibrations.unknown({"source", "load", "counter", "environment"})
     return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), calibrations, ambient,
                  expected, diagnoses, inspection,
-                 board.number("meter_latency_ms", LATENCY_S * 1000, low=0, high=1000.0) / 1000)
+                 board.number("meter_latency_ms", LATENCY_S * 1000, low=0, high=1000.0) / 1000,
+                 board.text("meter_link", "tcp", choices=("tcp", "rtu")))

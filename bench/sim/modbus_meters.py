@@ -16,7 +16,7 @@ from functools import partial
 
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusBaseServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
@@ -104,7 +104,7 @@ class ModbusMeters:
         # Ground truth for read timing: (simulated time, reference energy Wh) when each position last
         # sampled its registers for a read.
         self.sampled: list[tuple[float, float] | None] = [None] * len(world.meters)
-        self._servers: list[ModbusTcpServer] = []
+        self._servers: list[ModbusBaseServer] = []
         self._hooks: list[tuple[MeterModel, partial]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modbus-meters", daemon=True)
@@ -114,13 +114,22 @@ class ModbusMeters:
         asyncio.run_coroutine_threadsafe(self._start_all(), self._loop).result(timeout=10)
         return self
 
+    DRIVER = "modbus-tcp"  # the driver a profile names for these meters
+    SHARED_LINE = False  # each position on a link of its own: read at once
+
+    def addresses(self) -> list[str]:
+        """Each position's address as its driver takes it."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def _device(self, meter: MeterModel, device_id: int) -> SimDevice:
+        """The meter as pymodbus serves it: one block of registers, filled by ``_serve`` on every request."""
+        return SimDevice(id=device_id,
+                         simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
+                         action=partial(self._serve, meter))
+
     async def _start_all(self) -> None:
         for meter in self.world.meters:
-            device = SimDevice(
-                id=self.device_id,
-                simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
-                action=partial(self._serve, meter),
-            )
+            device = self._device(meter, self.device_id)
             # pymodbus annotates trace_pdu as returning a PDU, but its transaction layer takes a request
             # traced to None as no request (see _received): the annotation is narrower than the code.
             server = ModbusTcpServer(device, address=("127.0.0.1", 0),
