@@ -75,7 +75,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
                            f"every register within ±{tolerance:g} % of the reference")
 
-        return self.each(check)
+        return self.each_at_once(check)
 
     def intervals(self) -> dict[int, Finding]:
         """At constant 1.0 kW, every 15-minute record holds P x 15 min: none missing, none off."""
@@ -100,7 +100,7 @@ class FirmwareChecks(BoardChecks):
                                f"{expected_wh:.2f} Wh",
                            f"{lim.intervals_checked} records, each within ±{lim.interval_tolerance_pct:g} %")
 
-        return self.each(check)
+        return self.each_at_once(check)
 
     def alarm_buffer(self) -> dict[int, Finding]:
         """A voltage sag (a non-critical event) must land in the daily payload's alarm buffer."""

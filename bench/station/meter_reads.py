@@ -1,10 +1,10 @@
-"""One register read from every meter position, all at once where the transport allows.
+"""Every meter position's comms, all at once where the transport allows.
 
-Positions on links of their own (Modbus TCP) are read together from a pool of threads, so a
+Positions on links of their own (Modbus TCP) are served together from a pool of threads, so a
 board's read costs about one meter's answer, not one per position; positions sharing one line
-(an RS-485 bus) are read one after another. Either way each read is timed where it happens, so
-whoever pairs it with the reference's energy uses its own time, and a meter whose comms fail
-spoils only its own position.
+(an RS-485 bus) are served one after another. A register read from every position is timed
+where it happens, so whoever pairs it with the reference's energy uses its own time, and a meter
+whose comms fail spoils only its own position.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from instruments.errors import InstrumentError
 
+T = TypeVar("T")
 MAX_THREADS = 32  # enough to have every read of an 80-position board in flight within a few answers' time
 
 
@@ -50,21 +51,26 @@ class BoardRead:
 
 
 class MeterReads:
-    """Reads one register on every position. ``in_order``: one after another (positions on one
-    shared line); else all at once. ``now`` is the read clock (monotonic seconds by default)."""
+    """Works on every position's meter. ``in_order``: one after another (positions on one shared
+    line); else all at once. ``now`` is the read clock (monotonic seconds by default)."""
 
     def __init__(self, meters: Mapping[int, RegisterReader], *, in_order: bool = False,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.meters, self.in_order, self.now = meters, in_order, now
         self._pool: ThreadPoolExecutor | None = None
 
-    def read(self, name: str) -> BoardRead:
+    def each(self, work: Callable[[int], T]) -> dict[int, T]:
+        """``work(position)`` for every position, by position; what ``work`` raises is raised here
+        (the first position's, in position order), once every position's work has been handed out."""
         if self.in_order or len(self.meters) < 2:
-            outcomes = {n: self._timed(meter, name) for n, meter in self.meters.items()}
-        else:
-            pool = self._threads()
-            futures = {n: pool.submit(self._timed, meter, name) for n, meter in self.meters.items()}
-            outcomes = {n: future.result() for n, future in futures.items()}
+            return {n: work(n) for n in self.meters}
+        pool = self._threads()
+        futures = {n: pool.submit(work, n) for n in self.meters}
+        return {n: future.result() for n, future in futures.items()}
+
+    def read(self, name: str) -> BoardRead:
+        """One register from every position, each read timed."""
+        outcomes = self.each(lambda n: self._timed(self.meters[n], name))
         return BoardRead({n: o for n, o in outcomes.items() if isinstance(o, TimedRead)},
                          {n: o for n, o in outcomes.items() if isinstance(o, str)})
 
