@@ -2,9 +2,9 @@
 
 Registers are filled from the live meter model on every read, so a read returns what the
 meter holds at that simulated instant. Every position is served at once: a meter takes
-``latency_s`` of wall time per transaction, half before it samples its registers and half
-before its reply goes out, while the loop serves the other positions. Faults on a meter's link
-(``MeterFaults``) act per position, inside pymodbus's own hooks: the others keep being served.
+``latency_s`` of wall time to take a request in before it samples its registers and answers,
+while the loop serves the other positions. Faults on a meter's link (``MeterFaults``) act per
+position, inside pymodbus's own hooks: the others keep being served.
 """
 from __future__ import annotations
 
@@ -36,10 +36,11 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
               "interval_count", "interval_select", "interval_energy_wh", "daily_alarms", "tamper_clear",
               *DEMAND_QUANTITIES)
-# Simulation working value: a meter's Modbus TCP answer takes 1 ms (real meters take a few to
-# tens of ms); small enough not to slow the test suite, large enough that reading positions one
-# after another costs more than reading them at once. A board states its own (meter_latency_ms).
-LATENCY_S = 0.001
+# Simulation working value: a meter answers at once. On the stepped clock a latency is wall time
+# only (no bench time passes while reading), so it would slow every run and test and show nothing;
+# a board states one (meter_latency_ms, real meters take a few to tens of ms) to see reads overlap,
+# and with a scaled clock (--sim-scale) the skew between a meter's read and the reference's.
+LATENCY_S = 0.0
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
@@ -167,10 +168,8 @@ class ModbusMeters:
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
                      count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
-        await asyncio.sleep(self.latency_s / 2)  # the meter taking the request in
-        answer = self._answer(meter, function_code, start, address, count, registers, set_values)
-        await asyncio.sleep(self.latency_s / 2)  # ... and sending its reply
-        return answer
+        await asyncio.sleep(self.latency_s)  # the meter taking the request in; the loop serves the others meanwhile
+        return self._answer(meter, function_code, start, address, count, registers, set_values)
 
     def _answer(self, meter: MeterModel, function_code: int, start: int, address: int,
                 count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
