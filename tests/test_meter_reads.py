@@ -41,6 +41,7 @@ def _overlapping(board: BoardRead) -> bool:
     return max(r.t0 for r in board.reads.values()) < min(r.t1 for r in board.reads.values())
 
 
+@pytest.mark.slow  # opens the bench on a simulated board of its own
 def test_positions_on_links_of_their_own_are_read_at_once_and_on_one_line_in_order(slow_meters):
     with SimulatedBench(slow_meters) as sim:
         with _bench(sim, in_order=False) as bench:
@@ -64,6 +65,7 @@ def test_a_meter_whose_comms_fail_spoils_only_its_own_position_when_read_at_once
     assert set(board.reads) == {1, 2, 4, 5, 6, 7, 8}
 
 
+@pytest.mark.slow  # opens the bench on a simulated board of its own
 def test_each_read_is_paired_with_the_reference_energy_at_its_own_time_not_the_batch_time(scaled):
     # Full load at PF 1 on the Form 16S board: 10.8 kW, 3 Wh per second of bench time. Eight meters on
     # one line, 40 ms each: the reads span about 0.33 s, in which the reference registers about 1 Wh.

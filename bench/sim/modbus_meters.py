@@ -93,6 +93,9 @@ def demand_values(meter: MeterModel) -> dict[str, float | int | str]:
 class ModbusMeters:
     """One Modbus TCP server per position on 127.0.0.1, all driven by one asyncio loop."""
 
+    DRIVER = "modbus-tcp"  # the driver a profile names for these meters
+    SHARED_LINE = False  # each position on a link of its own: read at once
+
     def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1,
                  latency_s: float = LATENCY_S) -> None:
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -114,9 +117,6 @@ class ModbusMeters:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start_all(), self._loop).result(timeout=10)
         return self
-
-    DRIVER = "modbus-tcp"  # the driver a profile names for these meters
-    SHARED_LINE = False  # each position on a link of its own: read at once
 
     def addresses(self) -> list[str]:
         """Each position's address as its driver takes it."""
