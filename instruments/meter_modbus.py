@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pymodbus.client import ModbusTcpClient
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
@@ -54,6 +54,7 @@ class ModbusMeter:
     CAPABILITIES: frozenset = frozenset()
     MANUAL = ("Modbus Application Protocol Specification V1.1b3 and Modbus Messaging on TCP/IP Implementation "
               "Guide V1.0b (function 03, holding registers); the register map is the meter type's, in the profile")
+    NO_LINK = "no Modbus TCP connection (refused or unreachable)"
 
     @classmethod
     def from_settings(cls, settings: DriverSettings) -> ModbusMeter:
@@ -62,20 +63,24 @@ class ModbusMeter:
 
     def __init__(self, address: str, register_map: RegisterMap, *, name: str = "meter",
                  device_id: int = 1, timeout_s: float = 2.0, retries: int = 2) -> None:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise InstrumentError(name, address, "address must be host:port")
         if retries < 0:
             raise InstrumentError(name, address, f"retries must be 0 or more, not {retries}")
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.name, self.address, self.device_id = name, address, device_id
         self.register_map = register_map
         self.timeout_s, self.retries = timeout_s, retries
-        self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
+        self._client = self._make_client()
+
+    def _make_client(self) -> ModbusTcpClient | ModbusSerialClient:
+        """The link to this meter: a TCP connection of its own."""
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise InstrumentError(self.name, self.address, "address must be host:port")
+        return ModbusTcpClient(host, port=int(port), timeout=self.timeout_s, retries=0)
 
     def open(self) -> ModbusMeter:
         if not self._client.connected and not self._client.connect():
-            raise InstrumentError(self.name, self.address, "no Modbus TCP connection (refused or unreachable)")
+            raise InstrumentError(self.name, self.address, self.NO_LINK)
         return self
 
     @property
@@ -162,7 +167,7 @@ class ModbusMeter:
         """One request on a live connection; transient failures raise ``_Transient``."""
         self._reopen_if_stale(what)
         if not self._client.connect():
-            raise _Transient("no Modbus TCP connection (refused or unreachable)", may_have_acted=False)
+            raise _Transient(self.NO_LINK, may_have_acted=False)
         try:
             reply = request()
         except ConnectionException:
@@ -181,9 +186,10 @@ class ModbusMeter:
 
     def _reopen_if_stale(self, what: str) -> None:
         """Anything readable before a request is sent means a stale link: the meter closed it (a
-        reboot) or a late reply is waiting. Close it, so the request goes out on a fresh one."""
+        reboot) or a late reply is waiting. Close it, so the request goes out on a fresh one. (A serial
+        client discards what is waiting on its line itself, before it sends.)"""
         link = self._client.socket
-        if link is None or not select.select([link], [], [], 0)[0]:
+        if not isinstance(link, socket.socket) or not select.select([link], [], [], 0)[0]:
             return
         try:
             why = "a late reply was waiting" if link.recv(1, socket.MSG_PEEK) else "the meter closed the connection"

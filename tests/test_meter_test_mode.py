@@ -90,7 +90,7 @@ def test_after_the_switch_an_edge_falls_every_test_mode_kt_of_energy():
     mode comes one test-mode Kt of energy after it, and every edge after that another Kt on."""
     meter = SimulatedBench("default").world.meters[0]
     c = Conditions.balanced(120.0, 30.0, 0.0, 60.0, (0.0, -120.0, 120.0))
-    power = meter.output_power(c, "Wh")
+    power = meter.output_power(*meter.registered_powers(c), "Wh")
     meter.advance(0.0, 2.5 * KT_NORMAL * 3600.0 / power, c)  # two normal pulses and half a third
     meter.write("test_mode", 1)
     t0, step = 2.5 * KT_NORMAL * 3600.0 / power, 10.5 * KT_TEST * 3600.0 / power

@@ -28,6 +28,7 @@ from bench.procedures.results import PositionResult
 from bench.records import plots
 from bench.records.record import entry
 from bench.sim import SimulatedBench
+from bench.station.meter_reads import MeterReads
 
 # The C12.20 table resolved for the default simulated board's meter (Form 16S CL200, class 0.2, Kh 1 Wh).
 POINTS = {p.id: p for p in load_table().points(SimulatedBench().meter_type())}
@@ -80,6 +81,8 @@ class _ConstantPowerBoard:
         self.clock = _SteppedClock(start_s)
         self.reference = _Instrument(self, reference_read_s)
         self.meters = {n: _Instrument(self, read_s) for n, read_s in enumerate(meter_read_s, start=1)}
+        # Read in order on the board's own clock, as positions on one shared line are.
+        self.meter_reads = MeterReads(self.meters, in_order=True, now=self.clock.now)
 
     def energy_wh(self, t: float) -> float:
         return self.power_w * t / 3600.0

@@ -55,6 +55,12 @@ class BoardChecks:
     def each(self, check: Callable[[Position], Finding]) -> dict[int, Finding]:
         return {pos.number: check(pos) for pos in self.bench.profile.positions}
 
+    def each_at_once(self, check: Callable[[Position], Finding]) -> dict[int, Finding]:
+        """``each``, with every position checked at once where the meters' transport allows: for a
+        check that talks to its own position's meter only (nothing board-wide, no shared record)."""
+        positions = {pos.number: pos for pos in self.bench.profile.positions}
+        return self.bench.meter_reads.each(lambda n: check(positions[n]))
+
     def judged(self, step: BoardStep[Any], number: int, finding: Finding) -> CheckResult:
         pos = next(p for p in self.bench.profile.positions if p.number == number)
         failed = not finding.passed

@@ -297,12 +297,9 @@ class DemandChecks:
         def fault(n: int, error: InstrumentError) -> None:
             found[n] = FaultResult(point.id, point.name, positions[n], str(error))
 
-        intervals: dict[int, float] = {}
-        for n in positions:
-            try:
-                intervals[n] = float(bench.meters[n].read("demand_interval_s"))
-            except InstrumentError as error:
-                fault(n, error)
+        stated = bench.meter_reads.read("demand_interval_s")
+        found.update({n: FaultResult(point.id, point.name, positions[n], why) for n, why in stated.failed.items()})
+        intervals = {n: float(read.value) for n, read in stated.reads.items()}
         for n, interval in list(intervals.items()):
             if not 0 < interval <= MAX_INTERVAL_S:
                 found[n] = self._result(point, positions[n], stimulus, readings,

@@ -83,7 +83,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
                            f"every register within ±{tolerance:g} % of the reference")
 
-        return self.each(check)
+        return self.each_at_once(check)
 
     def intervals(self) -> dict[int, Finding]:
         """Every interval record a meter closed during the run holds the reference's energy over
@@ -93,7 +93,7 @@ class FirmwareChecks(BoardChecks):
             return self._intervals_held_at_payload()
         self._hold_payload_for_missing(journal)
         now = self.bench.now()
-        return self.each(lambda pos: self._judge_records(journal, pos, now))
+        return self.each_at_once(lambda pos: self._judge_records(journal, pos, now))
 
     def _least_energy_wh(self) -> float:
         """A window's reference energy below which its record is not judged: under the meter's
@@ -182,7 +182,7 @@ class FirmwareChecks(BoardChecks):
                                f"{expected_wh:.2f} Wh",
                            f"{lim.intervals_checked} records, each within ±{lim.interval_tolerance_pct:g} %")
 
-        return self.each(check)
+        return self.each_at_once(check)
 
     def alarm_buffer(self) -> dict[int, Finding]:
         """A voltage sag (a non-critical event) must land in the daily payload's alarm buffer."""

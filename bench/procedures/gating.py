@@ -6,11 +6,9 @@ the meter reports over its comms (the payload). Both carry their budgets.
 """
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bench.metrology.conditions import ReferenceConditions
 from bench.metrology.forms import forms
@@ -40,7 +38,6 @@ from bench.procedures.results import (
 )
 from bench.station.bench import Bench
 from bench.station.profile import MeterType, Position
-from instruments.errors import InstrumentError
 from instruments.pulse_counter import GateState
 from instruments.reference_standard import Readings
 
@@ -183,10 +180,7 @@ def out_of_test_mode_faults(bench: Bench, point_id: str, name: str, when: str) -
 
 def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float]:
     """(midpoint time, value, half-width of the read window) on the bench clock."""
-    t0 = bench.clock.now()
-    value = read()
-    t1 = bench.clock.now()
-    return (t0 + t1) / 2, value, (t1 - t0) / 2
+    return _read_timed(bench.clock.now, read)
 
 
 def _kt(bench: Bench, quantity: Quantity) -> float:
@@ -201,31 +195,34 @@ def _measured_power(readings: Readings, quantity: Quantity) -> float:
     return abs(readings.power_w)
 
 
-def _register(meter: Any, name: str) -> float:
-    return float(meter.read(name))
-
-
 def _snapshot(bench: Bench, quantity: Quantity = ACTIVE) -> _Snapshot:
-    """Meters are read one after another while energy keeps flowing, so the reference energy is
-    read before and after them and interpolated to each meter's own read time (power is constant)."""
-    def reference() -> float:
-        return bench.reference_energy(quantity)
-
-    t_a, e_a, w_a = _timed(bench, reference)
-    reads, failed = {}, {}
-    for n, meter in bench.meters.items():
-        try:
-            reads[n] = _timed(bench, functools.partial(_register, meter, quantity.register))
-        except InstrumentError as error:
-            failed[n] = str(error)
-    t_b, e_b, w_b = _timed(bench, reference)
+    """Meters are read while energy keeps flowing (all at once where the transport allows, else one
+    after another), so the reference energy is read before and after them and interpolated to each
+    meter's own read time (power is constant). Reads are timed on the read clock where they happen;
+    the bench clock, read once on each side, turns those times into bench seconds for the skew
+    (the stepped simulator's clock stands still while reading: no skew)."""
+    reads, now = bench.meter_reads, bench.meter_reads.now
+    r_start, b_start = now(), bench.clock.now()
+    t_a, e_a, w_a = _read_timed(now, lambda: bench.reference_energy(quantity))
+    board = reads.read(quantity.register)
+    t_b, e_b, w_b = _read_timed(now, lambda: bench.reference_energy(quantity))
+    b_end, r_end = bench.clock.now(), now()
     rate = (e_b - e_a) / (t_b - t_a) if t_b > t_a else 0.0
+    bench_s = (b_end - b_start) / (r_end - r_start) if r_end > r_start else 0.0  # bench seconds per read-clock second
     return _Snapshot(
-        meter_wh={n: value for n, (_, value, _) in reads.items()},
-        reference_wh={n: e_a + rate * (t - t_a) for n, (t, _, _) in reads.items()},
-        skew_s={n: width + max(w_a, w_b) for n, (_, _, width) in reads.items()},
-        failed=failed,
+        meter_wh={n: float(read.value) for n, read in board.reads.items()},
+        reference_wh={n: e_a + rate * (read.midpoint - t_a) for n, read in board.reads.items()},
+        skew_s={n: (read.half_width + max(w_a, w_b)) * bench_s for n, read in board.reads.items()},
+        failed=board.failed,
     )
+
+
+def _read_timed(now: Callable[[], float], read: Callable[[], float]) -> tuple[float, float, float]:
+    """(midpoint time, value, half-width of the read window) on the read clock ``now``."""
+    t0 = now()
+    value = read()
+    t1 = now()
+    return (t0 + t1) / 2, value, (t1 - t0) / 2
 
 
 def _wait_for_gates(bench: Bench, point: AccuracyPoint, plan: DwellPlan, power_w: float,

@@ -10,7 +10,7 @@ from typing import Any
 from bench.datafiles import Section, load_toml
 from bench.metrology.forms import forms
 from bench.sim.meter_model import DEMAND_INTERVAL_S, Demand, ErrorCurve, Functional, MeterModel
-from bench.sim.modbus_meters import QUANTITIES
+from bench.sim.modbus_meters import LATENCY_S, QUANTITIES
 from bench.sim.world import LoadState, ReferenceState, SourceState, World
 from bench.station.profile import (
     MAX_CURRENT_A,
@@ -73,6 +73,8 @@ class Board:
     expected_failures: dict[int, tuple[str, ...]]  # position -> test points its fault should fail
     expected_diagnoses: dict[int, str]  # position -> the troubleshooting code its fault should show
     inspection: dict[str, dict[str, Any]]  # serial -> the simulated technician's entries
+    meter_latency_s: float  # how long each meter takes to answer a Modbus transaction (wall time)
+    meter_link: str  # "tcp": a Modbus TCP link per position; "rtu": every position on one Modbus RTU line
 
 
 METER_TYPES = Path(__file__).parent / "meter_types"
@@ -186,4 +188,6 @@ def load_board(path: Path, scale: float | None = None) -> Board:
     calibrations = doc.table("calibrations")
     calibrations.unknown({"source", "load", "counter", "environment"})
     return Board(board.text("name"), world, register_map, meter_type, ref, doc.table("counter"), calibrations, ambient,
-                 expected, diagnoses, inspection)
+                 expected, diagnoses, inspection,
+                 board.number("meter_latency_ms", LATENCY_S * 1000, low=0, high=1000.0) / 1000,
+                 board.text("meter_link", "tcp", choices=("tcp", "rtu")))

@@ -1,7 +1,9 @@
 """Each board position's meter served as a Modbus TCP device (pymodbus server, one loop thread).
 
 Registers are filled from the live meter model on every read, so a read returns what the
-meter holds at that simulated instant. Faults on a meter's link (``MeterFaults``) act per
+meter holds at that simulated instant. Every position is served at once: a meter takes
+``latency_s`` of wall time to take a request in before it samples its registers and answers,
+while the loop serves the other positions. Faults on a meter's link (``MeterFaults``) act per
 position, inside pymodbus's own hooks: the others keep being served.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from functools import partial
 
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusBaseServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
@@ -35,6 +37,11 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
               "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
               "interval_count", "interval_select", "interval_energy_wh", "clock_s", "interval_length_s", "daily_alarms",
               "tamper_clear", *DEMAND_QUANTITIES, "test_mode")
+# Simulation working value: a meter answers at once. On the stepped clock a latency is wall time
+# only (no bench time passes while reading), so it would slow every run and test and show nothing;
+# a board states one (meter_latency_ms, real meters take a few to tens of ms) to see reads overlap,
+# and with a scaled clock (--sim-scale) the skew between a meter's read and the reference's.
+LATENCY_S = 0.0
 
 
 def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
@@ -90,14 +97,22 @@ def demand_values(meter: MeterModel) -> dict[str, float | int | str]:
 class ModbusMeters:
     """One Modbus TCP server per position on 127.0.0.1, all driven by one asyncio loop."""
 
-    def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1) -> None:
+    DRIVER = "modbus-tcp"  # the driver a profile names for these meters
+    SHARED_LINE = False  # each position on a link of its own: read at once
+
+    def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1,
+                 latency_s: float = LATENCY_S) -> None:
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.world = world
         self.register_map = register_map
         self.device_id = device_id
+        self.latency_s = latency_s
         self.ports: list[int] = []
         self.requests: list[int] = [0] * len(world.meters)  # requests each position received, answered or not
-        self._servers: list[ModbusTcpServer] = []
+        # Ground truth for read timing: (simulated time, reference energy Wh) when each position last
+        # sampled its registers for a read.
+        self.sampled: list[tuple[float, float] | None] = [None] * len(world.meters)
+        self._servers: list[ModbusBaseServer] = []
         self._hooks: list[tuple[MeterModel, partial]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modbus-meters", daemon=True)
@@ -107,13 +122,19 @@ class ModbusMeters:
         asyncio.run_coroutine_threadsafe(self._start_all(), self._loop).result(timeout=10)
         return self
 
+    def addresses(self) -> list[str]:
+        """Each position's address as its driver takes it."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def _device(self, meter: MeterModel, device_id: int) -> SimDevice:
+        """The meter as pymodbus serves it: one block of registers, filled by ``_serve`` on every request."""
+        return SimDevice(id=device_id,
+                         simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
+                         action=partial(self._serve, meter))
+
     async def _start_all(self) -> None:
         for meter in self.world.meters:
-            device = SimDevice(
-                id=self.device_id,
-                simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
-                action=partial(self._serve, meter),
-            )
+            device = self._device(meter, self.device_id)
             # pymodbus annotates trace_pdu as returning a PDU, but its transaction layer takes a request
             # traced to None as no request (see _received): the annotation is narrower than the code.
             server = ModbusTcpServer(device, address=("127.0.0.1", 0),
@@ -151,6 +172,11 @@ class ModbusMeters:
 
     async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
                      count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        await asyncio.sleep(self.latency_s)  # the meter taking the request in; the loop serves the others meanwhile
+        return self._answer(meter, function_code, start, address, count, registers, set_values)
+
+    def _answer(self, meter: MeterModel, function_code: int, start: int, address: int,
+                count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         if meter.link_fault == "EXCEPTION":
             return ExcCodes.DEVICE_BUSY
         if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):
@@ -160,6 +186,7 @@ class ModbusMeters:
         with self.world.lock:
             self.world.sync()
             values = meter_values(meter, self.world)
+            self.sampled[meter.position - 1] = (self.world.time_s, self.world.reference.accumulator_wh)
         for register in self.register_map.values():
             if register.address < address + count and address < register.address + register.count:
                 words = _on_the_wire(meter, register, register.encode(values[register.name]))

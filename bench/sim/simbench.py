@@ -10,6 +10,7 @@ from bench.servers.scpi import ScpiServer
 from bench.sim.board import Board, load_board
 from bench.sim.counter_board import CounterFaults
 from bench.sim.instruments import SimControl
+from bench.sim.modbus_line import ModbusRtuMeters
 from bench.sim.modbus_meters import MeterFaults, ModbusMeters
 from bench.sim.twins import Served, twin
 from bench.station.profile import (
@@ -88,7 +89,8 @@ class SimulatedBench:
             self.counter_line = self.served["counter"].servers[0]
             self.control = ScpiServer(SimControl(world, devices, (CounterFaults(world), MeterFaults(world)))).start()
             self._servers.append(self.control)
-            self.meters = ModbusMeters(world, self.board.register_map).start()
+            served = ModbusRtuMeters if self.board.meter_link == "rtu" else ModbusMeters
+            self.meters = served(world, self.board.register_map, latency_s=self.board.meter_latency_s).start()
             self._servers.append(self.meters)
         except BaseException:
             self.stop()
@@ -134,9 +136,10 @@ class SimulatedBench:
                         "baudrate": 115200,
                         "timing_uncertainty_s": cnt.number("timing_uncertainty_s", low=0, high=1.0),
                         "calibration": self._calibration("counter")},
-            "meters": {"driver": "modbus-tcp", "device_id": self.meters.device_id},
-            "positions": [{"serial": m.serial, "address": f"127.0.0.1:{port}"}
-                          for m, port in zip(self.world.meters, self.meters.ports)],
+            "meters": {"driver": self.meters.DRIVER, "device_id": self.meters.device_id,
+                       "read_in_order": self.meters.SHARED_LINE},
+            "positions": [{"serial": m.serial, "address": address}
+                          for m, address in zip(self.world.meters, self.meters.addresses())],
             "meter_type": self.board.meter_type,
             "interlock": {"via": "counter"},
             "lab": SIM_LAB,

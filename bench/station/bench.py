@@ -20,6 +20,7 @@ from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
 from bench.station.clock import Clock, SimClock, WallClock
 from bench.station.intervals import CLOCK_REGISTERS, IntervalJournal, start_journal
+from bench.station.meter_reads import MeterReads
 from bench.station.profile import Profile
 from bench.station.safety import (
     REPEAT_GRACE_S,
@@ -61,6 +62,7 @@ class Bench:
         self.stimulus: Stimulus | None = None
         self.identities: dict[int, MeterIdentity] = {}
         self.intervals: IntervalJournal | None = None  # where the meters' interval records close, once known
+        self.meter_reads = MeterReads({})  # every position's register at once, once the meters are open
         self._opened: list = []
         self._outputs: list = []  # energised in this order, made safe in reverse
         self._by_address: dict[tuple[str, str], Any] = {}  # (driver, address) -> the one instance
@@ -90,6 +92,7 @@ class Bench:
                                                   options={"register_map": p.meter_type.registers,
                                                            "device_id": p.meters_device_id})
                            for pos in p.positions}
+            self.meter_reads = MeterReads(self.meters, in_order=p.meters_read_in_order)
             self.thermometer = (self._role("environment", p.environment_driver, p.environment_address)
                                 if p.environment_driver and p.environment_address else None)
             self.monitor = (self._role("monitor", p.monitor.driver, p.monitor.address,
@@ -266,6 +269,7 @@ class Bench:
 
     def release(self) -> None:
         """Close every link without touching an output (``close`` makes the bench safe first)."""
+        self.meter_reads.close()
         while self._opened:
             self._opened.pop().close()
         self._outputs = []

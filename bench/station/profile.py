@@ -192,6 +192,7 @@ class Profile:
     counter: CounterConfig
     meters_driver: str
     meters_device_id: int
+    meters_read_in_order: bool  # positions share one line (RS-485): read one after another, never at once
     positions: tuple[Position, ...]
     meter_type: MeterType
     interlock: str | None  # "counter": the counter board's interlock input
@@ -244,7 +245,7 @@ def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
                           (load, {"driver", "address", "max_current_a", "calibration"}),
                           (ref, {"driver", "address", "serial", "calibration"}),
                           (cnt, {"driver", "address", "baudrate", "timing_uncertainty_s", "calibration"}),
-                          (met, {"driver", "device_id"})):
+                          (met, {"driver", "device_id", "read_in_order"})):
         section.unknown(keys)
     cal = ref.table("calibration")
     position_tables = doc.tables("positions")
@@ -280,6 +281,7 @@ def parse_profile(doc: Section, directory: Path | None = None) -> Profile:
                               cnt.number("timing_uncertainty_s", low=0, high=1.0)),
         meters_driver=_driver(met, "meter"),
         meters_device_id=met.integer("device_id", 1, high=255),
+        meters_read_in_order=met.boolean("read_in_order", False),
         positions=positions,
         meter_type=meter_type,
         interlock=_interlock(interlock),
