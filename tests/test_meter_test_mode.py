@@ -273,7 +273,8 @@ def test_a_whole_plan_run_counts_in_test_mode_says_so_on_the_certificate_and_lea
     record = run.record
     assert record["status"] == "complete"
     assert record["test_mode"] == {"offered": True, "used": True, "left": True, "not_left": {}}
-    assert record["meter_type"]["test_mode"] == {"register": "test_mode", "test_outputs": {"Wh": KT_TEST}}
+    assert record["meter_type"]["test_mode"] == {"register": "test_mode", "test_outputs": {"Wh": KT_TEST},
+                                                  "demand_interval_s": 180.0}
     meter = record["meters"][0]
     gated = [r["evidence"]["constants"] for r in meter["results"] if r["evidence"].get("constants")]
     assert gated and all(c["meter_wh_per_pulse"] == KT_TEST and c["test_mode"] for c in gated)

@@ -26,7 +26,8 @@ from instruments.register_map import RegisterMap
 
 _CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)
 _FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "rssi_dbm", "snr_db", "ping_loss",
-                    "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain")
+                    "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain",
+                    "interval_record_gain")
 _INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s", "kh_wh",
                   "element_offsets_pct", "circuit_offsets_pct", "creep_w", "clock_offset_s", "fault", "fails",

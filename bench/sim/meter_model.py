@@ -217,6 +217,7 @@ class Functional:
     key_fingerprint: str = ""
     ping_received: int = 0
     intervals_wh: list[float] = field(default_factory=list)  # closed 15-minute records kept
+    interval_record_gain: float = 1.0  # what a record holds per Wh registered (a scaling slip in the load profile)
     intervals_closed: int = 0
     open_interval_wh: float = 0.0
     interval_select: int = 0
@@ -438,7 +439,7 @@ class MeterModel:
             f.intervals_closed += 1
             nth = self.release.drops_every_nth_interval
             if not (nth and f.intervals_closed % nth == 0):
-                f.intervals_wh.append(f.open_interval_wh)
+                f.intervals_wh.append(f.open_interval_wh * f.interval_record_gain)
             f.open_interval_wh, t = 0.0, boundary
         f.open_interval_wh += power * (end - t) / 3600.0
 
