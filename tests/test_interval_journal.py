@@ -20,6 +20,7 @@ from bench.station.bench import Bench
 from bench.station.intervals import (
     ALIGN_STEP_S,
     BISECTIONS,
+    CLOCK_RATE_PPM,
     LATEST_MARK_S,
     IntervalJournal,
     MeterClock,
@@ -60,7 +61,10 @@ def test_every_boundary_is_marked_once_and_windows_hold_the_energy_between():
         windows = journal.windows(n)
         assert len(windows) == len(journal.marks[n]) - 1  # the interval open at the start has no first mark
         assert all(w.reference_wh == pytest.approx(1800.0 * INTERVAL / 3600.0) for w in windows)
-        assert all(w.timing_wh == pytest.approx(2 * 0.05 * 1800.0 / 3600.0) and not w.flowed_back for w in windows)
+        for w in windows:  # each end: the located uncertainty plus the clocks' drift since (none late)
+            ends = [clocks[n].boundary_s(w.closes - 1), clocks[n].boundary_s(w.closes)]
+            drift = sum(CLOCK_RATE_PPM * 1e-6 * t for t in ends)
+            assert w.timing_wh == pytest.approx((2 * 0.05 + drift) * 1800.0 / 3600.0) and not w.flowed_back
     assert journal.closed_since_start(2, 4100.0) == 5
 
 

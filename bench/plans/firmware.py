@@ -113,13 +113,14 @@ class FirmwareChecks(BoardChecks):
         boundary by boundary, until each meter has: the dedicated check's hour shrinks to what
         is missing."""
         clocks, need = journal.clocks, self.limits.intervals_judged_min
-        margin = max((clock.uncertainty_s for clock in clocks.values()), default=0.0) + BOUNDARY_MARGIN_S
         if all(len(self._judgeable(journal, n)) >= need for n in clocks):
             return
         self.energise_payload()
         now = self.bench.now()
         # By then every meter has closed `need` windows wholly at the payload (the first may be partial).
-        deadline = max(clock.boundary_s(clock.interval_number(now) + 1 + need) for clock in clocks.values()) + margin
+        last = max(clock.boundary_s(clock.interval_number(now) + 1 + need) for clock in clocks.values())
+        margin = max(clock.uncertainty_at(last) for clock in clocks.values()) + BOUNDARY_MARGIN_S
+        deadline = last + margin
         while (short := [n for n in clocks if len(self._judgeable(journal, n)) < need]) and now < deadline:
             soonest = min(clocks[n].boundary_s(clocks[n].interval_number(now) + 1) for n in short)
             self.bench.wait(min(soonest + margin, deadline) - now, "interval records")
@@ -136,7 +137,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(False, f"the meter keeps {clock.interval_s:g} s interval records", expected
                            .replace("every record", f"{lim.interval_s:g} s records, every one"))
         new = int(meter.read("interval_count")) - journal.records_at_start[n]
-        margin = clock.uncertainty_s + BOUNDARY_MARGIN_S
+        margin = clock.uncertainty_at(now) + BOUNDARY_MARGIN_S
         fewest, most = (journal.closed_since_start(n, now - margin), journal.closed_since_start(n, now + margin))
         closed = f"{fewest}" if fewest == most else f"{fewest} or {most}"
         if not fewest <= new <= most:

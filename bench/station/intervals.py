@@ -18,6 +18,10 @@ CLOCK_REGISTERS = ("clock_s", "interval_length_s")  # what a meter must map for 
 ALIGN_STEP_S = 0.1  # how finely a whole-second clock's tick is first located
 ALIGN_STEPS = 12  # a whole-second clock ticks within 10 steps; 2 to spare
 BISECTIONS = 4  # then halved at each of the next ticks: ±3 ms, and 4 s of bench time
+# The lab's own working value, to be confirmed: how fast a meter's clock may run against the bench
+# clock, both ways together (a meter RTC of a few ppm, the bench computer's NTP-disciplined clock at
+# the 50 ppm the demand test allows it): the clock located at open drifts by this much per second.
+CLOCK_RATE_PPM = 50.0
 LATEST_MARK_S = 2.0  # a boundary first seen later than this (it passed outside a wait) is not used
 INTERVAL_RANGE_S = (60.0, 86400.0)  # load-profile intervals in use run from 1 minute to a day
 _EPS_S = 1e-6  # a boundary reached to within rounding counts as reached
@@ -26,11 +30,17 @@ _EPS_S = 1e-6  # a boundary reached to within rounding counts as reached
 @dataclass(frozen=True)
 class MeterClock:
     """A meter's clock against the bench clock: ``offset_s`` = meter time − bench time, known to
-    ±``uncertainty_s``; its intervals close at whole multiples of ``interval_s`` on its own clock."""
+    ±``uncertainty_s`` at ``located_s`` and less well later; its intervals close at whole
+    multiples of ``interval_s`` on its own clock."""
 
     offset_s: float
     uncertainty_s: float
     interval_s: float
+    located_s: float = 0.0  # when the offset was found, on the bench clock
+
+    def uncertainty_at(self, bench_s: float) -> float:
+        """The offset's uncertainty at a later time: as located, plus the two clocks' drift since."""
+        return self.uncertainty_s + CLOCK_RATE_PPM * 1e-6 * abs(bench_s - self.located_s)
 
     def interval_number(self, bench_s: float) -> int:
         """The last boundary at or before this bench time, numbered on the meter's clock."""
@@ -124,7 +134,8 @@ class IntervalJournal:
         for start, end in _pairs(self.marks[n]):
             if start.reference_wh is None or end.reference_wh is None:
                 continue
-            timing = sum((abs(mark.late_s) + clock.uncertainty_s) * mark.power_w for mark in (start, end)) / 3600.0
+            timing = sum((abs(mark.late_s) + clock.uncertainty_at(clock.boundary_s(mark.number))) * mark.power_w
+                         for mark in (start, end)) / 3600.0
             found.append(Window(end.number, end.reference_wh - start.reference_wh, timing,
                                 self._window_flow[(n, end.number)]))
         return found
@@ -159,9 +170,10 @@ def start_journal(positions: Iterable[int], read: Callable[[int, str], float | i
                         f"(the meter's clock stopped)")
     for _ in range(BISECTIONS):
         _halve(ticks, read, wait, now)
-    clocks = {n: MeterClock(tick.shown - (tick.after + tick.before) / 2, (tick.after - tick.before) / 2, lengths[n])
-              for n, tick in ticks.items()}
-    return IntervalJournal(clocks, {n: counts[n] for n in clocks}, now(), unclocked)
+    located = now()
+    clocks = {n: MeterClock(tick.shown - (tick.after + tick.before) / 2, (tick.after - tick.before) / 2, lengths[n],
+                            located) for n, tick in ticks.items()}
+    return IntervalJournal(clocks, {n: counts[n] for n in clocks}, located, unclocked)
 
 
 @dataclass
