@@ -216,3 +216,37 @@ def test_a_kill_inside_the_final_publish_loses_no_measured_result(tmp_path):
     assert record["scope"]["ran"] == held and record["scope"]["planned"] == 8 * len(record["plan"]["points"])
     assert (f"{held} of {record['scope']['planned']} planned item(s) ran; "
             "no certificates") in report.stdout, report.stdout
+
+
+DIES_MID_POINT = '''
+import os, signal
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "[LL-PF1-pos3-" in report.nodeid:  # the machine dies mid-point
+        os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_crash_mid_point_loses_that_point_only_and_every_stored_point_is_whole(tmp_path):
+    """A point's results are stored for the whole board at once: after a SIGKILL while LL-PF1 is
+    being concluded (three of its positions done), every point before it is stored on every
+    position and LL-PF1 on none."""
+    (tmp_path / "dies_mid_point.py").write_text(DIES_MID_POINT)
+    with SimulatedBench() as sim:
+        profile = tmp_path / "sim.toml"
+        profile.write_text(tomli_w.dumps(sim.profile_data()))
+        run = subprocess.run(plan_command(tmp_path, "test_plans/accuracy/", "--bench", str(profile), "-q",
+                                          "-p", "dies_mid_point"),
+                             cwd=REPO, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(tmp_path)})
+        positions = len(sim.world.meters)
+    assert run.returncode == -signal.SIGKILL, run.stdout[-2000:]
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    with engine.connect() as conn:
+        rows = conn.execute(store.results.select()).all()
+    stored: dict[str, set[int]] = {}
+    for row in rows:
+        stored.setdefault(row.point_id, set()).add(row.position)
+    assert {"KH", "CREEP", "START"} <= set(stored) and "LL-PF1" not in stored
+    assert all(numbers == set(range(1, positions + 1)) for numbers in stored.values()), stored

@@ -32,6 +32,8 @@ class Tally:
     stopped: str = ""  # why the session stopped early (safety, a lost link)
     unsafe: str = ""  # safe state could not be confirmed: said once, never certified
     final_record: dict[str, Any] | None = None  # the record published when the session ended
+    # (point id, position number, result entry): concluded items not yet in the records database
+    unstored: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

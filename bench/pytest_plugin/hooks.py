@@ -10,6 +10,7 @@ import pytest
 
 from bench.plans import audit as audit_plan
 from bench.plans.board_checks import BoardStep
+from bench.pytest_plugin.items import store_concluded
 from bench.pytest_plugin.publish import publish, write_signed
 from bench.pytest_plugin.scope import ending
 from bench.pytest_plugin.session import SESSION_KEY, BenchSession
@@ -86,6 +87,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     bench_session.make_safe_after_failure()
     run.bench.leave_test_mode()  # after safe state; before the record, which says whether it was left
+    store_concluded(run)  # the point in progress, as far as it went
     if run.tally.unsafe:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -1,5 +1,6 @@
-"""One item of a plan: its point measured once for the whole board, its result recorded at once
-(a crash loses at most the point in progress) beside its baseline, and this position judged."""
+"""One item of a plan: its point measured once for the whole board, its result recorded beside its
+baseline (stored with the rest of the board's, so a crash loses at most the point in progress),
+and this position judged."""
 from __future__ import annotations
 
 from typing import NoReturn
@@ -19,6 +20,8 @@ RESULT_KEY = pytest.StashKey[Result]()  # an item's result, for the session repo
 def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
     """Measure (once for the board) and conclude one item; a safety stop or a lost link ends
     the whole session at once, in one line."""
+    if run.tally.unstored and run.tally.unstored[0][0] != point.id:
+        store_concluded(run)  # a point some positions were not selected for: stored before the next starts
     try:
         results = run.certification.run(point)
     except SafetyError as error:
@@ -46,7 +49,9 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     request.node.user_properties.extend(result.cells().items())
     run.tally.reported[(point_id, position.number)] = (family, result)
     now = entry(point_id, family, result, run.certification.faults.get(point_id, []))
-    store.add_result(run.records, run.recorder.run_id, position.number, now)
+    run.tally.unstored.append((point_id, position.number, now))
+    if len(run.tally.unstored) == len(run.profile.positions):  # the whole board has concluded the point
+        store_concluded(run)
     regression = ""
     comparison = run.baseline.compare(position.serial, now)
     if comparison is not None:
@@ -59,3 +64,10 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
         pytest.fail(result.summary() + (f"; regression: {regression}" if regression else ""), pytrace=False)
     if regression:
         pytest.fail(f"{result.summary()}; REGRESSION against {run.baseline.reference}: {regression}", pytrace=False)
+
+
+def store_concluded(run: RunContext) -> None:
+    """The concluded items' results not yet stored, in one transaction."""
+    if run.tally.unstored:
+        store.add_results(run.records, run.recorder.run_id, [(n, entry) for _, n, entry in run.tally.unstored])
+        run.tally.unstored.clear()

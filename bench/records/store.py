@@ -7,7 +7,7 @@ the same run twice stores it once, and a run published again with more results r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -322,16 +322,19 @@ def publish(engine: Engine, record: dict[str, Any], fingerprint: str) -> Publish
     return Published(run_id, True)
 
 
-def add_result(engine: Engine, run_id: str, position: int, result: dict[str, Any]) -> None:
-    """Store one point's result on one position as soon as its item concludes, in a transaction
-    of its own: a crash loses at most the point in progress (the run stays incomplete)."""
-    key = (results.c.run_id == run_id) & (results.c.position == position) & (results.c.point_id == result["point"])
+def add_results(engine: Engine, run_id: str, concluded: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    """Store concluded items' results, (position, result) each, in one transaction: a point's
+    results for the whole board go together as soon as the board has concluded it, so a crash
+    loses at most the point in progress (the run stays incomplete)."""
     with engine.begin() as conn:
-        conn.execute(delete(results).where(key))
-        conn.execute(results.insert().values(
-            run_id=run_id, position=position, point_id=result["point"], family=result["family"], name=result["name"],
-            verdict=result["verdict"], value_pct=result.get("value_pct"), u_pct=result.get("u_pct"),
-            evidence=canonical_json(result)))
+        for position, result in concluded:
+            key = ((results.c.run_id == run_id) & (results.c.position == position)
+                   & (results.c.point_id == result["point"]))
+            conn.execute(delete(results).where(key))
+            conn.execute(results.insert().values(
+                run_id=run_id, position=position, point_id=result["point"], family=result["family"],
+                name=result["name"], verdict=result["verdict"], value_pct=result.get("value_pct"),
+                u_pct=result.get("u_pct"), evidence=canonical_json(result)))
 
 
 def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: str,
