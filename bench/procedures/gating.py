@@ -178,11 +178,6 @@ def out_of_test_mode_faults(bench: Bench, point_id: str, name: str, when: str) -
             for pos in bench.profile.positions if pos.number in dropped}
 
 
-def _timed(bench: Bench, read: Callable[[], float]) -> tuple[float, float, float]:
-    """(midpoint time, value, half-width of the read window) on the bench clock."""
-    return _read_timed(bench.clock.now, read)
-
-
 def _kt(bench: Bench, quantity: Quantity) -> float:
     """The Kt in force of the test output that pulses for the quantity: what its gate counts with."""
     return bench.outputs.kt[quantity.output]
