@@ -21,6 +21,11 @@ _NUMERIC = {
     "float32": DATATYPE.FLOAT32, "float64": DATATYPE.FLOAT64,
 }
 TYPES = (*_NUMERIC, "string")
+# pymodbus's own struct format and word count per type, looked up once: a read decodes in a
+# single unpack of its big-endian words, as ``convert_from_registers`` does (word order "big").
+_WORDS = {name: datatype.value[1] for name, datatype in _NUMERIC.items()}
+_UNPACK = {name: struct.Struct(">" + datatype.value[0]) for name, datatype in _NUMERIC.items()}
+_PACK_WORDS = {count: struct.Struct(f">{count}H") for count in set(_WORDS.values())}
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Register:
 
     @property
     def count(self) -> int:
-        return self.words if self.type == "string" else _NUMERIC[self.type].value[1]
+        return self.words if self.type == "string" else _WORDS[self.type]
 
     def decode(self, registers: Sequence[int]) -> float | int | str:
         """Strict: words that do not hold this type raise ValueError (a register is never read as
@@ -46,9 +51,7 @@ class Register:
             raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
         if self.type == "string":
             return _text(words)
-        raw = ModbusClientMixin.convert_from_registers(words, _NUMERIC[self.type])
-        if not isinstance(raw, (int, float)):  # every numeric type converts to one number
-            raise ValueError(f"{self.type} converted to {raw!r}, not a number")
+        (raw,) = _UNPACK[self.type].unpack(_PACK_WORDS[len(words)].pack(*words))
         value = raw * self.scale if self.scale != 1.0 else raw
         if not math.isfinite(value):
             raise ValueError(f"not a finite number: {value}")

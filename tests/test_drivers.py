@@ -1,7 +1,11 @@
 """Drivers against the simulated instruments over the real transports (TCP, pty, Modbus TCP)."""
+import math
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pymodbus.client.mixin import ModbusClientMixin
 
 from bench.metrology.harmonics import Harmonic
 from instruments.ac_load import ScpiPhantomLoad
@@ -10,7 +14,7 @@ from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.meter_modbus import ModbusMeter
 from instruments.pulse_counter import SerialPulseCounter
 from instruments.reference_standard import ScpiReferenceStandard
-from instruments.register_map import Register
+from instruments.register_map import TYPES, Register
 
 
 @pytest.fixture
@@ -134,6 +138,30 @@ def test_register_codec_round_trip(register, value):
     assert len(words) == register.count
     assert (register.decode(words) == pytest.approx(value) if not isinstance(value, str)
             else register.decode(words) == value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), kind=st.sampled_from([t for t in TYPES if t != "string"]),
+       scale=st.sampled_from([1.0, 0.001, 0.1, 10.0]))
+def test_a_numeric_register_decodes_as_pymodbus_converts_it(data, kind, scale):
+    """The decoder unpacks the words itself; pymodbus's ``convert_from_registers`` (word order
+    big) is the reference it must agree with, bit for bit, for any words of any numeric type."""
+    register = Register("r", 0, kind, scale)
+    words = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=register.count, max_size=register.count))
+    expected = ModbusClientMixin.convert_from_registers(words, ModbusClientMixin.DATATYPE[kind.upper()])
+    expected = expected * scale if scale != 1.0 else expected
+    if not math.isfinite(expected):
+        with pytest.raises(ValueError, match="not a finite number"):
+            register.decode(words)
+    else:
+        decoded = register.decode(words)
+        assert decoded == expected and type(decoded) is type(expected)
+
+
+@pytest.mark.parametrize("words", [[1, 2, 3], [0, 0, 0, 0x10000], [0, 0, 0, -1], [0, 0, 0, 1.0]])
+def test_words_that_are_not_the_registers_are_refused(words):
+    with pytest.raises(ValueError, match="expected 4 16-bit words"):
+        Register("e", 0, "uint64", 0.001).decode(words)
 
 
 def test_a_late_reply_is_never_taken_for_the_next_answer(sim):
