@@ -33,6 +33,7 @@ def test_the_default_table_for_a_16s_class_02_meter():
     assert by_id["LL-PF05"].limit_pct == 0.3 and by_id["H5"].limit_pct == 0.4
     assert by_id["H5"].shift_from == "H-REF" and by_id["V90"].shift_from == "FL-PF1"
     assert by_id["LL-PF1"].dwell.target_u_pct == pytest.approx(0.2 / 5)  # IEC 62058-11: a fifth of the limit
+    assert (by_id["LL-PF1"].dwell.floor_s(False), by_id["LL-PF1"].dwell.floor_s(True)) == (30.0, 4.0)
     assert all(p.rule is Rule.SIMPLE for p in points if isinstance(p, AccuracyPoint))
 
 
@@ -80,6 +81,8 @@ def row(data, point_id):
     (lambda d: row(d, "F98").update(tolerence={"0.2": 0.1}), r"point\[\d+\] F98.tolerence", "unknown key"),
     (lambda d: row(d, "START").pop("provenance"), r"point\[\d+\] START.provenance", "missing"),
     (lambda d: d["dwell"].update(min_pulses=0), r"dwell.min_pulses", "whole number in [1, 100000]"),
+    (lambda d: d["dwell"].update(min_dwell_test_mode_s=float("nan")), r"dwell.min_dwell_test_mode_s", "finite"),
+    (lambda d: d["dwell"].update(min_dwell_test_mode_s=-4.0), r"dwell.min_dwell_test_mode_s", "outside [0, 86400]"),
 ])
 def test_a_broken_table_is_one_line_naming_file_and_row(tmp_path, edit, where, says):
     path = write_table(tmp_path, edit)

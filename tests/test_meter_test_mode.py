@@ -162,16 +162,36 @@ def test_the_dwell_planner_needs_a_tenth_of_the_time_per_pulse_at_a_tenth_of_the
 
 def test_a_point_gated_in_test_mode_counts_and_records_the_test_mode_kt(sim):
     """LL-PF1 measured in test mode: the gate counts 0.1 Wh pulses (a wrong Kt would be an error of
-    hundreds of percent) and lasts the 30 s minimum, against the 83 s the normal Kt needs."""
+    hundreds of percent) and lasts the 25-pulse minimum, 8.3 s at 1080 W, against the 83 s the
+    normal Kt needs (the table's 4 s floor in test mode does not govern here)."""
     with Bench(sim.profile(), test_mode=True) as bench:
         results = measure_point(bench, POINTS["LL-PF1"])
         truth = {number: bench.sim_control.true_error_pct(number) for number in results}
+    period_s = KT_TEST * 3600 / 1080
     for number, result in results.items():
         assert isinstance(result, PositionResult) and result.gate is not None and result.pulses is not None
         assert result.constants == PulseConstants(KT_TEST, bench.spec.reference_constant_wh, test_mode=True)
         assert result.to_dict()["constants"]["test_mode"] is True
-        assert 30.0 <= result.gate.gate_time_s < 30.0 + 2 * KT_TEST * 3600 / 1080
+        assert result.gate.mut_pulses == 25
+        assert 24 * period_s < result.gate.gate_time_s < 26 * period_s
         assert abs(result.pulses.error_pct - truth[number]) <= result.pulses.expanded_pct
+
+
+@pytest.mark.parametrize("test_mode, floor_s", [(True, 4.0), (False, 30.0)], ids=["test-mode", "normal-mode"])
+def test_full_load_gates_for_the_tables_floor_of_the_output_in_force(sim, test_mode, floor_s):
+    """FL-PF1 at 10.8 kW: 25 pulses would take 0.8 s at 0.1 Wh, so the floor governs: the
+    table's min_dwell_test_mode_s (4 s) in test mode, its min_dwell_s (30 s) otherwise; each
+    gate's U still within the target (a fifth of the ±0.2 % limit)."""
+    point = POINTS["FL-PF1"]
+    assert point.dwell.floor_s(test_mode) == floor_s
+    kt = KT_TEST if test_mode else KT_NORMAL
+    with Bench(sim.profile(), test_mode=test_mode) as bench:
+        results = measure_point(bench, point)
+    for result in results.values():
+        assert isinstance(result, PositionResult) and result.gate is not None and result.pulses is not None
+        assert floor_s <= result.gate.gate_time_s < floor_s + 2 * kt * 3600 / 10_800
+        assert result.pulses.expanded_pct <= point.dwell.target_u_pct
+        assert "less than the plan's" not in result.note
 
 
 def test_creep_and_starting_periods_are_energies_so_they_shrink_by_kt_test_over_kt(sim):

@@ -28,6 +28,7 @@ from bench.procedures.results import PositionResult
 from bench.records import plots
 from bench.records.record import entry
 from bench.sim import SimulatedBench
+from bench.station.bench import Bench
 from bench.station.meter_reads import MeterReads
 
 # The C12.20 table resolved for the default simulated board's meter (Form 16S CL200, class 0.2, Kh 1 Wh).
@@ -232,15 +233,23 @@ def test_safe_state_switches_the_load_off_before_the_source_as_the_instruments_r
 
 # 6. a short gate is INDETERMINATE, never PASS ------------------------------------------------------------------
 
-def test_a_gate_shorter_than_the_minimum_dwell_is_indeterminate_not_pass(sim, sim_bench, control):
-    point = POINTS["FL-PF1"]  # full load at PF 1: ±0.2 % (class 0.2), simple acceptance, min 25 pulses, min 30 s
+@pytest.mark.parametrize("test_mode", [False, True], ids=["normal-mode", "test-mode"])
+def test_a_gate_shorter_than_the_minimum_dwell_is_indeterminate_not_pass(sim, control, test_mode):
+    """The floor in force judges the gate: 30 s on the normal output, the table's 4 s in test mode
+    (25 pulses at 10.8 kW are 8.3 s at 1 Wh, 0.83 s at 0.1 Wh: short of either)."""
+    point = POINTS["FL-PF1"]  # full load at PF 1: ±0.2 % (class 0.2), simple acceptance, min 25 pulses
     assert point.rule is Rule.SIMPLE
+    with Bench(sim.profile(), test_mode=test_mode) as sim_bench:
+        _judge_a_short_gate(sim, sim_bench, control, point, point.dwell.floor_s(test_mode))
+
+
+def _judge_a_short_gate(sim, sim_bench, control, point, floor_s):
     stimulus = point.stimulus(sim_bench)
     readings, deviations = gating.settle_at_conditions(sim_bench, stimulus, point.conditions, point.dwell.settle_s)
     assert not deviations
-    kt = sim_bench.profile.meter_type.test_outputs["Wh"]
-    period_s = kt * 3600.0 / readings.power_w  # 1 Wh at 10.8 kW: 0.333 s per pulse
-    pulses = point.dwell.min_pulses  # 25 pulses: an 8.3 s gate, well under the 30 s minimum dwell
+    kt = sim_bench.outputs.kt["Wh"]
+    period_s = kt * 3600.0 / readings.power_w  # 1 Wh at 10.8 kW: 0.333 s per pulse (0.1 Wh: 0.033 s)
+    pulses = point.dwell.min_pulses  # 25 pulses: a gate well under the floor in force
     start = gating._snapshot(sim_bench)
     armed_at = sim_bench.clock.now()
     for pos in sim_bench.profile.positions:
@@ -255,13 +264,13 @@ def test_a_gate_shorter_than_the_minimum_dwell_is_indeterminate_not_pass(sim, si
         assert abs(truth) < point.limit_pct / 2  # a sound meter: by its error alone it passes
         result = gating._position_result(sim_bench, sim_bench.spec, point, stimulus, readings, plan,
                                          states[pos.number - 1], pos, start, end, window_s)
-        assert result.gate.gate_time_s < point.dwell.min_dwell_s
+        assert result.gate.gate_time_s < floor_s
         # The gated error is the meter's against the reference standard, whose own true error r the
         # simulator sets (0.004 %): e_meter - r to first order, within the gate's U (k=2). The
         # measurement is sound; only the verdict must change for a short gate.
         assert result.pulses.error_pct == pytest.approx(truth - sim.world.reference.error_pct,
                                                         abs=result.pulses.expanded_pct)
         assert result.pulses.verdict is Verdict.INDETERMINATE and result.verdict is Verdict.INDETERMINATE, (
-            f"position {pos.number}: a {result.gate.gate_time_s:.1f} s gate (minimum {point.dwell.min_dwell_s:g} s) "
+            f"position {pos.number}: a {result.gate.gate_time_s:.1f} s gate (minimum {floor_s:g} s) "
             f"gave {result.verdict.value}: {result.summary()}")
-        assert "less than the plan's" in result.note
+        assert f"less than the plan's {floor_s:g} s" in result.note

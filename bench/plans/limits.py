@@ -118,10 +118,11 @@ class LimitTable:
                                            settle, self.conditions))
             else:
                 value = _for_class(row, mt.accuracy_class)
-                dwell = DwellRules(settle, self.dwell.integer("min_pulses", low=1, high=100_000),
-                                   self.dwell.number("min_dwell_s", low=0, high=86400.0),
+                min_dwell_s = self.dwell.number("min_dwell_s", low=0, high=86400.0)
+                dwell = DwellRules(settle, self.dwell.integer("min_pulses", low=1, high=100_000), min_dwell_s,
                                    value * self.dwell.number("target_u_fraction", DEFAULT_TARGET_U_FRACTION,
-                                                             positive=True, high=1.0))
+                                                             positive=True, high=1.0),
+                                   self.dwell.number("min_dwell_test_mode_s", min_dwell_s, low=0, high=86400.0))
                 for suffix, label, weights in _expand(row, forms()[mt.form]):
                     load = Load(**{**row.load.__dict__, "weights": weights})
                     found.append(AccuracyPoint(row.id + suffix, row.name + label, row.family, load, value, dwell,
@@ -206,9 +207,11 @@ def load_table(path: Path = DEFAULT_TABLE) -> LimitTable:
     doc.unknown({"table", "dwell", "reference_conditions", "weighted_average", "point"})
     table, dwell = doc.table("table"), doc.table("dwell")
     table.unknown({"name", "version", "standard", "decision_rule", "forms", "classes", "provenance"})
-    dwell.unknown({"settle_s", "min_pulses", "min_dwell_s", "target_u_fraction", "provenance"})
+    dwell.unknown({"settle_s", "min_pulses", "min_dwell_s", "min_dwell_test_mode_s", "target_u_fraction",
+                   "provenance"})
     dwell.number("settle_s", low=0, high=3600.0)
     dwell.number("min_dwell_s", low=0, high=86400.0)
+    dwell.number("min_dwell_test_mode_s", 0.0, low=0, high=86400.0)
     dwell.integer("min_pulses", low=1, high=100_000)
     dwell.number("target_u_fraction", DEFAULT_TARGET_U_FRACTION, positive=True, high=1.0)
     dwell.text("provenance")

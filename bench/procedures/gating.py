@@ -81,6 +81,14 @@ class DwellRules:
     min_pulses: int
     min_dwell_s: float
     target_u_pct: float  # expanded (k=2) uncertainty the planner aims for
+    min_dwell_test_mode_s: float | None = None  # the floor while the meters are in test mode; None: min_dwell_s
+
+    def floor_s(self, test_mode: bool) -> float:
+        """The shortest gate with the output in force: a table may set its own floor for the
+        meters' test mode, whose pulses the budget's edge-timing term already covers."""
+        if test_mode and self.min_dwell_test_mode_s is not None:
+            return self.min_dwell_test_mode_s
+        return self.min_dwell_s
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,8 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
         spec = bench.gate_on(quantity)
         plan = plan_dwell(spec, _measured_power(readings, quantity) * (1 + point.limit_pct / 100.0),
                           _kt(bench, quantity), power_factor=quantity.factor(stimulus.phase_deg),
-                          target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses, min_dwell_s=rules.min_dwell_s,
+                          target_u_pct=rules.target_u_pct, min_pulses=rules.min_pulses,
+                          min_dwell_s=rules.floor_s(bench.outputs.test_mode),
                           reactive=quantity.reactive)
         start = _snapshot(bench, quantity)
         armed_at = bench.clock.now()
@@ -260,9 +269,10 @@ def _position_result(bench: Bench, spec: BenchSpec, point: AccuracyPoint, stimul
         error = gated_error_pct(gate.mut_pulses, kt, gate.ref_pulses, spec.reference_constant_wh)
         budget = gated_budget(spec, gate.ref_pulses, gate.gate_time_s, factor, quantity.reactive)
         verdict = decide(error, budget.expanded_pct, point.limit_pct, point.rule)
-        if gate.gate_time_s < point.dwell.min_dwell_s and verdict is Verdict.PASS:
+        floor_s = point.dwell.floor_s(bench.outputs.test_mode)
+        if gate.gate_time_s < floor_s and verdict is Verdict.PASS:
             verdict = Verdict.INDETERMINATE
-            note = f"gate lasted {gate.gate_time_s:.1f} s, less than the plan's {point.dwell.min_dwell_s:g} s"
+            note = f"gate lasted {gate.gate_time_s:.1f} s, less than the plan's {floor_s:g} s"
         pulses = Measured(error, budget, verdict)
     else:
         note = (f"gate incomplete: {state.mut_pulses} of {plan.mut_pulses} MUT pulses, gate {state.state.lower()} "
