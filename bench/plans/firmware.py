@@ -11,7 +11,7 @@ from bench.datafiles import STANDARDS, load_toml
 from bench.metrology.forms import forms
 from bench.metrology.stimulus import Stimulus
 from bench.plans.board_checks import BoardChecks, BoardStep, Finding
-from bench.procedures.gating import AccuracyPoint
+from bench.procedures.gating import AccuracyPoint, Load
 from bench.station.bench import Bench
 from bench.station.intervals import IntervalJournal, Window
 from bench.station.profile import Position
@@ -91,33 +91,33 @@ class FirmwareChecks(BoardChecks):
         journal = self.bench.intervals
         if journal is None:
             return self._intervals_held_at_payload()
-        self._hold_payload_for_missing(journal)
+        self._hold_for_missing(journal)
         now = self.bench.now()
         return self.each_at_once(lambda pos: self._judge_records(journal, pos, now))
 
     def _least_energy_wh(self) -> float:
         """A window's reference energy below which its record is not judged: under the meter's
-        power at the stated share of TA (unity PF, nominal voltage) its light-load error, which
-        the light-load points judge against their own limits, would dominate it. Never above the
-        payload point's, so the windows the check holds the payload for are always judged."""
+        power at the stated share of TA (unity PF, nominal voltage) the class limit no longer
+        bounds its error, so a record off by more than the tolerance is the meter's light-load
+        error (the light-load points and the payload check judge it), not the record's."""
         mt = self.bench.profile.meter_type
         light_w = mt.nominal_voltage_v * mt.test_amperes * self.limits.interval_min_load_pct_ta / 100.0 * mt.elements
-        return min(light_w, self.payload.stimulus(self.bench).power_w) * self.limits.interval_s / 3600.0
+        return light_w * self.limits.interval_s / 3600.0
 
     def _judgeable(self, journal: IntervalJournal, n: int) -> list[Window]:
         least = self._least_energy_wh()
         return [w for w in journal.windows(n) if not w.flowed_back and w.reference_wh >= least]
 
-    def _hold_payload_for_missing(self, journal: IntervalJournal) -> None:
-        """A run too short to have closed enough judgeable intervals holds the payload point,
-        boundary by boundary, until each meter has: the dedicated check's hour shrinks to what
-        is missing."""
+    def _hold_for_missing(self, journal: IntervalJournal) -> None:
+        """A run too short to have closed enough judgeable intervals holds full load (TA, unity
+        PF, nominal voltage: where the class limit applies), boundary by boundary, until each
+        meter has: the dedicated check's hour shrinks to what is missing."""
         clocks, need = journal.clocks, self.limits.intervals_judged_min
         if all(len(self._judgeable(journal, n)) >= need for n in clocks):
             return
-        self.energise_payload()
+        self.settle_at(Load(current_fraction=1.0).stimulus(self.bench.profile.meter_type), "settling at TA")
         now = self.bench.now()
-        # By then every meter has closed `need` windows wholly at the payload (the first may be partial).
+        # By then every meter has closed `need` windows wholly at TA (the first may be partial).
         last = max(clock.boundary_s(clock.interval_number(now) + 1 + need) for clock in clocks.values())
         margin = max(clock.uncertainty_at(last) for clock in clocks.values()) + BOUNDARY_MARGIN_S
         deadline = last + margin
