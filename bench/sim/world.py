@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
+
 from bench.counterd.gate import Channel, Timebase
 from bench.metrology.forms import CircuitMap
 from bench.metrology.harmonics import Harmonic
@@ -136,7 +138,7 @@ class Gate(Channel):
         self.glitches.extend((start_s + span_s * (k + 0.5) / count, width_s) for k in range(count))
         self.glitches.sort()
 
-    def feed(self, pulses: list[float], until_s: float, ref_count_at: Callable[[float], int]) -> None:
+    def feed(self, pulses: np.ndarray, until_s: float, ref_count_at: Callable[[float], int]) -> None:
         """The meter's pulses (rising-edge times) and the glitches due by ``until_s``, in time order."""
         due = [g for g in self.glitches if g[0] <= until_s]
         self.glitches = self.glitches[len(due):]
