@@ -478,7 +478,7 @@ class MeterModel:
                 return code
         return self.alarm_code
 
-    def advance(self, t0: float, dt: float, c: Conditions) -> dict[str, list[float]]:
+    def advance(self, t0: float, dt: float, c: Conditions) -> dict[str, np.ndarray]:
         """Integrate ``dt`` seconds from time ``t0``; return each test output's pulse edge times.
 
         Each edge is where the output's energy crosses a multiple of its Kt, moved by the output's
@@ -501,20 +501,39 @@ class MeterModel:
         # The registered powers once per step, not once more per output: most of the simulator's cost per position.
         return {output: self._pulse(output, t0, dt, self.output_power(p, q, output)) for output in self.test_outputs}
 
-    def _pulse(self, output: str, t0: float, dt: float, power: float) -> list[float]:
+    def _pulse(self, output: str, t0: float, dt: float, power: float) -> np.ndarray:
+        """The step's new edges at once: edge k falls where the energy reaches origin + k Kt, each
+        computed by the very formula a pulse-by-pulse loop would use, and the jitter drawn as one
+        array (a Generator gives the same values as one draw per edge: tests/test_sim_pulses.py)."""
         kt, start_energy = self.test_outputs[output], self.output_energy[output]
         origin_wh, origin_pulses = self._edge_origin[output]
-        self.output_energy[output] += power * dt / 3600.0
-        edges: list[float] = []
-        while origin_wh + (self.output_pulses[output] - origin_pulses + 1) * kt <= self.output_energy[output]:
-            self.output_pulses[output] += 1
-            edge_wh = origin_wh + (self.output_pulses[output] - origin_pulses) * kt
-            crossing = t0 + (edge_wh - start_energy) * 3600.0 / power
-            edges.append(crossing + self._rng.normal(0.0, self.pulse_jitter_s))
-        return edges
+        energy = self.output_energy[output] = start_energy + power * dt / 3600.0
+        done = self.output_pulses[output] - origin_pulses
+        n = new_pulses(origin_wh, kt, done, energy)
+        if not n:
+            return np.empty(0)
+        self.output_pulses[output] += n
+        edge_wh = origin_wh + np.arange(done + 1, done + n + 1).astype(float) * kt
+        crossing = t0 + (edge_wh - start_energy) * 3600.0 / power
+        return crossing + self._rng.normal(0.0, self.pulse_jitter_s, size=n)
 
     def true_demand_error_pct(self, c: Conditions) -> float:
         """Ground truth for a closed interval's demand under steady conditions: registered power
         over the demand timer's rate, against true power, minus one, in percent (0 with no power)."""
         true_power = c.active_power_w
         return (self.registered_power_w(c) / self.demand.rate / true_power - 1.0) * 100.0 if true_power > 0 else 0.0
+
+
+def new_pulses(origin_wh: float, kt: float, done: int, energy_wh: float) -> int:
+    """How many more edges, after ``done``, have origin + k Kt <= the energy: an estimate by
+    division, settled by the comparison itself, so the count is the one a loop testing each k
+    finds (origin + k Kt rounds monotonically in k, so the edges passed are a prefix)."""
+    def passed(k: int) -> bool:
+        return origin_wh + (done + k) * kt <= energy_wh
+
+    n = max(math.floor((energy_wh - origin_wh) / kt) - done, 0)
+    while n and not passed(n):
+        n -= 1
+    while passed(n + 1):
+        n += 1
+    return n
