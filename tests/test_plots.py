@@ -268,3 +268,13 @@ def test_a_boards_curves_drawn_in_parallel_are_the_curves_drawn_one_by_one():
     drawn = plots.error_curve_svgs(boards)
     assert drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]
     assert len(set(drawn)) == plots.PARALLEL_FROM and drawn[-1] == drawn[0]
+
+
+def test_curves_set_drawing_before_they_are_asked_for_are_the_curves_drawn_here():
+    """A run's end starts its workers and sets its curves drawing before it renders the documents."""
+    boards = [(plan({"FL-PF1": 0.01 * k}), TA) for k in range(3)]
+    with plots.CurvePool(2) as pool:
+        pool.start(boards[:2])  # the third is drawn when asked for
+        drawn = plots.error_curve_svgs(boards, pool)
+    assert drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]
+    assert len(set(drawn)) == 3
