@@ -341,22 +341,34 @@ class CurvePool:
 
     @classmethod
     def for_curves(cls, count: int) -> CurvePool | None:
-        """A pool for up to ``count`` distinct curves; None where they would be drawn here (too few
-        to pay for the workers' start-up, or a single core)."""
+        """A pool for up to ``count`` distinct curves; None where they are to be drawn here: too few
+        to pay for the workers' start-up, a single core, or no process to be had (a run's record
+        must never be lost to its charts)."""
         workers = min(os.cpu_count() or 1, count)
-        return cls(workers) if count >= PARALLEL_FROM and workers >= 2 else None
+        if count < PARALLEL_FROM or workers < 2:
+            return None
+        try:
+            return cls(workers)
+        except OSError:
+            return None
 
     def start(self, boards: list[tuple[list[dict[str, Any]], float]]) -> None:
-        """Set the curves of these (results, test amperes) drawing, each distinct one once."""
-        for points in dict.fromkeys(tuple(curve_points(results, amperes)) for results, amperes in boards):
-            if points not in self._drawing:
-                self._drawing[points] = self._executor.submit(_draw_curve_svg, points)
+        """Set the curves of these (results, test amperes) drawing, each distinct one once; with
+        workers that could not start, nothing (``drawn`` says so)."""
+        try:
+            for results, amperes in boards:
+                self._drawing_of(tuple(curve_points(results, amperes)))
+        except BrokenProcessPool:
+            pass
 
     def drawn(self, points: tuple[CurvePoint, ...]) -> str | None:
         """One curve; raises BrokenProcessPool when the workers could not start."""
+        return self._drawing_of(points).result()
+
+    def _drawing_of(self, points: tuple[CurvePoint, ...]) -> Future[str | None]:
         if points not in self._drawing:
             self._drawing[points] = self._executor.submit(_draw_curve_svg, points)
-        return self._drawing[points].result()
+        return self._drawing[points]
 
     def __enter__(self) -> CurvePool:
         return self
