@@ -4,6 +4,8 @@ current ticks, harmonic bars on their orders, and the same bytes for the same da
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -17,6 +19,7 @@ from bench.records import plots
 from bench.records.record import entry
 from bench.station.profile import Position
 from instruments.reference_standard import Readings
+from tests.helpers import REPO
 
 TA = 30.0
 POSITION = Position(1, "SIM16A00001", "127.0.0.1:5020", {"Wh": 1})
@@ -268,3 +271,38 @@ def test_a_boards_curves_drawn_in_parallel_are_the_curves_drawn_one_by_one():
     drawn = plots.error_curve_svgs(boards)
     assert drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]
     assert len(set(drawn)) == plots.PARALLEL_FROM and drawn[-1] == drawn[0]
+
+
+def test_curves_set_drawing_before_they_are_asked_for_are_the_curves_drawn_here():
+    """A run's end starts its workers and sets its curves drawing before it renders the documents."""
+    boards = [(plan({"FL-PF1": 0.01 * k}), TA) for k in range(3)]
+    with plots.CurvePool(2) as pool:
+        pool.start(boards[:2])  # the third is drawn when asked for
+        drawn = plots.error_curve_svgs(boards, pool)
+    assert drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]
+    assert len(set(drawn)) == 3
+
+
+@pytest.mark.slow
+def test_a_process_that_cannot_start_workers_still_draws_every_curve():
+    """python reading its program from stdin cannot spawn workers (its main module cannot be imported
+    again): setting the curves drawing does not fail, and each curve is then drawn in the process."""
+    program = """
+import json
+from concurrent.futures.process import BrokenProcessPool
+from bench.records import plots
+from tests.test_plots import TA, plan
+boards = [(plan({"FL-PF1": 0.01 * k}), TA) for k in range(3)]
+with plots.CurvePool(2) as pool:
+    try:
+        pool.drawn(())  # waits until the workers have failed to start
+    except BrokenProcessPool:
+        broken = True
+    pool.start(boards)
+    drawn = plots.error_curve_svgs(boards, pool)
+print(json.dumps([broken, drawn == [plots.error_curve_svg(results, amperes) for results, amperes in boards]]))
+"""
+    done = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[true, true]"

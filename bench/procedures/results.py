@@ -11,7 +11,8 @@ keeps) is unchanged by them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, TypeAlias
 
 from bench.metrology.quantities import QUANTITIES
@@ -89,8 +90,35 @@ def _where(point_name: str, position: Position) -> str:
     return f"{point_name}, position {position.number} ({position.serial})"
 
 
+# What ``copy.deepcopy`` returns as it is: ``_plain`` returns these without calling it.
+_IMMUTABLE = frozenset({type(None), bool, int, float, complex, str, bytes})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # each dataclass's field names, looked up once
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion, without its deep copy of every number and string, which
+    gives back the very same object (Python 3.12's ``asdict`` skips it too): every result is
+    converted once when its item concludes and once for the record, and before 3.12 the copying
+    was most of the end of a 40-position run's record."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(kind):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt field by field
+        return kind(*[_plain(v) for v in value])
+    if isinstance(value, (list, tuple)):
+        return kind(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return kind((_plain(k), _plain(v)) for k, v in value.items())
+    return copy.deepcopy(value)
+
+
 def _to_dict(result: Any) -> dict[str, Any]:
-    data = asdict(result)
+    data = _plain(result)
     data["verdict"] = result.verdict.value
     data["cells"] = result.cells()
     return data

@@ -11,7 +11,7 @@ import pytest
 from bench.plans import audit as audit_plan
 from bench.plans.board_checks import BoardStep
 from bench.pytest_plugin.items import store_concluded
-from bench.pytest_plugin.publish import publish, write_signed
+from bench.pytest_plugin.publish import chart_workers, publish, write_signed
 from bench.pytest_plugin.scope import ending
 from bench.pytest_plugin.session import SESSION_KEY, BenchSession
 from bench.records.baseline import compared_enough
@@ -93,8 +93,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"bench: SAFETY: {run.tally.unsafe}: check the board by hand", red=True, bold=True)
-    record = publish(run, bench_session.selection.scope(run, ending(run, exitstatus), session.shouldfail))
-    if "baseline" in record and not compared_enough(record["baseline"]):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    write_signed(run, record)
+    scope = bench_session.selection.scope(run, ending(run, exitstatus), session.shouldfail)
+    with chart_workers(run, scope) as charts:
+        record = publish(run, scope, charts)
+        if "baseline" in record and not compared_enough(record["baseline"]):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        write_signed(run, record, charts)
     run.tally.final_record = record

@@ -4,18 +4,26 @@ and, for a complete run, its signed documents."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from bench.pytest_plugin.context import RunContext
 from bench.records import store
-from bench.records.documents import write_documents
+from bench.records.documents import error_curve_inputs, write_documents
 from bench.records.record import Scope, fingerprint
 from bench.records.signing import sign_record
 
+if TYPE_CHECKING:
+    from bench.records.plots import CurvePool
 
-def publish(run: RunContext, scope: Scope) -> dict[str, Any]:
+
+def publish(run: RunContext, scope: Scope, charts: CurvePool | None = None) -> dict[str, Any]:
+    """The run's record, stored; its error curves set drawing in ``charts`` as soon as it exists."""
     tally = run.tally
     record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope)
+    if charts is not None:
+        charts.start(error_curve_inputs(record))
     record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
     if scope.status == "complete":
         _number_certificates(run, record)
@@ -35,10 +43,27 @@ def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
             meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
 
 
-def write_signed(run: RunContext, record: dict[str, Any]) -> None:
-    """The record as signed JSON in the reports directory; a complete run's documents beside it."""
+@contextmanager
+def chart_workers(run: RunContext, scope: Scope) -> Iterator[CurvePool | None]:
+    """For a complete run on a board with enough meters, workers for its error curves, started
+    before its record is made: their start-up (each imports matplotlib) overlaps the parent's work."""
+    if scope.status != "complete":
+        yield None
+        return
+    from bench.records.plots import CurvePool  # matplotlib: only a run that publishes documents imports it
+    pool = CurvePool.for_curves(len(run.profile.positions))
+    if pool is None:
+        yield None
+        return
+    with pool:
+        yield pool
+
+
+def write_signed(run: RunContext, record: dict[str, Any], charts: CurvePool | None = None) -> None:
+    """The record as signed JSON in the reports directory; a complete run's documents beside it,
+    with the error curves ``charts`` drew."""
     run.reports_dir.mkdir(parents=True, exist_ok=True)
     signed = sign_record(record, run.signer)
     (run.reports_dir / f"run-{record['run_id']}.json").write_text(json.dumps(signed, indent=1, default=str))
     if record["status"] == "complete":
-        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template)
+        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template, charts)

@@ -16,7 +16,7 @@ import math
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
@@ -322,23 +322,79 @@ def _draw_curve_svg(points: tuple[CurvePoint, ...]) -> str | None:
 PARALLEL_FROM = 6
 
 
-def error_curve_svgs(boards: list[tuple[list[dict[str, Any]], float]]) -> list[str | None]:
-    """``error_curve_svg`` of each (results, test amperes), the distinct ones drawn in parallel
-    on every core when there are enough of them (a 40-position board's end of run), else here."""
+def _started() -> None:
+    """Nothing: a worker given it imports this module (and matplotlib) to run it, and is then ready."""
+
+
+class CurvePool:
+    """Worker processes that draw error curves on every core, started before the curves are known
+    (a run's end starts them before it builds its record), so that their start-up overlaps the
+    parent's own work; ``start`` sets curves drawing while the parent does something else.
+
+    spawn, not fork: the caller may be a pytest process running the simulated bench's threads."""
+
+    def __init__(self, workers: int) -> None:
+        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(workers):  # a worker is spawned for each task no idle worker can take
+            self._executor.submit(_started)
+        self._drawing: dict[tuple[CurvePoint, ...], Future[str | None]] = {}
+
+    @classmethod
+    def for_curves(cls, count: int) -> CurvePool | None:
+        """A pool for up to ``count`` distinct curves; None where they are to be drawn here: too few
+        to pay for the workers' start-up, a single core, or no process to be had (a run's record
+        must never be lost to its charts)."""
+        workers = min(os.cpu_count() or 1, count)
+        if count < PARALLEL_FROM or workers < 2:
+            return None
+        try:
+            return cls(workers)
+        except OSError:
+            return None
+
+    def start(self, boards: list[tuple[list[dict[str, Any]], float]]) -> None:
+        """Set the curves of these (results, test amperes) drawing, each distinct one once; with
+        workers that could not start, nothing (``drawn`` says so)."""
+        try:
+            for results, amperes in boards:
+                self._drawing_of(tuple(curve_points(results, amperes)))
+        except BrokenProcessPool:
+            pass
+
+    def drawn(self, points: tuple[CurvePoint, ...]) -> str | None:
+        """One curve; raises BrokenProcessPool when the workers could not start."""
+        return self._drawing_of(points).result()
+
+    def _drawing_of(self, points: tuple[CurvePoint, ...]) -> Future[str | None]:
+        if points not in self._drawing:
+            self._drawing[points] = self._executor.submit(_draw_curve_svg, points)
+        return self._drawing[points]
+
+    def __enter__(self) -> CurvePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.shutdown(cancel_futures=True)
+
+
+def error_curve_svgs(boards: list[tuple[list[dict[str, Any]], float]],
+                     pool: CurvePool | None = None) -> list[str | None]:
+    """``error_curve_svg`` of each (results, test amperes), each distinct one drawn once: in
+    ``pool``'s workers (or in workers of its own when there are enough distinct ones: a 40-position
+    board's end of run), else here. A process whose main module cannot be imported again (python
+    reading stdin) cannot spawn workers: its curves are drawn here."""
     inputs = [tuple(curve_points(results, amperes)) for results, amperes in boards]
-    distinct = list(dict.fromkeys(inputs))
-    workers = min(os.cpu_count() or 1, len(distinct))
-    if len(distinct) < PARALLEL_FROM or workers < 2:
-        return [_curve_svg(points) for points in inputs]
-    # spawn, not fork: the caller may be a pytest process running the simulated bench's threads. A
-    # process whose main module cannot be imported again (python reading stdin) cannot spawn
-    # workers: its curves are drawn here.
+    if pool is None:
+        own = CurvePool.for_curves(len(set(inputs)))
+        if own is None:
+            return [_curve_svg(points) for points in inputs]
+        with own:
+            return error_curve_svgs(boards, own)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            drawn = dict(zip(distinct, pool.map(_draw_curve_svg, distinct)))
+        pool.start(boards)
+        return [pool.drawn(points) for points in inputs]
     except BrokenProcessPool:
         return [_curve_svg(points) for points in inputs]
-    return [drawn[points] for points in inputs]
 
 
 def harmonic_spectrum_svg(results: list[dict[str, Any]]) -> str | None:

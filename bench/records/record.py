@@ -98,15 +98,19 @@ class RunRecorder:
         concluded with (and the faults that made the bench measure it again)."""
         p = self.profile
         table_ids = [pt.id for pt in plan_points]
+        by_position: dict[int, list[tuple[str, str, Result]]] = {}  # one pass, not one per position
+        for (point_id, number), (family, result) in reported.items():
+            by_position.setdefault(number, []).append((point_id, family, result))
         meters = []
         for pos in p.positions:
             identity = bench.identities[pos.number]
+            reported_here = by_position.get(pos.number, [])
             entries = [entry(point_id, family, result, faults.get(point_id, []))
-                       for (point_id, number), (family, result) in reported.items() if number == pos.number]
+                       for point_id, family, result in reported_here]
             verdicts = {document: meter_verdict({e["verdict"] for e in entries
                                                  if document_of(e["family"]) == document})
                         for document in ("accuracy", "audit", "firmware")}
-            mine = {point_id: result for (point_id, number), (_, result) in reported.items() if number == pos.number}
+            mine = {point_id: result for point_id, _, result in reported_here}
             meters.append({
                 "position": pos.number, "serial": identity.serial, "mac": identity.mac,
                 "firmware": identity.firmware,
