@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import signal
 import sys
 import threading
@@ -27,7 +26,7 @@ from bench.records.signing import (
     check_file,
     default_key_path,
     init_key,
-    sign_record,
+    write_signed_record,
 )
 from bench.records.store import (
     RecordsError,
@@ -188,7 +187,7 @@ def publish_report(args: argparse.Namespace) -> int:
     lab = load_profile(args.bench).lab if args.bench else None
     signer = Signer.load(lab.signing_key if lab and lab.signing_key else default_key_path())
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"run-{record['run_id']}.json").write_text(json.dumps(sign_record(record, signer), indent=1, default=str))
+    write_signed_record(record, signer, out)
     complete = record["status"] == "complete"
     written = write_documents(record, out, signer, lab.template if lab else None) if complete else []
     print(f"run {record['run_id']} ({record['status']}), {record['started_at']}, bench {record['bench']['id']}, "

@@ -33,6 +33,7 @@ from bench.records.record import (
     RunRecorder,
     Scope,
     as_found_as_left,
+    entry,
     fingerprint,
 )
 from bench.records.signing import Signer
@@ -400,3 +401,19 @@ def test_a_record_from_before_these_fields_still_renders(measured, tmp_path):
                     gated.pop("constants", None)
     text = certificate_of(record, tmp_path)
     assert "test reason" not in text and "Wh/pulse" not in text
+
+
+def test_the_record_holds_the_entries_its_items_were_stored_with(measured):
+    """The session's end builds the record from the entries made when each item concluded (the
+    ones the records database got), not a second conversion: those very dicts, and the same
+    record as converting afresh would give."""
+    recorder = RunRecorder(measured.bench.profile, measured.table.plan_info(), Rule.SIMPLE, "tester",
+                           Signatory("A. Approver", "Quality Manager"), None)
+    scope = Scope("complete", len(measured.reported), len(measured.reported), (), "")
+    made = {(point_id, n): entry(point_id, family, result, []) for (point_id, n), (family, result)
+            in measured.reported.items()}
+    reused = recorder.record(measured.bench, measured.reported, {}, measured.points, scope, made)
+    fresh = recorder.record(measured.bench, measured.reported, {}, measured.points, scope)
+    for meter in reused["meters"]:
+        assert all(e is made[(e["point"], meter["position"])] for e in meter["results"])
+    assert [m["results"] for m in reused["meters"]] == [m["results"] for m in fresh["meters"]]

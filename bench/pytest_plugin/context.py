@@ -34,6 +34,8 @@ class Tally:
     final_record: dict[str, Any] | None = None  # the record published when the session ended
     # (point id, position number, result entry): concluded items not yet in the records database
     unstored: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    # (point id, position number) -> the entry the item was stored with: the record's, made once
+    entries: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     request.node.stash[RESULT_KEY] = result
     request.node.user_properties.extend(result.cells().items())
     run.tally.reported[(point_id, position.number)] = (family, result)
-    now = entry(point_id, family, result, run.certification.faults.get(point_id, []))
+    now = run.tally.entries[(point_id, position.number)] = entry(point_id, family, result,
+                                                                 run.certification.faults.get(point_id, []))
     run.tally.unstored.append((point_id, position.number, now))
     if len(run.tally.unstored) == len(run.profile.positions):  # the whole board has concluded the point
         store_concluded(run)

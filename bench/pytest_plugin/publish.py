@@ -3,7 +3,6 @@ again when the session ends, with certificate numbers for a complete run; then i
 and, for a complete run, its signed documents."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ from bench.pytest_plugin.context import RunContext
 from bench.records import store
 from bench.records.documents import error_curve_inputs, write_documents
 from bench.records.record import Scope, fingerprint
-from bench.records.signing import sign_record
+from bench.records.signing import write_signed_record
 
 if TYPE_CHECKING:
     from bench.records.plots import CurvePool
@@ -21,7 +20,8 @@ if TYPE_CHECKING:
 def publish(run: RunContext, scope: Scope, charts: CurvePool | None = None) -> dict[str, Any]:
     """The run's record, stored; its error curves set drawing in ``charts`` as soon as it exists."""
     tally = run.tally
-    record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope)
+    record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope,
+                                 tally.entries)
     if charts is not None:
         charts.start(error_curve_inputs(record))
     record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
@@ -63,7 +63,6 @@ def write_signed(run: RunContext, record: dict[str, Any], charts: CurvePool | No
     """The record as signed JSON in the reports directory; a complete run's documents beside it,
     with the error curves ``charts`` drew."""
     run.reports_dir.mkdir(parents=True, exist_ok=True)
-    signed = sign_record(record, run.signer)
-    (run.reports_dir / f"run-{record['run_id']}.json").write_text(json.dumps(signed, indent=1, default=str))
+    write_signed_record(record, run.signer, run.reports_dir)
     if record["status"] == "complete":
         write_documents(record, run.reports_dir, run.signer, run.profile.lab.template, charts)

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,9 +94,11 @@ class RunRecorder:
         self.started_at = now_iso()
 
     def record(self, bench: Bench, reported: dict[tuple[str, int], tuple[str, Result]],
-               faults: dict[str, list[str]], plan_points: list[Point], scope: Scope) -> dict[str, Any]:
+               faults: dict[str, list[str]], plan_points: list[Point], scope: Scope,
+               made: Mapping[tuple[str, int], dict[str, Any]] | None = None) -> dict[str, Any]:
         """The run as its items reported it: each point's entry is exactly the result its item
-        concluded with (and the faults that made the bench measure it again)."""
+        concluded with (and the faults that made the bench measure it again); ``made``: entries
+        already made of them, (point id, position) -> entry, used as they are."""
         p = self.profile
         table_ids = [pt.id for pt in plan_points]
         by_position: dict[int, list[tuple[str, str, Result]]] = {}  # one pass, not one per position
@@ -105,7 +108,8 @@ class RunRecorder:
         for pos in p.positions:
             identity = bench.identities[pos.number]
             reported_here = by_position.get(pos.number, [])
-            entries = [entry(point_id, family, result, faults.get(point_id, []))
+            entries = [(made or {}).get((point_id, pos.number)) or entry(point_id, family, result,
+                                                                         faults.get(point_id, []))
                        for point_id, family, result in reported_here]
             verdicts = {document: meter_verdict({e["verdict"] for e in entries
                                                  if document_of(e["family"]) == document})

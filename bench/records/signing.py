@@ -157,6 +157,15 @@ def sign_record(record: dict[str, Any], signer: Signer) -> dict[str, Any]:
                           "value": signer.sign(canonical_json(record).encode("utf-8"))}}
 
 
+def write_signed_record(record: dict[str, Any], signer: Signer, directory: Path) -> Path:
+    """The record, signed, as ``run-<id>.json`` in ``directory``, on one line: json's C encoder
+    does not indent, and indenting a 40-meter record (10 MB) in Python took longer than signing it
+    (``python -m json.tool FILE`` shows it indented)."""
+    path = directory / f"run-{record['run_id']}.json"
+    path.write_text(json.dumps(sign_record(record, signer)))
+    return path
+
+
 @dataclass(frozen=True)
 class FileCheck:
     """One file's verdict; ``fingerprint`` is the key whose signature verified (None if none did),
