@@ -3,8 +3,6 @@ again when the session ends, with certificate numbers for a complete run; then i
 and, for a complete run, its signed documents."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bench.pytest_plugin.context import RunContext
@@ -41,22 +39,6 @@ def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
     for meter in record["meters"]:
         if meter["serial"] in numbers:
             meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
-
-
-@contextmanager
-def chart_workers(run: RunContext, scope: Scope) -> Iterator[CurvePool | None]:
-    """For a complete run on a board with enough meters, workers for its error curves, started
-    before its record is made: their start-up (each imports matplotlib) overlaps the parent's work."""
-    if scope.status != "complete":
-        yield None
-        return
-    from bench.records.plots import CurvePool  # matplotlib: only a run that publishes documents imports it
-    pool = CurvePool.for_curves(len(run.profile.positions))
-    if pool is None:
-        yield None
-        return
-    with pool:
-        yield pool
 
 
 def write_signed(run: RunContext, record: dict[str, Any], charts: CurvePool | None = None) -> None:

@@ -340,12 +340,13 @@ class CurvePool:
         self._drawing: dict[tuple[CurvePoint, ...], Future[str | None]] = {}
 
     @classmethod
-    def for_curves(cls, count: int) -> CurvePool | None:
-        """A pool for up to ``count`` distinct curves; None where they are to be drawn here: too few
-        to pay for the workers' start-up, a single core, or no process to be had (a run's record
+    def for_curves(cls, count: int, cores_kept: int = 0) -> CurvePool | None:
+        """A pool for up to ``count`` distinct curves, leaving ``cores_kept`` cores to the caller (a
+        run that goes on measuring while they draw); None where they are to be drawn here: too few
+        to pay for the workers' start-up, no core to spare, or no process to be had (a run's record
         must never be lost to its charts)."""
-        workers = min(os.cpu_count() or 1, count)
-        if count < PARALLEL_FROM or workers < 2:
+        workers = min((os.cpu_count() or 1) - cores_kept, count)
+        if count < PARALLEL_FROM or workers < (1 if cores_kept else 2):
             return None
         try:
             return cls(workers)
