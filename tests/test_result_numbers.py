@@ -204,10 +204,12 @@ def test_the_error_curve_names_its_series_with_the_same_label() -> None:
     entries = [entry(p, "load_performance", position_result(0.05, point=p, power_factor=pf, leading=lead))
                for p, pf, lead in (("FL-PF1", 1.0, False), ("FL-PF09", 0.9, False), ("FL-PF08C", 0.8, True))]
     assert [p.pf for p in plots.curve_points(entries, 30.0)] == ["PF 1.0", "PF 0.9 lag", "PF 0.8 lead"]
-    figure = plots.error_curve_figure(entries, 30.0)
-    assert figure is not None
-    [legend] = figure.legends
-    assert {"PF 1.0", "PF 0.9 lag", "PF 0.8 lead"} <= {t.get_text() for t in legend.get_texts()}
+    svg = plots.error_curve_svg(entries, 30.0)
+    assert svg is not None
+    root = ET.fromstring(svg)
+    legend = next(g for g in root.iter(f"{SVG}g") if g.get("id") == "legend")
+    assert {"PF 1.0", "PF 0.9 lag", "PF 0.8 lead"} <= {t.text for t in legend.iter(f"{SVG}text")}
+    assert {"series-PF 1.0", "series-PF 0.9 lag", "series-PF 0.8 lead"} <= {g.get("id") for g in root.iter(f"{SVG}g")}
 
 
 # one roll-up ----------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -19,9 +19,6 @@ from bench.records.record import RunRecorder
 from bench.records.signing import Signer
 from bench.station.bench import Bench
 from bench.station.profile import Profile
-
-if TYPE_CHECKING:
-    from bench.records.plots import CurvePool
 
 
 @dataclass
@@ -62,4 +59,3 @@ class RunContext:
     recorder: RunRecorder
     signer: Signer
     tally: Tally
-    charts: CurvePool | None = None  # workers drawing the meters' error curves while the run measures

@@ -9,7 +9,6 @@ import pytest
 
 from bench.procedures.runner import Point, Result
 from bench.pytest_plugin.context import RunContext
-from bench.pytest_plugin.curves import draw_when_measured
 from bench.records import store
 from bench.records.record import entry
 from bench.station.profile import Position
@@ -54,7 +53,6 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     run.tally.unstored.append((point_id, position.number, now))
     if len(run.tally.unstored) == len(run.profile.positions):  # the whole board has concluded the point
         store_concluded(run)
-    draw_when_measured(run, point_id, position.number)
     regression = ""
     comparison = run.baseline.compare(position.serial, now)
     if comparison is not None:

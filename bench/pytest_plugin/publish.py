@@ -3,25 +3,20 @@ again when the session ends, with certificate numbers for a complete run; then i
 and, for a complete run, its signed documents."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.pytest_plugin.context import RunContext
 from bench.records import store
-from bench.records.documents import error_curve_inputs, write_documents
+from bench.records.documents import write_documents
 from bench.records.record import Scope, fingerprint
 from bench.records.signing import write_signed_record
 
-if TYPE_CHECKING:
-    from bench.records.plots import CurvePool
 
-
-def publish(run: RunContext, scope: Scope, charts: CurvePool | None = None) -> dict[str, Any]:
-    """The run's record, stored; its error curves set drawing in ``charts`` as soon as it exists."""
+def publish(run: RunContext, scope: Scope) -> dict[str, Any]:
+    """The run's record, stored."""
     tally = run.tally
     record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope,
                                  tally.entries)
-    if charts is not None:
-        charts.start(error_curve_inputs(record))
     record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
     if scope.status == "complete":
         _number_certificates(run, record)
@@ -41,10 +36,9 @@ def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
             meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
 
 
-def write_signed(run: RunContext, record: dict[str, Any], charts: CurvePool | None = None) -> None:
-    """The record as signed JSON in the reports directory; a complete run's documents beside it,
-    with the error curves ``charts`` drew."""
+def write_signed(run: RunContext, record: dict[str, Any]) -> None:
+    """The record as signed JSON in the reports directory; a complete run's documents beside it."""
     run.reports_dir.mkdir(parents=True, exist_ok=True)
     write_signed_record(record, run.signer, run.reports_dir)
     if record["status"] == "complete":
-        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template, charts)
+        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template)

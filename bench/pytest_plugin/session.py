@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -33,9 +32,6 @@ from bench.station.bench import Bench
 from bench.station.profile import Profile, load_profile
 from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
-
-if TYPE_CHECKING:
-    from bench.records.plots import CurvePool
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
 
@@ -127,18 +123,7 @@ class BenchSession:
             baseline=baseline, records=records, records_url=records_url, reports_dir=reports_dir,
             recorder=RunRecorder(profile, self.table.plan_info(), self.rule, options.operator, approved_by,
                                  options.allow_expired_calibration, test_reason=options.test_reason),
-            signer=signer, tally=self.tally, charts=self._chart_workers(len(profile.positions)))
-
-    def _chart_workers(self, meters: int) -> CurvePool | None:
-        """Workers for the meters' error curves, started with the run so that each meter's curve is
-        drawn while the rest of the board measures (``curves.draw_when_measured``); none where the
-        curves are few enough to draw at the end, or the run deselected items (it will publish no
-        certificate)."""
-        if self.selection.deselected or "accuracy" not in self.selection.plans:
-            return None
-        from bench.records.plots import CurvePool  # matplotlib: only a run that will draw curves imports it
-        pool = CurvePool.for_curves(meters, cores_kept=1)  # one core for the run itself
-        return self._held.enter_context(pool) if pool is not None else None
+            signer=signer, tally=self.tally)
 
     def _open_bench(self, profile: Profile, test_mode: bool) -> Bench:
         try:

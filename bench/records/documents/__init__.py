@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import Markup
 
@@ -23,7 +23,6 @@ from bench.records.documents.content import (
     accuracy_verdict,
     audit_slice,
     audit_verdict,
-    error_curve_inputs,
     firmware_slice,
     firmware_verdict,
     pulse_constants,
@@ -34,25 +33,20 @@ from bench.records.documents.render import (
     environment,
     render,
 )
+from bench.records.plots import error_curve_svgs, harmonic_spectrum_svg
 from bench.records.signing import Signer, sign_html
 from bench.records.store import canonical_json
 
-if TYPE_CHECKING:
-    from bench.records.plots import CurvePool
-
-__all__ = ["write_documents", "check_template", "error_curve_inputs"]
+__all__ = ["write_documents", "check_template"]
 
 
 def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
-                    template: Path | None = None, charts: CurvePool | None = None) -> list[Path]:
+                    template: Path | None = None) -> list[Path]:
     """Write and sign a complete run's documents under ``directory``; ``template`` is the lab's own
-    certificate template (``[lab] template``), else ours; ``charts``, workers that may already be
-    drawing the error curves (``error_curve_inputs``). Everything is rendered before anything is
+    certificate template (``[lab] template``), else ours. Everything is rendered before anything is
     written, so a broken template leaves no half-published run. Returns the files written."""
     if record["status"] != "complete":
         raise ValueError(f"run {record['run_id']} is {record['status']}: only a complete run publishes documents")
-    # matplotlib costs a third of a second to import: only the commands that draw certificates pay it.
-    from bench.records.plots import error_curve_svgs, harmonic_spectrum_svg
     env = environment(template)
     run8 = record["run_id"][:8]
     documents: dict[Path, str] = {}
@@ -73,7 +67,7 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
     accuracy_slices = {meter["serial"]: accuracy_slice(record, meter) for meter in record["meters"]}
     amperes = record["meter_type"]["test_amperes"]
     curves = dict(zip(accuracy_slices, error_curve_svgs([(a["meter"]["results"], amperes)
-                                                         for a in accuracy_slices.values()], charts)))
+                                                         for a in accuracy_slices.values()])))
     for meter in record["meters"]:
         name = f"{_file_safe(meter['serial'])}-{run8}"
         accuracy = accuracy_slices[meter["serial"]]

@@ -42,12 +42,6 @@ def accuracy_slice(record: dict[str, Any], meter: dict[str, Any]) -> dict[str, A
     return {**_context(record), "meter": _meter_part(meter, "accuracy", "certified", "certificate", *extra)}
 
 
-def error_curve_inputs(record: dict[str, Any]) -> list[tuple[list[dict[str, Any]], float]]:
-    """What each meter's error curve is drawn from: its accuracy results, and the test amperes."""
-    return [(_meter_part(meter, "accuracy")["results"], record["meter_type"]["test_amperes"])
-            for meter in record["meters"]]
-
-
 def audit_slice(record: dict[str, Any], meter: dict[str, Any]) -> dict[str, Any]:
     return {**_context(record), "meter": _meter_part(meter, "audit")}
 
