@@ -1,5 +1,5 @@
-"""A meter's error curve as SVG text, written directly: a curve costs about a millisecond, where
-matplotlib took 0.15 s a curve and half a second to import, so a board's curves need no workers.
+"""A meter's error curve as SVG text, written directly: a curve costs a fraction of a millisecond
+where matplotlib took 0.15 s (and half a second to import), so a board's curves need no workers.
 
 The curve must not hide what the certificate's table says: every planned point is on it or listed
 in its legend as not measured, a point outside its limit or without a PASS looks different from a
