@@ -212,3 +212,18 @@ def test_meters_without_a_readable_clock_get_the_dedicated_hour(make_board):
         held = bench.now() - before
     assert findings[1].passed and findings[1].observed.startswith("4 records for 4 intervals")
     assert held >= 5 * INTERVAL  # the interval open at switch-on, then the four checked
+
+
+def test_the_dedicated_hour_is_held_at_ta_where_a_light_load_tail_is_not_the_records(make_board):
+    """Without clock registers the check holds its own hour, at full load (TA) as the run's hold
+    does: a meter whose light-load tail puts it 0.38 % off at the payload's 1 kW keeps records
+    within the tolerance at TA, and passes (its tail fails the light-load points instead)."""
+    registers = {k: v for k, v in shared_meter_type("sim_16s_cl200").data["registers"].items()
+                 if k not in ("clock_s", "interval_length_s")}
+    board = make_board(positions=[EXACT_METER, {**EXACT_METER, "light_load_pct": 0.35}],
+                       meter_type={"registers": registers}, reference={"error_pct": 0.0})
+    with SimulatedBench(board) as sim, Bench(sim.profile()) as bench:
+        findings = FirmwareChecks(bench, payload_accuracy_point()).intervals()
+        held_at = sim.world.conditions()
+    assert held_at.current_a == pytest.approx(30.0, rel=1e-3)
+    assert all(f.passed for f in findings.values()), findings
