@@ -1,6 +1,7 @@
 """The pytest-html session report: it opens with each meter's verdicts as the run's record has
 them, has no Environment table and no Duration column, and prints on Letter paper with every
 column on the page."""
+import base64
 import json
 import math
 import re
@@ -210,3 +211,15 @@ def test_it_prints_on_letter_with_every_column_and_every_item(report, printed):
     assert "(k=2)" in header and "Links" not in header  # a link to an item's JSON is no use on paper
     summary = pages_text(printed, 1, 1)
     assert summary.index("Meters: each document") < summary.index(f"run {report.record['run_id']}")
+
+
+@pytest.mark.slow
+def test_each_items_measurement_json_is_the_evidence_its_record_entry_holds(report):
+    """The report's "measurement" extra is made from the entry the item was stored with: the same
+    evidence, item for item, as the signed record (JSON round trip: the record's own form)."""
+    data = json.loads(unescape(re.search(r'data-jsonblob="([^"]*)"', report.text).group(1)))
+    shown = sorted(json.dumps(json.loads(base64.b64decode(extra["content"].partition("base64,")[2])), sort_keys=True)
+                   for tests in data["tests"].values() for test in tests
+                   for extra in test.get("extras", []) if extra.get("name") == "measurement")
+    recorded = sorted(json.dumps(r["evidence"], sort_keys=True) for m in report.record["meters"] for r in m["results"])
+    assert shown and shown == recorded

@@ -3,7 +3,7 @@ baseline (stored with the rest of the board's, so a crash loses at most the poin
 and this position judged."""
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -14,7 +14,7 @@ from bench.records.record import entry
 from bench.station.profile import Position
 from bench.station.safety import SafetyError
 
-RESULT_KEY = pytest.StashKey[Result]()  # an item's result, for the session report
+RESULT_KEY = pytest.StashKey[tuple[Result, dict[str, Any]]]()  # an item's result and its entry, for the session report
 
 
 def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
@@ -45,11 +45,11 @@ def stop_session(run: RunContext, session: pytest.Session, why: str) -> NoReturn
 def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, result: Result, position: Position,
              family: str) -> None:
     """Record an item's result beside its baseline, then pass it only on PASS and no regression."""
-    request.node.stash[RESULT_KEY] = result
-    request.node.user_properties.extend(result.cells().items())
     run.tally.reported[(point_id, position.number)] = (family, result)
     now = run.tally.entries[(point_id, position.number)] = entry(point_id, family, result,
                                                                  run.certification.faults.get(point_id, []))
+    request.node.stash[RESULT_KEY] = (result, now)
+    request.node.user_properties.extend(now["cells"].items())
     run.tally.unstored.append((point_id, position.number, now))
     if len(run.tally.unstored) == len(run.profile.positions):  # the whole board has concluded the point
         store_concluded(run)

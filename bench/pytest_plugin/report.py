@@ -118,16 +118,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """Each measured item carries its result as JSON and, where it has an uncertainty, a plot."""
+    """Each measured item carries its result as JSON (the evidence its record entry holds: converted
+    once) and, where it has an uncertainty, a plot."""
     outcome = yield
     report = outcome.get_result()
-    result = item.stash.get(RESULT_KEY, None)
-    if result is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
+    concluded = item.stash.get(RESULT_KEY, None)
+    if concluded is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
         return
     from pytest_html import extras
 
+    result, stored = concluded
     plot = result_svg(result)
-    report.extras = [*getattr(report, "extras", []), extras.json(result.to_dict(), name="measurement")]
+    report.extras = [*getattr(report, "extras", []), extras.json(stored["evidence"], name="measurement")]
     if plot:
         report.extras.append(extras.svg(base64.b64encode(plot.encode()).decode(), name="plot"))
 
