@@ -193,3 +193,24 @@ def test_an_unreachable_records_database_stops_the_run_with_one_line(tmp_path):
     assert run.returncode == 3
     assert "bench cannot start: records database postgresql+psycopg://bench:***@127.0.0.1:1/none:" in run.stdout
     assert "secret" not in run.stdout
+
+
+def test_concluded_results_replace_only_their_own_rows_whatever_else_is_stored(tmp_path):
+    """``add_results`` stores a batch (several points, several positions) in one transaction; a
+    point measured again replaces that point's rows for the positions given, and nothing else."""
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+
+    def result(point: str, verdict: str) -> dict:
+        return {"point": point, "family": "load_performance", "name": point, "verdict": verdict,
+                "value_pct": 0.01, "u_pct": 0.012, "evidence": {"note": verdict}}
+
+    store.add_results(engine, "run-1", [(1, result("LL-PF1", "PASS")), (2, result("LL-PF1", "PASS")),
+                                        (1, result("FL-PF1", "PASS")), (2, result("FL-PF1", "FAIL"))])
+    store.add_results(engine, "run-2", [(2, result("FL-PF1", "PASS"))])  # another run's row of the same key
+    store.add_results(engine, "run-1", [(2, result("FL-PF1", "ERROR"))])  # position 2's FL-PF1, again
+    with engine.connect() as conn:
+        rows = conn.execute(select(store.results.c.run_id, store.results.c.position, store.results.c.point_id,
+                                   store.results.c.verdict)).all()
+    assert sorted(rows) == [("run-1", 1, "FL-PF1", "PASS"), ("run-1", 1, "LL-PF1", "PASS"),
+                            ("run-1", 2, "FL-PF1", "ERROR"), ("run-1", 2, "LL-PF1", "PASS"),
+                            ("run-2", 2, "FL-PF1", "PASS")]

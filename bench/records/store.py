@@ -329,15 +329,18 @@ def add_results(engine: Engine, run_id: str, concluded: Iterable[tuple[int, dict
     """Store concluded items' results, (position, result) each, in one transaction: a point's
     results for the whole board go together as soon as the board has concluded it, so a crash
     loses at most the point in progress (the run stays incomplete)."""
-    with engine.begin() as conn:
-        for position, result in concluded:
-            key = ((results.c.run_id == run_id) & (results.c.position == position)
-                   & (results.c.point_id == result["point"]))
-            conn.execute(delete(results).where(key))
-            conn.execute(results.insert().values(
-                run_id=run_id, position=position, point_id=result["point"], family=result["family"],
-                name=result["name"], verdict=result["verdict"], value_pct=result.get("value_pct"),
-                u_pct=result.get("u_pct"), evidence=canonical_json(result)))
+    rows = [{"run_id": run_id, "position": position, "point_id": result["point"], "family": result["family"],
+             "name": result["name"], "verdict": result["verdict"], "value_pct": result.get("value_pct"),
+             "u_pct": result.get("u_pct"), "evidence": canonical_json(result)} for position, result in concluded]
+    positions_of: dict[str, list[int]] = {}
+    for row in rows:
+        positions_of.setdefault(row["point_id"], []).append(row["position"])
+    with engine.begin() as conn:  # a statement per point, not two per result: a 40-position point is 2, not 80
+        for point_id, positions in positions_of.items():
+            conn.execute(delete(results).where((results.c.run_id == run_id) & (results.c.point_id == point_id)
+                                               & results.c.position.in_(positions)))
+        if rows:
+            conn.execute(results.insert(), rows)
 
 
 def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: str,
