@@ -3,6 +3,7 @@ configure and closed at unconfigure, the plans collection selects and the order 
 the safe state after any failure, and the run's record when the session ends."""
 from __future__ import annotations
 
+import gc
 from collections.abc import Generator
 from typing import Any
 
@@ -99,3 +100,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     write_signed(run, record)
     run.tally.final_record = record
+    # The run's objects (every item's report and result) live until the process exits (a plan run is a
+    # process of its own): frozen, the cyclic collector no longer scans them at each collection the
+    # rest of the session triggers (pytest's five at exit, those the summary's imports set off). At
+    # 40 positions this took the end of a run from 3.6 s to 2.2 s, at one position from 1.7 s to 0.9 s.
+    gc.freeze()
