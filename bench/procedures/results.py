@@ -97,9 +97,8 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # each dataclass's field names, 
 
 def _plain(value: Any) -> Any:
     """``dataclasses.asdict``'s conversion, without its deep copy of every number and string, which
-    gives back the very same object (Python 3.12's ``asdict`` skips it too): every result is
-    converted once when its item concludes and once for the record, and before 3.12 the copying
-    was most of the end of a 40-position run's record."""
+    gives back the very same object (Python 3.12's ``asdict`` skips it too): before 3.12 the
+    copying was most of building a 40-position run's record."""
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
