@@ -34,7 +34,7 @@ def channels(draw: st.DrawFn) -> Channel:
 
 @st.composite
 def trains(draw: st.DrawFn) -> tuple[np.ndarray, int]:
-    """Rising edges and one width: mostly clean, but also narrow, overlapping, tied or out-of-order pulses."""
+    """Rising edges and one width: mostly apart, but also narrow, overlapping, tied or out-of-order pulses."""
     width = draw(st.sampled_from([0, 4999, 5000, 100_000]) | st.integers(0, 300_000))
     gaps = draw(st.lists(st.integers(width + 1, 4 * width + 10) | st.integers(-1000, 4 * width + 10), max_size=40))
     start = draw(st.integers(0, 10**12))
@@ -56,8 +56,7 @@ def test_a_train_in_bulk_leaves_the_channel_as_pulse_by_pulse_does(channel, trai
     for i, ticks in enumerate(rises.tolist()):
         one_by_one.pulse(ticks, width, ref_base + 7 * i + i * i)
     assert _state(bulk) == _state(one_by_one)
-    clean = channel._rise is None and not channel.active and width >= channel.filter_ticks
-    if clean and all(np.diff(rises) > width):
+    if not channel.active and width >= channel.filter_ticks:  # in bulk, overlapping or out of order or not
         assert len(asked) <= 2  # the reference count only where the gate opens or closes
 
 
@@ -76,7 +75,7 @@ def test_a_gate_opens_and_closes_inside_one_train():
 def test_narrow_pulses_in_a_train_are_rejected_one_by_one():
     channel = Channel(filter_ticks=5000)
     channel.arm(5)
-    channel.pulse_train(np.array([0, 100_000]), 100_000, lambda i: i)  # opens; the pulses touch: not clean
+    channel.pulse_train(np.array([0, 100_000]), 100_000, lambda i: i)  # opens; pulses touching are counted
     channel.pulse_train(np.array([200_000, 300_000, 400_000]), 4999, lambda i: i)
     assert (channel.state, channel.mut_edges, channel.rejected, channel.total_edges) == ("GATING", 1, 3, 2)
 
@@ -113,5 +112,5 @@ def test_the_heads_bulk_feed_is_the_per_pulse_feed(period_s, jitter_s, n, seed, 
     for t in sorted(times.tolist()):
         reference.pulse(ticks(t), ticks(width_s), int(t * 1234.5))
     assert _state(fed) == _state(reference)
-    if width_s >= fed.filter_s and all(np.diff(np.sort(times)) > width_s + 1e-6):
+    if width_s >= fed.filter_s:
         assert len(asked) <= 2

@@ -135,13 +135,13 @@ class Channel:
         self.edge(ticks + width_ticks, False, ref_count)
 
     def pulse_train(self, rises: np.ndarray, width_ticks: int, ref_count_at: Callable[[int], int]) -> None:
-        """Whole pulses of one width, rising at ``rises`` (in order), as ``pulse`` would take them one
-        by one, but in bulk where that is plain counting: no pulse pending, each pulse at least the
-        filter's width, and each gap wider than a pulse. ``ref_count_at(i)`` is the reference count
-        at the i-th rising edge, asked only where the gate opens or closes. Anything else goes
-        pulse by pulse (tests/test_gate_train.py checks both ways end in the same state)."""
-        clean = self._rise is None and not self.active and width_ticks >= self.filter_ticks
-        if not (clean and bool(np.all(np.diff(rises) > width_ticks))):
+        """Whole pulses of one width, rising at ``rises``, as ``pulse`` would take them one by one,
+        but in bulk where that is plain counting: the input idle (so no pulse pending) and each pulse
+        at least the filter's width. Pulses that overlap or come out of order are then counted as
+        ``pulse`` counts them, each whole pulse before the next begins. ``ref_count_at(i)`` is the
+        reference count at the i-th rising edge, asked only where the gate opens or closes. Anything
+        else goes pulse by pulse (tests/test_gate_train.py checks both ways end in the same state)."""
+        if self.active or width_ticks < self.filter_ticks:
             for i, ticks in enumerate(rises.tolist()):
                 self.pulse(ticks, width_ticks, ref_count_at(i))
             return
