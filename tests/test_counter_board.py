@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bench.metrology.uncertainty import gated_error_pct
 from bench.sim import SimulatedBench
 from instruments.errors import InstrumentError, RangeError, ReplyError
-from instruments.pulse_counter import GATE_STATES, GateResult, SerialPulseCounter, resolve_duration
+from instruments.pulse_counter import GATE_STATES, LINE_BYTES, GateResult, SerialPulseCounter, resolve_duration
 from instruments.sim_control import SimControlClient
 from instruments.transport import TransportError
 
@@ -25,7 +25,8 @@ HZ = 10_000_000
 
 
 def protocol_examples() -> dict[str, list[tuple[str, str | None]]]:
-    """Each '### Example: title' block of the protocol document as (command, reply or None)."""
+    """Each '### Example: title' block of the protocol document as (command, reply or None); a
+    command answered by several lines has them in one reply, separated by LF."""
     examples = {}
     for title, block in re.findall(r"^### Example: (.+?)\n.*?```\n(.*?)```", PROTOCOL.read_text(), re.S | re.M):
         exchange: list[tuple[str, str | None]] = []
@@ -33,7 +34,8 @@ def protocol_examples() -> dict[str, list[tuple[str, str | None]]]:
             if line.startswith(">"):
                 exchange.append((line[2:], None))
             elif line.startswith("< "):
-                exchange[-1] = (exchange[-1][0], line[2:])
+                command, earlier = exchange[-1]
+                exchange[-1] = (command, line[2:] if earlier is None else f"{earlier}\n{line[2:]}")
         examples[title] = exchange
     return examples
 
@@ -59,7 +61,7 @@ class ScriptedLine:
         command, reply = self.script.popleft()
         assert line == command
         if reply is not None:
-            self.replies.append(reply)
+            self.replies.extend(reply.split("\n"))
 
     def read(self) -> str:
         if not self.replies:
@@ -141,6 +143,100 @@ def test_missed_pulse_exchange_of_the_protocol_document():
                         gate.irregularity())
     assert gate.irregularity(max_ratio=2.5) is None
     assert not line.script
+
+
+def test_gates_several_to_a_line_exchange_of_the_protocol_document():
+    counter, line = scripted(EXAMPLES["a board's gates, several to a line"])
+    counter.arm_each([1, 2], 10)
+    assert [s.state for s in counter.states()] == ["DONE", "DONE"]
+    first, second = counter.results([1, 2])
+    assert (first.gate_time_s, second.gate_time_s, second.ref_pulses) == (36.0, 36.0, 1_000_290)
+    counter.arm(2, 10)
+    with pytest.raises(InstrumentError, match=r"^counter @ scripted: rejected 'GATE:RES\? 1;:GATE:RES\? 2;:SYST:ERR\?'"
+                                              r": -221 Settings conflict;gate 2 is ARMED$"):
+        counter.results([1, 2])
+    assert not line.script  # the error queue was read to its end: the link is in step for the next query
+    assert counter.is_open
+
+
+class RecordingBoard(ScriptedLine):
+    """Answers every line as a board with every gate DONE would, and keeps the lines sent."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.sent: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.sent.append(line)
+        for command in line.split(";:"):
+            if command.startswith("GATE:RES?"):
+                channel = int(command.split()[1])
+                self.replies.append(f"10,{1_000_000 + channel},0,36000000,0,3600000,3600000")
+            elif command.startswith("COUN:MUT?"):
+                self.replies.append(str(3 * int(command.split()[1])))
+        if line.endswith("SYST:ERR?"):
+            self.replies.append('0,"No error"')
+
+
+def recording(channels: int) -> tuple[ScriptedCounter, RecordingBoard]:
+    board = RecordingBoard()
+    counter = ScriptedCounter(board)
+    counter.channels, counter.timebase_hz, counter.wrap_ticks = channels, HZ, WRAP
+    counter._transport = board
+    return counter, board
+
+
+@pytest.mark.parametrize("channels", [1, 2, 17, 40, 160])
+def test_a_boards_commands_share_lines_no_longer_than_a_board_takes(channels):
+    counter, board = recording(channels)
+    numbers = list(range(1, channels + 1))
+    counter.arm_each(numbers, 25)
+    assert all(line.endswith(";:SYST:ERR?") for line in board.sent)
+    assert [c for line in board.sent for c in line.split(";:")[:-1]] == [f"GATE:ARM {n},25" for n in numbers]
+    board.sent.clear()
+    assert [g.ref_pulses for g in counter.results(numbers)] == [1_000_000 + n for n in numbers]
+    assert counter.mut_counts(numbers) == [3 * n for n in numbers]
+    lines = len(board.sent)
+    assert all(len(line) + 1 <= LINE_BYTES for line in board.sent)  # the LF the transport adds included
+    # As few lines as the limit allows: no two neighbouring lines would have fitted in one.
+    assert lines == 2 * len(list(counter._lines([f"GATE:RES? {n}" for n in numbers])))
+    assert lines <= 2 * (1 + len(";:".join(f"GATE:RES? {n}" for n in numbers)) // (LINE_BYTES - 20))
+
+
+@pytest.mark.parametrize("replies", [
+    ["10,1,0,36000000,0,3600000,3600000", '0,"No error"'],  # one reply missing, yet no error queued
+    ["10,1,0,36000000,0,3600000,3600000"] * 3 + ['0,"No error"'],  # one reply too many
+])
+def test_a_reply_count_that_does_not_add_up_closes_the_link(replies):
+    counter, line = scripted([("GATE:RES? 1;:GATE:RES? 2;:SYST:ERR?", "\n".join(replies))])
+    with pytest.raises(ReplyError, match=r"^counter @ scripted: garbled reply to 'SYST:ERR\?'"):
+        counter.results([1, 2])
+    assert not counter.is_open  # a reply left behind must never answer a later query
+
+
+def test_a_boards_gates_several_to_a_line_on_the_simulated_board(make_board):
+    """40 positions through the real pty: every gate armed and read in a few lines each."""
+    board = make_board(positions=[{"serial": f"SIMLN{n:05d}", "mac": f"00:1B:C5:17:00:{n:02X}"} for n in range(1, 41)])
+    with SimulatedBench(board) as sim:
+        energise(sim.world)
+        control = SimControlClient(sim.control.resource).open()
+        counter = SerialPulseCounter(sim.counter_line.port, timeout_s=0.5).open()
+        try:
+            channels = list(range(1, 41))
+            before = counter.mut_counts(channels)
+            counter.arm_each(channels, 3)
+            assert {s.state for s in counter.states()} == {"ARMED"}
+            control.advance(20.0)
+            gates = counter.results(channels, approx_duration_s=20.0)
+            after = counter.mut_counts(channels)
+        finally:
+            counter.close()
+            control.close()
+        truth = [g.evidence() for g in sim.world.gates[:40]]
+        assert [g.ref_pulses for g in gates] == [t.ref_pulses for t in truth]
+        assert [g.mut_pulses for g in gates] == [3] * 40
+        assert after == [g.total_edges for g in sim.world.gates[:40]]
+        assert all(a - b >= 4 for a, b in zip(after, before))  # the gate's 3 edges after the one that opened it
 
 
 def test_noise_glued_to_a_reply_is_a_reply_error_naming_the_counter():
@@ -322,7 +418,8 @@ WHOLE = st.one_of(st.integers(0, 2 ** 64 + 2).map(str), st.integers(-3, 3).map(s
                   st.sampled_from(["", " 1", "1 ", "+1", "1.0", "1e3", "\u0661", "0x10", "9" * 30]))
 FIELDS = st.lists(WHOLE, max_size=9).map(",".join)
 STATES = st.lists(st.tuples(st.sampled_from(GATE_STATES + ("done", "")), WHOLE).map(":".join), max_size=4).map(",".join)
-VALID = [reply for exchange in EXAMPLES.values() for _, reply in exchange if reply]
+VALID = [line for exchange in EXAMPLES.values() for _, reply in exchange if reply for line in reply.split("\n")]
+GATE_REPLIES = sorted({reply for reply in VALID if re.fullmatch(r"[0-9]+(,[0-9]+){6}", reply)})
 NOISY = st.tuples(st.text(max_size=6), st.sampled_from(VALID), st.text(max_size=3)).map("".join)
 REPLIES = st.one_of(st.text(max_size=60), FIELDS, STATES, NOISY, st.sampled_from(VALID))
 
@@ -337,6 +434,8 @@ PARSERS = {
     "INT?": lambda c: c.interlock_closed(),
     "CONF:FILT?": lambda c: c.min_pulse_width_s,
     "GATE:ARM 1,10;:SYST:ERR?": lambda c: c.arm(1, 10),
+    "GATE:RES? 1;:SYST:ERR?": lambda c: c.results([1]),
+    "COUN:MUT? 1;:SYST:ERR?": lambda c: c.mut_counts([1]),
 }
 
 
@@ -345,6 +444,8 @@ def counter_answering(command: str, reply: str) -> ScriptedCounter:
     opening = [(c, reply if c == command else r) for c, r in OPENING]
     if command in dict(OPENING):
         return ScriptedCounter(ScriptedLine(opening))
+    if command.split(";")[0].endswith("?") and command.endswith(";:SYST:ERR?"):  # queries sharing a line
+        reply = f'{reply}\n0,"No error"'
     return ScriptedCounter(ScriptedLine(opening + [(command, reply)] + [("SYST:ERR?", '0,"No error"')] * 16)).open()
 
 
@@ -358,6 +459,8 @@ def test_any_reply_gives_a_value_or_a_reply_error(command, reply):
     except InstrumentError as error:  # ReplyError, or the error queue's rejection for SYST:ERR?
         assert str(error).startswith("counter @ scripted: ")
         return
+    if command.endswith(";:SYST:ERR?") and isinstance(value, list):  # the one query of a shared line
+        [value] = value
     if isinstance(value, GateResult):
         assert re.fullmatch(r"[0-9]+(,[0-9]+){6}", reply)
         assert value.mut_pulses >= 1 and value.min_period_ticks <= value.max_period_ticks
@@ -367,7 +470,7 @@ def test_any_reply_gives_a_value_or_a_reply_error(command, reply):
 
 
 @settings(max_examples=200, deadline=None)
-@given(reply=st.one_of(FIELDS, st.sampled_from(VALID[-3:])), approx_s=st.floats(0, 1e6))
+@given(reply=st.one_of(FIELDS, st.sampled_from(GATE_REPLIES)), approx_s=st.floats(0, 1e6))
 def test_any_gate_result_with_any_estimate_gives_a_value_or_a_reply_error(reply, approx_s):
     counter = counter_answering("GATE:RES? 1", reply)
     try:

@@ -262,8 +262,9 @@ def _judge_a_short_gate(sim, sim_bench, control, point, floor_s):
     for pos in sim_bench.profile.positions:
         truth = control.true_error_pct(pos.number)
         assert abs(truth) < point.limit_pct / 2  # a sound meter: by its error alone it passes
+        gate = sim_bench.counter.result(pos.number, approx_duration_s=window_s)
         result = gating._position_result(sim_bench, sim_bench.spec, point, stimulus, readings, plan,
-                                         states[pos.number - 1], pos, start, end, window_s)
+                                         states[pos.number - 1], gate, pos, start, end)
         assert result.gate.gate_time_s < floor_s
         # The gated error is the meter's against the reference standard, whose own true error r the
         # simulator sets (0.004 %): e_meter - r to first order, within the gate's U (k=2). The

@@ -79,7 +79,8 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             return {p.number: CountResult(point.id, point.name, p, stimulus, readings, 0.0, 0, limit, False, note,
                                           counted=False, kt=kt, test_mode=bench.outputs.test_mode)
                     for p in positions}
-        before = {p.number: bench.counter.mut_count(p.channels["Wh"]) for p in positions}
+        channels = [p.channels["Wh"] for p in positions]
+        before = bench.counter.mut_counts(channels)
         waited = 0.0
         while waited < period:
             step = min(poll_s, period - waited)
@@ -87,7 +88,8 @@ def count_pulses(bench: Bench, point: CreepPoint | StartingPoint, progress: Prog
             waited += step
             if progress:
                 progress(point.name, "counting test-output pulses", waited, period)
-        counts = {p.number: bench.counter.mut_count(p.channels["Wh"]) - before[p.number] for p in positions}
+        counts = {p.number: after - earlier
+                  for p, after, earlier in zip(positions, bench.counter.mut_counts(channels), before)}
         faults = out_of_test_mode_faults(bench, point.id, point.name, "count")
     except BaseException:
         bench.safe_state()

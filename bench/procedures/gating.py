@@ -38,7 +38,7 @@ from bench.procedures.results import (
 )
 from bench.station.bench import Bench
 from bench.station.profile import MeterType, Position
-from instruments.pulse_counter import GateState
+from instruments.pulse_counter import GateResult, GateState
 from instruments.reference_standard import Readings
 
 Progress = Callable[[str, str, float, float], None]  # (point, what is happening, elapsed s, expected s)
@@ -164,13 +164,15 @@ def measure_point(bench: Bench, point: AccuracyPoint, progress: Progress | None 
                           reactive=quantity.reactive)
         start = _snapshot(bench, quantity)
         armed_at = bench.clock.now()
-        for pos in bench.profile.positions:
-            bench.counter.arm(pos.channels[quantity.output], plan.mut_pulses)
+        bench.counter.arm_each([pos.channels[quantity.output] for pos in bench.profile.positions], plan.mut_pulses)
         states = _wait_for_gates(bench, point, plan, _measured_power(readings, quantity), progress, poll_s)
         window_s = bench.clock.now() - armed_at  # resolves the counter's timestamp wrap-around
         end = _snapshot(bench, quantity)
+        done = [pos for pos in bench.profile.positions if states[pos.number].state == "DONE"]
+        gates = dict(zip((pos.number for pos in done),
+                         bench.counter.results([pos.channels[quantity.output] for pos in done], window_s)))
         results = {pos.number: _position_result(bench, spec, point, stimulus, readings, plan, states[pos.number],
-                                                pos, start, end, window_s)
+                                                gates.get(pos.number), pos, start, end)
                    for pos in bench.profile.positions}
         return {**results, **out_of_test_mode_faults(bench, point.id, point.name, "gate")}
     except BaseException:
@@ -255,14 +257,14 @@ def _wait_for_gates(bench: Bench, point: AccuracyPoint, plan: DwellPlan, power_w
 
 
 def _position_result(bench: Bench, spec: BenchSpec, point: AccuracyPoint, stimulus: Stimulus, conditions: Readings,
-                     plan: DwellPlan, state: GateState, pos: Position, start: _Snapshot, end: _Snapshot,
-                     window_s: float) -> PositionResult | FaultResult:
+                     plan: DwellPlan, state: GateState, gate: GateResult | None, pos: Position, start: _Snapshot,
+                     end: _Snapshot) -> PositionResult | FaultResult:
+    """One position's result from its gate's evidence (None: the gate did not finish) and its registers."""
     quantity = point.quantity
     kt, channel = _kt(bench, quantity), pos.channels[quantity.output]
     factor = quantity.factor(stimulus.phase_deg)
-    gate, pulses, note = None, None, ""
-    if state.state == "DONE":
-        gate = bench.counter.result(channel, approx_duration_s=window_s)
+    pulses, note = None, ""
+    if gate is not None:
         irregular = gate.irregularity()
         if irregular:  # a missed or spurious pulse: the count is not the meter's, measure again
             return FaultResult(point.id, point.name, pos, f"counter channel {channel}: {irregular}")
