@@ -2,6 +2,8 @@
 timed where it happens, against the simulator's meters answering with a latency."""
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from bench.plans.limits import load_table
 from bench.procedures import gating
 from bench.sim import SimulatedBench
 from bench.station.bench import Bench
-from bench.station.meter_reads import BoardRead
+from bench.station.meter_reads import IN_TURN_BELOW_S, BoardRead, MeterReads
 from bench.station.profile import profile_from_data
 
 LATENCY_MS = 40.0  # each simulated meter's answer: long beside loopback and the drivers (well under 1 ms)
@@ -41,21 +43,74 @@ def _overlapping(board: BoardRead) -> bool:
     return max(r.t0 for r in board.reads.values()) < min(r.t1 for r in board.reads.values())
 
 
+def _in_turn(board: BoardRead) -> bool:
+    """Each request went out after the answer before it."""
+    windows = sorted((r.t0, r.t1) for r in board.reads.values())
+    return all(earlier[1] <= later[0] for earlier, later in zip(windows, windows[1:]))
+
+
 @pytest.mark.slow  # opens the bench on a simulated board of its own
 def test_positions_on_links_of_their_own_are_read_at_once_and_on_one_line_in_order(slow_meters):
     with SimulatedBench(slow_meters) as sim:
         with _bench(sim, in_order=False) as bench:
-            at_once = bench.meter_reads.read("serial")
+            first, at_once = bench.meter_reads.read("serial"), bench.meter_reads.read("serial")
         with _bench(sim, in_order=True) as bench:
-            in_order = bench.meter_reads.read("serial")
+            in_order = [bench.meter_reads.read("serial") for _ in range(2)]
     serials = {m.position: m.serial for m in sim.world.meters}
-    for board in (at_once, in_order):
+    for board in (first, at_once, *in_order):
         assert not board.failed and {n: r.value for n, r in board.reads.items()} == serials
-    # Eight meters each answering in 40 ms: at once, all eight requests are out before the first
-    # answer is back; in order, each request goes out after the answer before it.
+    # Eight meters each answering in 40 ms: the first pass, in turn, shows them slow; from then on
+    # all eight requests are out before the first answer is back. On one line, always in turn.
+    assert _in_turn(first) and not _in_turn(at_once)
     assert _overlapping(at_once), sorted((r.t0, r.t1) for r in at_once.reads.values())
-    windows = sorted((r.t0, r.t1) for r in in_order.reads.values())
-    assert all(earlier[1] <= later[0] for earlier, later in zip(windows, windows[1:])), windows
+    assert all(_in_turn(board) for board in in_order)
+
+
+def test_meters_that_answer_at_once_are_read_in_turn_pass_after_pass(sim_bench):
+    """The simulator's meters answer in well under a millisecond: threads would only add hand-offs."""
+    boards = [sim_bench.meter_reads.read("energy_wh") for _ in range(5)]
+    assert all(_in_turn(board) and len(board.reads) == 8 for board in boards)
+    assert sim_bench.meter_reads.in_turn
+
+
+class _Reader:
+    def __init__(self, delay_s: float = 0.0, fails: bool = False) -> None:
+        self.delay_s, self.fails, self.threads = delay_s, fails, set()
+
+    def read(self, name: str) -> float:
+        self.threads.add(threading.get_ident())
+        time.sleep(self.delay_s)
+        if self.fails:
+            raise RuntimeError(f"reader {id(self)} failed")
+        return 1.0
+
+
+def test_one_slow_answer_among_fast_ones_keeps_the_board_in_turn():
+    readers = {n: _Reader(0.030 if n == 3 else 0.0) for n in range(1, 9)}
+    reads = MeterReads(readers)
+    for _ in range(3):
+        reads.read("energy_wh")
+    assert reads.in_turn and all(r.threads == {threading.get_ident()} for r in readers.values())
+
+
+def test_a_board_of_slow_meters_goes_to_threads_after_one_pass_in_turn():
+    readers = {n: _Reader(IN_TURN_BELOW_S * 50) for n in range(1, 9)}  # 50 ms: long beside starting threads
+    reads = MeterReads(readers)
+    try:
+        first, second = reads.read("energy_wh"), reads.read("energy_wh")
+    finally:
+        reads.close()
+    assert _in_turn(first) and _overlapping(second) and not reads.in_turn
+    assert all(threading.get_ident() in r.threads and len(r.threads) == 2 for r in readers.values())
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_what_a_position_raises_is_raised_once_every_position_has_had_its_turn(in_order):
+    readers = {n: _Reader(fails=n in (2, 5)) for n in range(1, 7)}
+    reads = MeterReads(readers, in_order=in_order)
+    with pytest.raises(RuntimeError, match=f"reader {id(readers[2])} failed"):
+        reads.each(lambda n: readers[n].read("energy_wh"))
+    assert all(r.threads for r in readers.values())  # every position was worked on, after the failing one too
 
 
 def test_a_meter_whose_comms_fail_spoils_only_its_own_position_when_read_at_once(sim, sim_bench):

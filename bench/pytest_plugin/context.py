@@ -59,3 +59,4 @@ class RunContext:
     recorder: RunRecorder
     signer: Signer
     tally: Tally
+    lacking: dict[str, str | None] = field(default_factory=dict)  # point id -> why the bench cannot run it

@@ -89,7 +89,7 @@ def demand(bench: Bench, request: pytest.FixtureRequest) -> Callable[[DemandPoin
     run = _context(request)
 
     def measure(point: DemandPoint, position: Position) -> None:
-        lacking = bench.lacks(point.stimulus(bench.profile.meter_type))
+        lacking = _lacking(run, point.id, lambda: bench.lacks(point.stimulus(bench.profile.meter_type)))
         if lacking:
             pytest.skip(f"{point.id}: {lacking}")
         run_item(run, request, FunctionalCheck(point.id, point.name, point.family, lambda: run.demand.measure(point)),
@@ -104,14 +104,24 @@ def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Po
     FAIL and INDETERMINATE both leave the meter uncertified."""
     run = _context(request)
 
+    def lacks(point: AccuracyPoint | CreepPoint | StartingPoint) -> str | None:
+        if isinstance(point, AccuracyPoint):
+            return bench.lacks(point.stimulus(bench)) or bench.lacks_quantity(point.quantity)
+        return bench.lacks(point.stimulus(bench.profile.meter_type))
+
     def measure(point: Point, position: Position) -> None:
         if isinstance(point, (AccuracyPoint, CreepPoint, StartingPoint)):
-            stimulus = (point.stimulus(bench) if isinstance(point, AccuracyPoint)
-                        else point.stimulus(bench.profile.meter_type))
-            lacking = bench.lacks(stimulus) or (bench.lacks_quantity(point.quantity)
-                                                if isinstance(point, AccuracyPoint) else None)
+            lacking = _lacking(run, point.id, lambda: lacks(point))
             if lacking:
                 pytest.skip(f"{point.id}: {lacking}")
         run_item(run, request, point, position, point.family)
 
     return measure
+
+
+def _lacking(run: RunContext, point_id: str, why: Callable[[], str | None]) -> str | None:
+    """Why the bench cannot run a point, found once per point: its stimulus and quantity are the
+    meter type's, the same for every position."""
+    if point_id not in run.lacking:
+        run.lacking[point_id] = why()
+    return run.lacking[point_id]

@@ -246,7 +246,7 @@ class Bench:
         if mode is None:
             return
         self.test_mode.used = True  # before the first write: a meter half-way in is taken out again
-        meters_into_test_mode(self.meters, mode)
+        meters_into_test_mode(self.meters, self.meter_reads, mode)
         self.outputs = PulseOutputs.of(self.profile.meter_type, test_mode=True)
 
     def out_of_test_mode(self) -> dict[int, str]:
@@ -254,7 +254,7 @@ class Bench:
         mode): a meter that dropped out pulses at its normal Kt, and a count judged at the test
         mode's would pass a creeping meter."""
         mode = self.profile.meter_type.test_mode
-        return not_in_test_mode(self.meters, mode) if mode is not None and self.outputs.test_mode else {}
+        return not_in_test_mode(self.meter_reads, mode) if mode is not None and self.outputs.test_mode else {}
 
     def leave_test_mode(self) -> None:
         """Every meter still in test mode back to normal mode, read back; never raises (safe state

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bench.station.meter_reads import MeterReads
 from bench.station.profile import MeterType, TestMode
 from instruments.errors import InstrumentError
 
@@ -58,29 +59,25 @@ class Meter(Protocol):
     def write(self, name: str, value: float | int | str) -> None: ...
 
 
-def meters_into_test_mode(meters: Mapping[int, Meter], mode: TestMode) -> None:
+def meters_into_test_mode(meters: Mapping[int, Meter], reads: MeterReads, mode: TestMode) -> None:
     """Every meter into test mode, each read back: a meter that does not report it would be
     gated with a Kt it is not pulsing at, so the run stops (InstrumentError)."""
     for meter in meters.values():
         meter.write(mode.register, TestMode.ENTER)
-    for number, why in not_in_test_mode(meters, mode).items():
+    for number, why in not_in_test_mode(reads, mode).items():
         raise InstrumentError(f"position {number}", meters[number].address,
                               f"wrote {TestMode.ENTER} to '{mode.register}' to enter test mode: {why}")
 
 
-def not_in_test_mode(meters: Mapping[int, Meter], mode: TestMode) -> dict[int, str]:
+def not_in_test_mode(reads: MeterReads, mode: TestMode) -> dict[int, str]:
     """Position -> why its meter is not known to be in test mode (what it reports, or why it could
-    not be read); {} when every meter reports it."""
-    found = {}
-    for number, meter in meters.items():
-        try:
-            reported = meter.read(mode.register)
-        except InstrumentError as error:
-            found[number] = f"test mode not read back: {error}"
-            continue
-        if reported != TestMode.ENTER:
-            found[number] = f"the meter reports {reported!r} in '{mode.register}': it is not in test mode"
-    return found
+    not be read), in position order; {} when every meter reports it. Read from the whole board at
+    once where its transport allows (it is read after every gate)."""
+    board = reads.read(mode.register)
+    found = {n: f"test mode not read back: {why}" for n, why in board.failed.items()}
+    found.update({n: f"the meter reports {read.value!r} in '{mode.register}': it is not in test mode"
+                  for n, read in board.reads.items() if read.value != TestMode.ENTER})
+    return dict(sorted(found.items()))
 
 
 def meters_out_of_test_mode(meters: Mapping[int, Meter], mode: TestMode,
