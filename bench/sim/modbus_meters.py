@@ -1,19 +1,21 @@
 """Each board position's meter served as a Modbus TCP device (pymodbus server, one loop thread).
 
-Registers are filled from the live meter model on every read, so a read returns what the
-meter holds at that simulated instant. Every position is served at once: a meter takes
-``latency_s`` of wall time to take a request in before it samples its registers and answers,
-while the loop serves the other positions. Faults on a meter's link (``MeterFaults``) act per
-position, inside pymodbus's own hooks: the others keep being served.
+A read fills the registers it asks for from the live meter model, so it returns what the meter
+holds at that simulated instant, and works out only those quantities. Every position is served
+at once: a meter takes ``latency_s`` of wall time to take a request in before it samples its
+registers and answers, while the loop serves the other positions. Faults on a meter's link
+(``MeterFaults``) act per position, inside pymodbus's own hooks: the others keep being served.
 """
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import socket
 import threading
-from functools import partial
+from collections.abc import Callable
+from functools import cached_property, partial
 
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ModbusPDU
@@ -21,22 +23,12 @@ from pymodbus.server import ModbusBaseServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
-from bench.sim.meter_model import INTERVAL_S, MeterModel
+from bench.sim.meter_model import INTERVAL_S, Conditions, MeterModel
 from bench.sim.world import World
 from instruments.register_map import Register, RegisterMap, span
 
 READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
-# The block-interval demand register (bench/sim/meter_model.py ``Demand``): interval length,
-# intervals closed since the reset, last-interval, maximum and present demand, and the reset command.
-DEMAND_QUANTITIES = ("demand_interval_s", "demand_count", "demand_kw", "max_demand_kw", "present_demand_kw",
-                     "demand_reset")
 LINK_FAULTS = ("NONE", "EXCEPTION", "TIMEOUT", "SWAP")  # persistent until the next one; REBOOT happens once
-QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
-              "voltage_v", "current_a", "power_w", "power_factor", "frequency_hz",
-              "serial", "mac", "firmware", "alarm_code", "service_state", "rssi_dbm", "snr_db", "phase_rotation",
-              "tamper", "key", "key_status", "key_fingerprint", "ping_count", "ping_size", "ping_received",
-              "interval_count", "interval_select", "interval_energy_wh", "clock_s", "interval_length_s", "daily_alarms",
-              "tamper_clear", *DEMAND_QUANTITIES, "test_mode")
 # Simulation working value: a meter answers at once. On the stepped clock a latency is wall time
 # only (no bench time passes while reading), so it would slow every run and test and show nothing;
 # a board states one (meter_latency_ms, real meters take a few to tens of ms) to see reads overlap,
@@ -44,54 +36,74 @@ QUANTITIES = ("energy_wh", "received_wh", "varh", "received_varh", "kh_wh",
 LATENCY_S = 0.0
 
 
-def meter_values(meter: MeterModel, world: World) -> dict[str, float | int | str]:
-    """What the meter's own metrology reports: its registered energy and its readings."""
-    c, f = world.conditions(), meter.functional
-    pf = (c.power_factor if c.current_a else 1.0) * (-1 if f.ct_reversed else 1)
-    selected = f.intervals_wh[f.interval_select] if 0 <= f.interval_select < len(f.intervals_wh) else 0.0
-    return {
-        "energy_wh": meter.register_wh,
-        "received_wh": meter.received_wh,
-        "varh": meter.varh,
-        "received_varh": meter.received_varh,
-        "kh_wh": meter.kh_wh,
-        "voltage_v": c.voltage_v * f.voltage_reading_gain,
-        "current_a": c.current_a,
-        "power_w": meter.registered_power_w(c),
-        "power_factor": pf,
-        "frequency_hz": c.frequency_hz,
-        "serial": meter.serial,
-        "mac": meter.mac,
-        "firmware": meter.firmware,
-        "alarm_code": meter.alarm(),
-        "service_state": int(f.service_running),
-        "rssi_dbm": round(f.rssi_dbm),
-        "snr_db": round(f.snr_db),
-        "phase_rotation": f.phase_rotation,
-        "tamper": int(f.tamper),
-        "key": "",
-        "key_status": f.key_status,
-        "key_fingerprint": f.key_fingerprint,
-        "ping_count": 0,
-        "ping_size": 0,
-        "ping_received": f.ping_received,
-        "interval_count": len(f.intervals_wh),
-        "interval_select": f.interval_select,
-        "interval_energy_wh": selected,
-        "clock_s": math.floor(meter.clock_s(world.time_s)),  # whole seconds, as a meter's clock register shows
-        "interval_length_s": INTERVAL_S,
-        "daily_alarms": ",".join(f.daily_alarms),
-        "tamper_clear": 0,
-        **demand_values(meter),
-        "test_mode": int(meter.in_test_mode),
-    }
+class Reading:
+    """One read of a meter's registers, under the world's lock. The conditions are worked out once,
+    and only if a register read needs them: most reads are of one register."""
+
+    def __init__(self, meter: MeterModel, world: World) -> None:
+        self.meter, self.world, self.functional = meter, world, meter.functional
+
+    @cached_property
+    def conditions(self) -> Conditions:
+        return self.world.conditions()
 
 
-def demand_values(meter: MeterModel) -> dict[str, float | int | str]:
-    """The demand registers as the meter serves them (kW, as meters show demand)."""
-    d = meter.demand
-    return {"demand_interval_s": d.interval_s, "demand_count": d.closed, "demand_kw": d.last_w / 1000.0,
-            "max_demand_kw": d.max_w / 1000.0, "present_demand_kw": d.present_w / 1000.0, "demand_reset": 0}
+def _power_factor(r: Reading) -> float:
+    c = r.conditions
+    return (c.power_factor if c.current_a else 1.0) * (-1 if r.functional.ct_reversed else 1)
+
+
+def _selected_interval_wh(r: Reading) -> float:
+    f = r.functional
+    return f.intervals_wh[f.interval_select] if 0 <= f.interval_select < len(f.intervals_wh) else 0.0
+
+
+# What the meter's own metrology and firmware report in each quantity a register map may name:
+# the one table of what each register holds (a board's register map may name only these).
+QUANTITIES: dict[str, Callable[[Reading], float | int | str]] = {
+    "energy_wh": lambda r: r.meter.register_wh,
+    "received_wh": lambda r: r.meter.received_wh,
+    "varh": lambda r: r.meter.varh,
+    "received_varh": lambda r: r.meter.received_varh,
+    "kh_wh": lambda r: r.meter.kh_wh,
+    "voltage_v": lambda r: r.conditions.voltage_v * r.functional.voltage_reading_gain,
+    "current_a": lambda r: r.conditions.current_a,
+    "power_w": lambda r: r.meter.registered_power_w(r.conditions),
+    "power_factor": _power_factor,
+    "frequency_hz": lambda r: r.conditions.frequency_hz,
+    "serial": lambda r: r.meter.serial,
+    "mac": lambda r: r.meter.mac,
+    "firmware": lambda r: r.meter.firmware,
+    "alarm_code": lambda r: r.meter.alarm(),
+    "service_state": lambda r: int(r.functional.service_running),
+    "rssi_dbm": lambda r: round(r.functional.rssi_dbm),
+    "snr_db": lambda r: round(r.functional.snr_db),
+    "phase_rotation": lambda r: r.functional.phase_rotation,
+    "tamper": lambda r: int(r.functional.tamper),
+    "key": lambda r: "",
+    "key_status": lambda r: r.functional.key_status,
+    "key_fingerprint": lambda r: r.functional.key_fingerprint,
+    "ping_count": lambda r: 0,
+    "ping_size": lambda r: 0,
+    "ping_received": lambda r: r.functional.ping_received,
+    "interval_count": lambda r: len(r.functional.intervals_wh),
+    "interval_select": lambda r: r.functional.interval_select,
+    "interval_energy_wh": _selected_interval_wh,
+    "clock_s": lambda r: math.floor(r.meter.clock_s(r.world.time_s)),  # whole seconds, as a meter's clock shows
+    "interval_length_s": lambda r: INTERVAL_S,
+    "daily_alarms": lambda r: ",".join(r.functional.daily_alarms),
+    "tamper_clear": lambda r: 0,
+    # The block-interval demand register (bench/sim/meter_model.py ``Demand``), in kW as meters show
+    # demand: interval length, intervals closed since the reset, last-interval, maximum and present
+    # demand, and the reset command.
+    "demand_interval_s": lambda r: r.meter.demand.interval_s,
+    "demand_count": lambda r: r.meter.demand.closed,
+    "demand_kw": lambda r: r.meter.demand.last_w / 1000.0,
+    "max_demand_kw": lambda r: r.meter.demand.max_w / 1000.0,
+    "present_demand_kw": lambda r: r.meter.demand.present_w / 1000.0,
+    "demand_reset": lambda r: 0,
+    "test_mode": lambda r: int(r.meter.in_test_mode),
+}
 
 
 class ModbusMeters:
@@ -112,6 +124,9 @@ class ModbusMeters:
         # Ground truth for read timing: (simulated time, reference energy Wh) when each position last
         # sampled its registers for a read.
         self.sampled: list[tuple[float, float] | None] = [None] * len(world.meters)
+        # The map by address, and where each register ends, to find the registers a read touches.
+        self._by_address = sorted(register_map.values(), key=lambda register: register.address)
+        self._ends = [register.address + register.count for register in self._by_address]
         self._servers: list[ModbusBaseServer] = []
         self._hooks: list[tuple[MeterModel, partial]] = []
         self._loop = asyncio.new_event_loop()
@@ -183,14 +198,18 @@ class ModbusMeters:
             return self._write(meter, address, list(set_values or []))
         if function_code != READ_HOLDING:
             return ExcCodes.ILLEGAL_FUNCTION
+        end, index, touched = address + count, bisect.bisect_right(self._ends, address), []
+        while index < len(self._by_address) and self._by_address[index].address < end:
+            touched.append(self._by_address[index])
+            index += 1
         with self.world.lock:
             self.world.sync()
-            values = meter_values(meter, self.world)
+            reading = Reading(meter, self.world)
+            values = [QUANTITIES[register.name](reading) for register in touched]
             self.sampled[meter.position - 1] = (self.world.time_s, self.world.reference.accumulator_wh)
-        for register in self.register_map.values():
-            if register.address < address + count and address < register.address + register.count:
-                words = _on_the_wire(meter, register, register.encode(values[register.name]))
-                registers[register.address - start: register.address - start + register.count] = words
+        for register, value in zip(touched, values):  # a register partly read is worked out whole
+            words = _on_the_wire(meter, register, register.encode(value))
+            registers[register.address - start: register.address - start + register.count] = words
         return None
 
     def _write(self, meter: MeterModel, address: int, words: list[int]) -> ExcCodes | None:
