@@ -1,33 +1,26 @@
-"""Each board position's meter served as a Modbus TCP device (pymodbus server, one loop thread).
+"""Each board position's meter served as a Modbus TCP device (bench/servers/modbus_tcp.py, one loop thread).
 
 A read fills the registers it asks for from the live meter model, so it returns what the meter
 holds at that simulated instant, and works out only those quantities. Every position is served
 at once: a meter takes ``latency_s`` of wall time to take a request in before it samples its
 registers and answers, while the loop serves the other positions. Faults on a meter's link
-(``MeterFaults``) act per position, inside pymodbus's own hooks: the others keep being served.
+(``MeterFaults``) act per position: the others keep being served.
 """
 from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import math
-import socket
 import threading
 from collections.abc import Callable
-from functools import cached_property, partial
+from functools import cached_property
 
-from pymodbus.constants import ExcCodes
-from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusBaseServer, ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
-
+from bench.servers import modbus_tcp
 from bench.servers.scpi import ScpiError, out_of_range, parse_whole, scpi
 from bench.sim.meter_model import INTERVAL_S, Conditions, MeterModel
 from bench.sim.world import World
 from instruments.register_map import Register, RegisterMap, span
 
-READ_HOLDING, WRITE_SINGLE, WRITE_MULTIPLE = 3, 6, 16
 LINK_FAULTS = ("NONE", "EXCEPTION", "TIMEOUT", "SWAP")  # persistent until the next one; REBOOT happens once
 # Simulation working value: a meter answers at once. On the stepped clock a latency is wall time
 # only (no bench time passes while reading), so it would slow every run and test and show nothing;
@@ -114,7 +107,6 @@ class ModbusMeters:
 
     def __init__(self, world: World, register_map: RegisterMap, device_id: int = 1,
                  latency_s: float = LATENCY_S) -> None:
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self.world = world
         self.register_map = register_map
         self.device_id = device_id
@@ -127,8 +119,8 @@ class ModbusMeters:
         # The map by address, and where each register ends, to find the registers a read touches.
         self._by_address = sorted(register_map.values(), key=lambda register: register.address)
         self._ends = [register.address + register.count for register in self._by_address]
-        self._servers: list[ModbusBaseServer] = []
-        self._hooks: list[tuple[MeterModel, partial]] = []
+        self._listeners: list[modbus_tcp.Listener] = []
+        self._hooks: list[tuple[MeterModel, Callable[[], None]]] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="modbus-meters", daemon=True)
 
@@ -141,63 +133,40 @@ class ModbusMeters:
         """Each position's address as its driver takes it."""
         return [f"127.0.0.1:{port}" for port in self.ports]
 
-    def _device(self, meter: MeterModel, device_id: int) -> SimDevice:
-        """The meter as pymodbus serves it: one block of registers, filled by ``_serve`` on every request."""
-        return SimDevice(id=device_id,
-                         simdata=[SimData(0, count=span(self.register_map), values=0, datatype=DataType.REGISTERS)],
-                         action=partial(self._serve, meter))
-
     async def _start_all(self) -> None:
         for meter in self.world.meters:
-            device = self._device(meter, self.device_id)
-            # pymodbus annotates trace_pdu as returning a PDU, but its transaction layer takes a request
-            # traced to None as no request (see _received): the annotation is narrower than the code.
-            server = ModbusTcpServer(device, address=("127.0.0.1", 0),
-                                     trace_pdu=partial(self._received, meter))  # type: ignore[arg-type]
-            await server.serve_forever(background=True)
-            self._servers.append(server)
-            listener = server.transport  # annotated as a transport; a TCP server listens through a Server
-            if not isinstance(listener, asyncio.Server):
-                raise RuntimeError(f"pymodbus listens through a {type(listener).__name__}, not an asyncio.Server")
-            self.ports.append(listener.sockets[0].getsockname()[1])
-            hook = partial(self._drop_connections, server)
-            meter.restart_hooks.append(hook)
-            self._hooks.append((meter, hook))
+            listener = await modbus_tcp.listen(_Position(self, meter))
+            self._listeners.append(listener)
+            self.ports.append(listener.port)
+            meter.restart_hooks.append(listener.drop_connections)
+            self._hooks.append((meter, listener.drop_connections))
 
-    def _received(self, meter: MeterModel, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
-        """pymodbus's trace hook on every PDU. A request it hands back as None is never served
-        (the handler only answers a PDU it gets back), which is how a TIMEOUT meter stays silent
-        without holding up the loop the other positions share."""
-        if sending:
-            return pdu
+    async def _stop_all(self) -> None:
+        for listener in self._listeners:
+            await listener.close()
+
+    def _heard(self, meter: MeterModel) -> bool:
+        """Count a request that reached the meter; a TIMEOUT meter never answers it (and holds up
+        nobody: the loop goes on serving the other positions)."""
         self.requests[meter.position - 1] += 1
-        return None if meter.link_fault == "TIMEOUT" else pdu
+        return meter.link_fault != "TIMEOUT"
 
-    @staticmethod
-    def _drop_connections(server: ModbusTcpServer) -> None:
-        """Shut down every open connection of one server now, from the caller's thread: the
-        clients see the drop at once, and the loop then closes the transports on end of file."""
-        for connection in list(server.active_connections.values()):
-            transport = connection.transport
-            if transport is not None:
-                try:
-                    transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    async def _serve(self, meter: MeterModel, function_code: int, start: int, address: int,
-                     count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
-        await asyncio.sleep(self.latency_s)  # the meter taking the request in; the loop serves the others meanwhile
-        return self._answer(meter, function_code, start, address, count, registers, set_values)
-
-    def _answer(self, meter: MeterModel, function_code: int, start: int, address: int,
-                count: int, registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+    def _answer(self, meter: MeterModel, function_code: int, address: int, count: int,
+                words: list[int] | None) -> modbus_tcp.Answer:
+        """A request the server has checked against the register block: the registers read, an
+        exception code, or None (written)."""
         if meter.link_fault == "EXCEPTION":
-            return ExcCodes.DEVICE_BUSY
-        if function_code in (WRITE_SINGLE, WRITE_MULTIPLE):
-            return self._write(meter, address, list(set_values or []))
-        if function_code != READ_HOLDING:
-            return ExcCodes.ILLEGAL_FUNCTION
+            return modbus_tcp.DEVICE_BUSY
+        if function_code in (modbus_tcp.WRITE_SINGLE, modbus_tcp.WRITE_MULTIPLE):
+            return self._write(meter, address, words or [])
+        if function_code != modbus_tcp.READ_HOLDING:
+            return modbus_tcp.ILLEGAL_FUNCTION
+        return self._read(meter, address, count)
+
+    def _read(self, meter: MeterModel, address: int, count: int) -> list[int] | int:
+        """The registers from ``address`` on, from the quantities of the registers they touch (a
+        register partly read is worked out whole); addresses no register holds read 0. A value its
+        register cannot hold is a server device failure (exception 4)."""
         end, index, touched = address + count, bisect.bisect_right(self._ends, address), []
         while index < len(self._by_address) and self._by_address[index].address < end:
             touched.append(self._by_address[index])
@@ -207,12 +176,17 @@ class ModbusMeters:
             reading = Reading(meter, self.world)
             values = [QUANTITIES[register.name](reading) for register in touched]
             self.sampled[meter.position - 1] = (self.world.time_s, self.world.reference.accumulator_wh)
-        for register, value in zip(touched, values):  # a register partly read is worked out whole
-            words = _on_the_wire(meter, register, register.encode(value))
-            registers[register.address - start: register.address - start + register.count] = words
-        return None
+        words = [0] * count
+        for register, value in zip(touched, values):
+            try:
+                encoded = _on_the_wire(meter, register, register.encode(value))
+            except (ValueError, TypeError):
+                return modbus_tcp.DEVICE_FAILURE
+            low, high = max(register.address, address), min(register.address + register.count, end)
+            words[low - address:high - address] = encoded[low - register.address:high - register.address]
+        return words
 
-    def _write(self, meter: MeterModel, address: int, words: list[int]) -> ExcCodes | None:
+    def _write(self, meter: MeterModel, address: int, words: list[int]) -> int | None:
         """Writes must cover whole writable registers, each one a command to the meter; values
         the registers cannot hold are refused whole (exception 3), before any is carried out."""
         end, commands = address + len(words), []
@@ -223,9 +197,9 @@ class ModbusMeters:
                     served = _on_the_wire(meter, register, words[offset:offset + register.count])
                     commands.append((register, register.decode(served)))
         except ValueError:
-            return ExcCodes.ILLEGAL_VALUE
+            return modbus_tcp.ILLEGAL_VALUE
         if sum(register.count for register, _ in commands) != len(words):
-            return ExcCodes.ILLEGAL_ADDRESS
+            return modbus_tcp.ILLEGAL_ADDRESS
         with self.world.lock:
             self.world.sync()
             for register, value in commands:
@@ -233,18 +207,32 @@ class ModbusMeters:
         return None
 
     def stop(self) -> None:
-        async def shutdown() -> None:
-            for server in self._servers:
-                await server.shutdown()
-
         for meter, hook in self._hooks:
             meter.restart_hooks.remove(hook)
         self._hooks.clear()
         if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         self._loop.close()
+
+
+class _Position:
+    """One position's meter as the Modbus TCP server sees it (``modbus_tcp.Unit``)."""
+
+    def __init__(self, meters: ModbusMeters, meter: MeterModel) -> None:
+        self.unit_id, self.size = meters.device_id, span(meters.register_map)
+        self._meters, self._meter = meters, meter
+
+    @property
+    def latency_s(self) -> float:
+        return self._meters.latency_s
+
+    def heard(self) -> bool:
+        return self._meters._heard(self._meter)
+
+    def answer(self, function: int, address: int, count: int, words: list[int] | None) -> modbus_tcp.Answer:
+        return self._meters._answer(self._meter, function, address, count, words)
 
 
 def _on_the_wire(meter: MeterModel, register: Register, words: list[int]) -> list[int]:
