@@ -142,12 +142,13 @@ class ModbusMeter:
     def _transact(self, verb: str, register: Register, *, idempotent: bool,
                   request: Callable[[], ModbusPDU]) -> ModbusPDU:
         """Run one request, trying transient failures again up to ``retries`` times when safe."""
-        what, attempt = f"{verb} '{register.name}' at {register.address}", 0
+        attempt = 0
         while True:
             attempt += 1
             try:
-                reply = self._attempt(what, request)
+                reply = self._attempt(verb, register, request)
             except _Transient as failure:
+                what = _what(verb, register)
                 if failure.may_have_acted and not idempotent:
                     raise InstrumentError(self.name, self.address, f"{what}: {failure.cause}; "
                                           f"not retried: the meter may have carried it out") from None
@@ -160,12 +161,12 @@ class ModbusMeter:
             if reply.isError():
                 code = reply.exception_code
                 raise ReplyError(self.name, self.address,
-                                 f"{what}: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})")
+                                 f"{_what(verb, register)}: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})")
             return reply
 
-    def _attempt(self, what: str, request: Callable[[], ModbusPDU]) -> ModbusPDU:
+    def _attempt(self, verb: str, register: Register, request: Callable[[], ModbusPDU]) -> ModbusPDU:
         """One request on a live connection; transient failures raise ``_Transient``."""
-        self._reopen_if_stale(what)
+        self._reopen_if_stale(verb, register)
         if not self._client.connect():
             raise _Transient(self.NO_LINK, may_have_acted=False)
         try:
@@ -177,14 +178,15 @@ class ModbusMeter:
             self._client.close()  # a late reply must never be taken for the next request's answer
             raise _Transient(f"no valid reply within {self.timeout_s:g} s", may_have_acted=True) from None
         except ModbusException as error:
-            raise InstrumentError(self.name, self.address, f"{what}: {error}") from None
-        if reply.isError() and reply.exception_code == DEVICE_BUSY:
-            raise _Transient("exception 6 (server device busy)", may_have_acted=False)
-        if reply.isError() and reply.exception_code == ACKNOWLEDGE:
-            raise _Transient("exception 5 (acknowledge: still busy with a long command)", may_have_acted=True)
+            raise InstrumentError(self.name, self.address, f"{_what(verb, register)}: {error}") from None
+        if reply.isError():
+            if reply.exception_code == DEVICE_BUSY:
+                raise _Transient("exception 6 (server device busy)", may_have_acted=False)
+            if reply.exception_code == ACKNOWLEDGE:
+                raise _Transient("exception 5 (acknowledge: still busy with a long command)", may_have_acted=True)
         return reply
 
-    def _reopen_if_stale(self, what: str) -> None:
+    def _reopen_if_stale(self, verb: str, register: Register) -> None:
         """Anything readable before a request is sent means a stale link: the meter closed it (a
         reboot) or a late reply is waiting. Close it, so the request goes out on a fresh one. (A serial
         client discards what is waiting on its line itself, before it sends.)"""
@@ -195,5 +197,10 @@ class ModbusMeter:
             why = "a late reply was waiting" if link.recv(1, socket.MSG_PEEK) else "the meter closed the connection"
         except OSError:
             why = "the meter reset the connection"
-        log.warning("%s @ %s: %s: %s; reconnecting", self.name, self.address, what, why)
+        log.warning("%s @ %s: %s: %s; reconnecting", self.name, self.address, _what(verb, register), why)
         self._client.close()
+
+
+def _what(verb: str, register: Register) -> str:
+    """A request as messages name it; made only when one is written (a read costs a few µs in all)."""
+    return f"{verb} '{register.name}' at {register.address}"

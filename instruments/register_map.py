@@ -9,6 +9,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from pymodbus.client.mixin import ModbusClientMixin
@@ -39,19 +40,25 @@ class Register:
     words: int = 1  # only strings choose their length
     writable: bool = False  # a command or setting the bench writes (key, ping, selections)
 
-    @property
+    @cached_property
     def count(self) -> int:
+        """Registers it spans (asked on every read: worked out once)."""
         return self.words if self.type == "string" else _WORDS[self.type]
 
     def decode(self, registers: Sequence[int]) -> float | int | str:
         """Strict: words that do not hold this type raise ValueError (a register is never read as
         NaN, inf or unprintable text, which would pass silently into a result)."""
         words = list(registers)
-        if len(words) != self.count or not all(isinstance(w, int) and 0 <= w <= 0xFFFF for w in words):
+        if len(words) != self.count:
             raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
         if self.type == "string":
+            if not all(isinstance(w, int) and 0 <= w <= 0xFFFF for w in words):
+                raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
             return _text(words)
-        (raw,) = _UNPACK[self.type].unpack(_PACK_WORDS[len(words)].pack(*words))
+        try:  # packing as 16-bit words refuses anything else (a float, a negative, 65536), as the check above
+            (raw,) = _UNPACK[self.type].unpack(_PACK_WORDS[len(words)].pack(*words))
+        except struct.error:
+            raise ValueError(f"expected {self.count} 16-bit words, got {words!r}") from None
         value = raw * self.scale if self.scale != 1.0 else raw
         if not math.isfinite(value):
             raise ValueError(f"not a finite number: {value}")
