@@ -598,15 +598,15 @@ def print_per_query(figures: dict[str, dict[str, Layer]], rounds: int, n: int) -
     """Section 1's table; returns (what, driver/library ratio, target) for the targets."""
     print(f"\n1. Per query, loopback, `bench sim` in its own process ({rounds} fresh connections x {n} queries "
           "per layer, layers taking turns)")
-    print(f"   {'query':<26}{'layer':<11}{'median µs':>10}{'p95 µs':>9}{'CPU µs':>8}{'vs layer below':>16}")
+    print(f"   {'query':<26}{'layer':<15}{'median µs':>10}{'p95 µs':>9}{'CPU µs':>8}{'vs layer below':>22}")
     checks = []
     for query, layers in figures.items():
         names = list(layers)
         for k, name in enumerate(names):
             below = ratio(layers[name].median_us(), layers[names[k + 1]].median_us()) if k + 1 < len(names) else None
             shown = f"{below:.2f}x {names[k + 1]}" if below is not None else "(baseline)"
-            print(f"   {query if k == 0 else '':<26}{name:<11}{layers[name].median_us():>10.0f}"
-                  f"{layers[name].p95_us():>9.0f}{layers[name].cpu_us():>8.0f}{shown:>16}")
+            print(f"   {query if k == 0 else '':<26}{name:<15}{layers[name].median_us():>10.0f}"
+                  f"{layers[name].p95_us():>9.0f}{layers[name].cpu_us():>8.0f}{shown:>22}")
         checks.append((f"{query}: driver/{names[1]}", ratio(layers["driver"].median_us(),
                                                            layers[names[1]].median_us()), TARGET_DRIVER_OVERHEAD))
     print("   median and p95: wall time per query; CPU: this client's CPU per query (scheduling-independent)")
