@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -60,14 +61,25 @@ class Conditions:
         circuits = np.asarray(currents_a, dtype=float) * np.exp(1j * (angles[feeds] - lags))
         return cls(voltages, shares @ circuits, frequency_hz, voltage_harmonics, current_harmonics, circuits, shares)
 
+    # What follows is derived from the phasors once and kept: one Conditions serves every meter
+    # of a step (World._integrate), so each is worked out once for the board, not once a meter.
+
     @property
     def elements(self) -> int:
         return len(self.voltages)
 
     def element_fundamental_power_w(self) -> np.ndarray:
-        return (self.voltages * np.conj(self.currents)).real
+        return self._fundamental_power_w
 
     def element_harmonic_power_w(self) -> np.ndarray:
+        return self._harmonic_power_w
+
+    @cached_property
+    def _fundamental_power_w(self) -> np.ndarray:
+        return _read_only((self.voltages * np.conj(self.currents)).real)
+
+    @cached_property
+    def _harmonic_power_w(self) -> np.ndarray:
         """Per element: sum over orders in both waves of V_h I_h cos(h phi + psi_v - psi_i), where
         phi is the element's fundamental angle (harmonic phases ride on the fundamental)."""
         currents = {h.order: h for h in self.current_harmonics}
@@ -77,28 +89,39 @@ class Conditions:
             if v.order in currents:
                 i = currents[v.order]
                 power += (v.pct / 100 * i.pct / 100) * np.cos(v.order * phi + np.radians(v.phase_deg - i.phase_deg))
-        return np.abs(self.voltages) * np.abs(self.currents) * power
+        return _read_only(np.abs(self.voltages) * np.abs(self.currents) * power)
 
-    @property
+    @cached_property
+    def element_polar(self) -> tuple[tuple[float, float, float], ...]:
+        """Per element: |V|, |I| and the angle of V / I in radians (0 where no current flows)."""
+        return tuple((abs(complex(v)), abs(complex(i)), float(np.angle(v / i)) if i else 0.0)
+                     for v, i in zip(self.voltages, self.currents))
+
+    @cached_property
+    def energised(self) -> bool:
+        """Some element has a voltage."""
+        return bool(np.any(self.voltages))
+
+    @cached_property
     def active_power_w(self) -> float:
         """P = sum over elements and orders of V_h I_h cos(phi_h)."""
         return float(np.sum(self.element_fundamental_power_w() + self.element_harmonic_power_w()))
 
-    @property
+    @cached_property
     def reactive_power_var(self) -> float:
         return float(np.sum(self.voltages * np.conj(self.currents)).imag)
 
-    @property
+    @cached_property
     def voltage_v(self) -> float:
         """Mean fundamental voltage magnitude over the elements."""
         return float(np.mean(np.abs(self.voltages)))
 
-    @property
+    @cached_property
     def current_a(self) -> float:
         """Largest fundamental current on any element."""
         return float(np.max(np.abs(self.currents)))
 
-    @property
+    @cached_property
     def phase_deg(self) -> float:
         """Angle by which the fundamental current lags voltage, from total fundamental P and Q."""
         p = float(np.sum(self.element_fundamental_power_w()))
@@ -106,13 +129,19 @@ class Conditions:
             return 0.0
         return math.degrees(math.atan2(self.reactive_power_var, p))
 
-    @property
+    @cached_property
     def power_factor(self) -> float:
         return math.cos(math.radians(self.phase_deg))
 
-    @property
+    @cached_property
     def dc_pct(self) -> float:
         return next((h.pct for h in self.current_harmonics if h.order == 0), 0.0)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A kept array no caller can change under the others."""
+    array.flags.writeable = False
+    return array
 
 
 @dataclass(frozen=True)
@@ -366,19 +395,16 @@ class MeterModel:
         the starting current it registers only its creep; above it each element's power through
         that element's gain and phase displacement: V I (1 + gain) cos φ + V I (cos(φ - δ) - cos φ),
         which is V I cos φ (1 + error) without dividing by cos φ where it is zero."""
-        if not np.any(c.voltages):
+        if not c.energised:
             return 0.0, 0.0
         if c.current_a < self.starting_current_a:
             return self.creep_w, 0.0
         harmonic = c.element_harmonic_power_w()
         harmonic_gain = 1.0 + (self.curve.harmonic_gain_pct + self.release.harmonic_gain_pct) / 100.0
         p_total = q_total = 0.0
-        for k in range(c.elements):
-            current = abs(c.currents[k])
+        for k, (volts, current, phi) in enumerate(c.element_polar):
             if current == 0:
                 continue
-            volts = abs(c.voltages[k])
-            phi = float(np.angle(c.voltages[k] / c.currents[k]))
             gain = self.curve.gain_pct(volts, current, c.frequency_hz, c.dc_pct, self.test_amperes,
                                        self.nominal_voltage, self.nominal_frequency)
             gain += self.element_offsets_pct[k] if k < len(self.element_offsets_pct) else 0.0
