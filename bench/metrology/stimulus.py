@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from bench.metrology.forms import CircuitMap
 from bench.metrology.harmonics import HarmonicProfile
@@ -89,7 +90,7 @@ class Stimulus:
     def element_lags_deg(self) -> tuple[float, ...]:
         return self.lags_deg or (self.phase_deg,) * self.elements
 
-    @property
+    @cached_property  # a frozen stimulus: asked for every position's result, worked out once
     def power_factor(self) -> float:
         """Total fundamental P over total apparent power (cos phase_deg when every element is alike)."""
         p = q = s = 0.0
@@ -154,6 +155,10 @@ class Stimulus:
         return self.current_a * (self.harmonics.rms_factor("current") if self.harmonics else 1.0)
 
     def describe(self) -> str:
+        return self._description
+
+    @cached_property  # every position's result cell: worked out once for the point's stimulus
+    def _description(self) -> str:
         # A table cell, not a legend label (``pf_label``): three decimals, and lag or lead at any angle off zero.
         direction = "" if abs(self.phase_deg) < 1e-9 else " lead" if self.leading else " lag"
         pf = f"PF {self.power_factor:.3f}{direction}"

@@ -180,9 +180,10 @@ def meter_verdict(verdicts: set[str]) -> str:
 
 
 def entry(point_id: str, family: str, result: Result, faults: list[str] | None = None) -> dict[str, Any]:
-    cells = result.cells()
+    evidence = result.to_dict()
+    cells = evidence["cells"]  # the evidence holds the result's cells: made once
     return {"point": point_id, "family": family, "name": cells["Point"], "verdict": result.verdict.value,
-            "value_pct": result.value_pct, "u_pct": result.u_pct, "cells": cells, "evidence": result.to_dict(),
+            "value_pct": result.value_pct, "u_pct": result.u_pct, "cells": cells, "evidence": evidence,
             "discarded_attempts": list(faults or [])}
 
 
