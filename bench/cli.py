@@ -29,6 +29,7 @@ from bench.records.signing import (
     write_signed_record,
 )
 from bench.records.store import (
+    CanonicalRecord,
     RecordsError,
     append_audit,
     audit_entries,
@@ -187,7 +188,7 @@ def publish_report(args: argparse.Namespace) -> int:
     lab = load_profile(args.bench).lab if args.bench else None
     signer = Signer.load(lab.signing_key if lab and lab.signing_key else default_key_path())
     out.mkdir(parents=True, exist_ok=True)
-    write_signed_record(record, signer, out)
+    write_signed_record(CanonicalRecord.of(record), signer, out)
     complete = record["status"] == "complete"
     written = write_documents(record, out, signer, lab.template if lab else None) if complete else []
     print(f"run {record['run_id']} ({record['status']}), {record['started_at']}, bench {record['bench']['id']}, "

@@ -185,10 +185,10 @@ from bench.plans.limits import load_table
 
 _publish = store.publish
 
-def publish(engine, record, fingerprint):
-    if record["status"] != "incomplete":  # the final publish (the run here is partial: one family)
+def publish(engine, made):
+    if made.record["status"] != "incomplete":  # the final publish (the run here is partial: one family)
         os.kill(os.getpid(), signal.SIGKILL)  # the machine dies inside the final publish
-    return _publish(engine, record, fingerprint)
+    return _publish(engine, made)
 
 store.publish = publish
 '''

@@ -305,7 +305,7 @@ def synthetic_run(engine, serials: list[str], values: dict[str, float], toleranc
               "bench": {"id": "SYNTHETIC", "profile_sha256": "0" * 64}, "plan": {"name": "accuracy", "version": "t"},
               "decision_rule": {"rule": "simple"}, "operator": "test", "meter_type": meter_type.to_dict(),
               "meters": meters}
-    store.publish(engine, record, hashlib.sha256(json.dumps(record).encode()).hexdigest())
+    store.publish(engine, store.CanonicalRecord.of(record))
     return run_id
 
 

@@ -34,7 +34,6 @@ from bench.records.record import (
     Scope,
     as_found_as_left,
     entry,
-    fingerprint,
 )
 from bench.records.signing import Signer
 from bench.sim import SimulatedBench
@@ -237,7 +236,7 @@ def history_of(measured: Measurements, url: str) -> tuple[list[dict[str, Any]], 
     engine = store.connect(url)
     for i, (reason, status, _, _) in enumerate(EPISODES):
         record = measured.record(reason, status, started_at=f"2026-0{i + 1}-01T08:00:00+00:00")
-        store.publish(engine, record, fingerprint(record))
+        store.publish(engine, store.CanonicalRecord.of(record))
     return store.history(engine, measured.bench.profile.positions[2].serial), measured.bench.profile.positions[2].serial
 
 

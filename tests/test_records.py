@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import DBAPIError
 
 from bench.records import store
-from bench.records.record import fingerprint
+from bench.records.store import CanonicalRecord
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, plan_command
 
@@ -56,7 +56,7 @@ def test_publishing_twice_stores_once_a_retest_adds_a_run_and_certificate_number
     run_plan(tmp_path, plans=("test_plans/accuracy/",))
     record = only_json_record(tmp_path)
     engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
-    again = store.publish(engine, record, fingerprint(record))
+    again = store.publish(engine, CanonicalRecord.of(record))
     assert not again.changed and store.count_rows(engine)["runs"] == 1
     year = record["ended_at"][:4]
     assert [m["certificate"]["number"] for m in record["meters"]] == [f"SIM-{year}-{n:05d}" for n in range(1, 9)]
@@ -177,7 +177,7 @@ def test_records_round_trip_on_postgresql(tmp_path, postgres_url):
     assert engine.dialect.name == "postgresql"
     assert store.count_rows(engine)["results"] == 8 and store.count_rows(engine)["meter_runs"] == 8
     assert store.load_run(engine, record["run_id"]) == json.loads(store.canonical_json(record))
-    assert not store.publish(engine, record, fingerprint(record)).changed
+    assert not store.publish(engine, CanonicalRecord.of(record)).changed
     assert store.count_rows(engine)["runs"] == 1
     assert [r["certified"] for r in store.history(engine, "SIM16A00002")] == [False]
     assert store.append_audit(engine, "SIM16A00002", "tamper-clear", "tech", "S-1", "test", "2026-11-21")

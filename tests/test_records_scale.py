@@ -18,7 +18,6 @@ from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
 
 from bench.records import store
-from bench.records.record import fingerprint
 from bench.sim import board_path
 from tests.helpers import REPO, bench_cli, edited_toml, plan_command
 
@@ -48,7 +47,7 @@ def filled(url: str, count: int = 40) -> tuple[Engine, list[str]]:
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
     for n, run_id in enumerate(ids):
         record = synthetic_record(run_id, f"2026-01-{1 + n % 28:02d}T{n % 24:02d}:00:00+00:00")
-        store.publish(engine, record, fingerprint(record))
+        store.publish(engine, store.CanonicalRecord.of(record))
     return engine, ids
 
 
@@ -113,7 +112,7 @@ def test_a_version_5_database_gains_the_indexes_and_keeps_its_records(tmp_path):
         conn.execute(store.runs.insert().values(
             run_id=record["run_id"], started_at=record["started_at"], ended_at=record["ended_at"], status="complete",
             bench_id="LAB-1", profile_sha256="0" * 64, plan="C12.20 2015", decision_rule="simple", operator="tech",
-            record_sha256=fingerprint(record), record=store.canonical_json(record)))
+            record_sha256=store.CanonicalRecord.of(record).sha256, record=store.canonical_json(record)))
         for meter in record["meters"]:
             conn.execute(store.meter_runs.insert().values(
                 run_id=record["run_id"], position=meter["position"], serial=meter["serial"], firmware="4.3.0",
@@ -146,7 +145,7 @@ def check_prefix_lookups(engine: Engine) -> None:
            "1234abcd-1000-4000-8000-000000000000", "1234abcd-2000-4000-8000-000000000000"]
     for n, run_id in enumerate(ids):
         record = synthetic_record(run_id, f"2026-03-{n + 1:02d}T00:00:00+00:00", serials=[f"P{n}"])
-        store.publish(engine, record, fingerprint(record))
+        store.publish(engine, store.CanonicalRecord.of(record))
     for prefix, run_id in [("abcd9", ids[0]), ("ABCDA", ids[1]), ("abcdf", ids[2]), ("abce", ids[3]),
                            ("1234abcd-1", ids[4]), ("1234abcd-2000-", ids[5]), (ids[5], ids[5])]:
         assert store.load_run(engine, prefix)["run_id"] == run_id, prefix
@@ -178,7 +177,6 @@ def test_prefix_lookups_on_postgresql(postgres_schema_url):
 BENCH = textwrap.dedent("""
     import sys, time, uuid
     from bench.records import store
-    from bench.records.record import fingerprint
     from tests.test_records_scale import SERIALS, synthetic_record
     url, bench_id, start, runs = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
     time.sleep(max(0.0, start - time.time()))
@@ -186,7 +184,7 @@ BENCH = textwrap.dedent("""
     for n in range(runs):
         run_id = str(uuid.uuid4())
         record = synthetic_record(run_id, f"2026-04-01T00:{n:02d}:00+00:00", bench_id)
-        store.publish(engine, record, fingerprint(record))
+        store.publish(engine, store.CanonicalRecord.of(record))
         for meter in record["meters"]:
             conflict = store.register_meter(engine, meter["serial"], meter["mac"], record["started_at"])
             assert conflict is None, conflict

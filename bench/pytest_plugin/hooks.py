@@ -95,10 +95,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"bench: SAFETY: {run.tally.unsafe}: check the board by hand", red=True, bold=True)
     scope = bench_session.selection.scope(run, ending(run, exitstatus), session.shouldfail)
-    record = publish(run, scope)
+    made = publish(run, scope)
+    record = made.record
     if "baseline" in record and not compared_enough(record["baseline"]):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    write_signed(run, record)
+    write_signed(run, made)
     run.tally.final_record = record
     # The run's objects (every item's report and result) live until the process exits (a plan run is a
     # process of its own): frozen, the cyclic collector no longer scans them at each collection the

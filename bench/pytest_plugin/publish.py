@@ -1,6 +1,7 @@
 """The run's record: published when the bench opens (incomplete until the run ends normally) and
 again when the session ends, with certificate numbers for a complete run; then its signed JSON
-and, for a complete run, its signed documents."""
+and, for a complete run, its signed documents. Each publish makes the record's canonical text once:
+the database stores it, the signature covers it and the signed file holds it."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,20 +9,22 @@ from typing import Any
 from bench.pytest_plugin.context import RunContext
 from bench.records import store
 from bench.records.documents import write_documents
-from bench.records.record import Scope, fingerprint
+from bench.records.record import Scope
 from bench.records.signing import write_signed_record
+from bench.records.store import CanonicalRecord
 
 
-def publish(run: RunContext, scope: Scope) -> dict[str, Any]:
-    """The run's record, stored."""
+def publish(run: RunContext, scope: Scope) -> CanonicalRecord:
+    """The run's record, stored, with its canonical text (for ``write_signed``)."""
     tally = run.tally
     record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope,
                                  tally.entries)
     record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
     if scope.status == "complete":
         _number_certificates(run, record)
-    store.publish(run.records, record, fingerprint(record))
-    return record
+    made = CanonicalRecord.of(record)
+    store.publish(run.records, made)
+    return made
 
 
 def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
@@ -36,9 +39,9 @@ def _number_certificates(run: RunContext, record: dict[str, Any]) -> None:
             meter["certificate"] = {"number": numbers[meter["serial"]], "issued": issued}
 
 
-def write_signed(run: RunContext, record: dict[str, Any]) -> None:
+def write_signed(run: RunContext, made: CanonicalRecord) -> None:
     """The record as signed JSON in the reports directory; a complete run's documents beside it."""
     run.reports_dir.mkdir(parents=True, exist_ok=True)
-    write_signed_record(record, run.signer, run.reports_dir)
-    if record["status"] == "complete":
-        write_documents(record, run.reports_dir, run.signer, run.profile.lab.template)
+    write_signed_record(made, run.signer, run.reports_dir)
+    if made.record["status"] == "complete":
+        write_documents(made.record, run.reports_dir, run.signer, run.profile.lab.template)

@@ -6,7 +6,6 @@ publishing, and each meter's slice of it is what that meter's certificate is mad
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import uuid
 from collections.abc import Mapping
@@ -16,17 +15,12 @@ from typing import Any
 from bench.metrology.uncertainty import COVERAGE_K, RULE_TEXT, Rule, Verdict, worst
 from bench.procedures.results import Measured, PositionResult, Result, ShiftResult
 from bench.procedures.runner import Point
-from bench.records.store import canonical_json
 from bench.station.bench import Bench
 from bench.station.profile import Profile, Signatory
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def fingerprint(data: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 # Every other family (the limits table's, and the demand register test's) is on the accuracy certificate.

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from bench.paths import bench_home
-from bench.records.store import canonical_json
+from bench.records.store import CanonicalRecord, canonical_json
 
 KEY_TAG = '<meta name="bench-public-key" content="{}">'
 SIGNATURE_TAG = '<meta name="bench-signature" content="{}">'
@@ -147,22 +147,30 @@ def sign_html(html: str, signer: Signer) -> str:
     return html.replace(empty, SIGNATURE_TAG.format(signer.sign(html.encode("utf-8"))), 1)
 
 
+def record_signature(made: CanonicalRecord, signer: Signer) -> dict[str, str]:
+    """The signature of a record: over its canonical text's UTF-8 bytes, which is what a reader
+    recomputes from the record as the written file holds it."""
+    return {"algorithm": "Ed25519", "public_key": signer.public_key_b64, "fingerprint": signer.fingerprint,
+            "value": signer.sign(made.utf8)}
+
+
 def sign_record(record: dict[str, Any], signer: Signer) -> dict[str, Any]:
     """The record wrapped with its signature. The wrapped record is the JSON form of ``record`` (dates
     as strings...), so the signed text is exactly what a reader recomputes from the written file."""
-    record = json.loads(canonical_json(record))
-    return {"record": record,
-            "signature": {"algorithm": "Ed25519", "public_key": signer.public_key_b64,
-                          "fingerprint": signer.fingerprint,
-                          "value": signer.sign(canonical_json(record).encode("utf-8"))}}
+    made = CanonicalRecord.of(record)
+    return {"record": json.loads(made.text), "signature": record_signature(made, signer)}
 
 
-def write_signed_record(record: dict[str, Any], signer: Signer, directory: Path) -> Path:
-    """The record, signed, as ``run-<id>.json`` in ``directory``, on one line: json's C encoder
-    does not indent, and indenting a 40-meter record (10 MB) in Python took longer than signing it
-    (``python -m json.tool FILE`` shows it indented)."""
-    path = directory / f"run-{record['run_id']}.json"
-    path.write_text(json.dumps(sign_record(record, signer)))
+def write_signed_record(made: CanonicalRecord, signer: Signer, directory: Path) -> Path:
+    """The record, signed, as ``run-<id>.json`` in ``directory``: ``{"record":TEXT,"signature":{...}}``
+    in UTF-8 on one line, where TEXT is the record's canonical text itself, the very bytes signed
+    and stored, so nothing is serialised again (``python -m json.tool FILE`` shows it indented)."""
+    path = directory / f"run-{made.record['run_id']}.json"
+    signature = json.dumps(record_signature(made, signer), separators=(",", ":"))
+    with path.open("wb") as out:
+        out.write(b'{"record":')
+        out.write(made.utf8)
+        out.write(f',"signature":{signature}}}'.encode("ascii"))
     return path
 
 

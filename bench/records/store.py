@@ -6,6 +6,7 @@ the same run twice stores it once, and a run published again with more results r
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -290,12 +291,13 @@ class Published:
     changed: bool  # False when the very same record was already stored
 
 
-def publish(engine: Engine, record: dict[str, Any], fingerprint: str) -> Published:
-    """Store a run record (and its meters and results) once; replace it only if it changed."""
-    run_id = record["run_id"]
+def publish(engine: Engine, made: CanonicalRecord) -> Published:
+    """Store a run record (and its meters and results) once; replace it only if it changed. The
+    runs row holds ``made.text``, the very text the signature covers."""
+    record, run_id = made.record, made.record["run_id"]
     with engine.begin() as conn:
         stored = conn.execute(select(runs.c.record_sha256).where(runs.c.run_id == run_id)).scalar_one_or_none()
-        if stored == fingerprint:
+        if stored == made.sha256:
             return Published(run_id, False)
         conn.execute(delete(results).where(results.c.run_id == run_id))
         conn.execute(delete(meter_runs).where(meter_runs.c.run_id == run_id))
@@ -304,7 +306,7 @@ def publish(engine: Engine, record: dict[str, Any], fingerprint: str) -> Publish
             "bench_id": record["bench"]["id"], "profile_sha256": record["bench"]["profile_sha256"],
             "plan": f"{record['plan']['name']} {record['plan']['version']}"[:300],
             "decision_rule": record["decision_rule"]["rule"], "operator": record["operator"],
-            "record_sha256": fingerprint, "record": canonical_json(record),
+            "record_sha256": made.sha256, "record": made.text,
         }
         if stored is None:
             conn.execute(runs.insert().values(run_id=run_id, **row))
@@ -478,6 +480,51 @@ def count_rows(engine: Engine) -> dict[str, int]:
 def canonical_json(data: Any) -> str:
     """One text per content: sorted keys, no spaces, dates and enums as strings."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class CanonicalRecord:
+    """A record's canonical JSON text, made once per publish, with its UTF-8 bytes and their
+    SHA-256: the database stores this text, the signature covers these bytes and the signed file
+    holds them, so the three can never differ. ``record`` is the record as given (not to be
+    changed afterwards); ``text`` is what a reader recomputes from it after a JSON round trip."""
+
+    record: dict[str, Any]
+    text: str
+    utf8: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> CanonicalRecord:
+        """One ``canonical_json``. Dates, enums and tuples come back from JSON as the same text; keys
+        other than strings do not always (JSON makes 10 and 9 "10" and "9", which then sort the other
+        way), so such a record's text is the one its JSON form gives."""
+        text = canonical_json(record)
+        if not _string_keys(record):
+            text = canonical_json(json.loads(text))
+        utf8 = text.encode("utf-8")
+        return cls(record, text, utf8, hashlib.sha256(utf8).hexdigest())
+
+
+_SCALARS = (str, int, float, type(None))
+
+
+def _string_keys(data: Any) -> bool:
+    """Whether every mapping in ``data`` has only ``str`` keys (a 40-position record: about 30 ms)."""
+    stack = [data]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        if isinstance(value, _SCALARS):
+            continue
+        if isinstance(value, dict):
+            for key in value:
+                if type(key) is not str:
+                    return False
+            extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            extend(value)
+    return True
 
 
 def safe_url(url: str) -> str:

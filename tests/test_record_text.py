@@ -1,0 +1,158 @@
+"""The record's one text: made once per publish, it is what the records database stores, what the
+Ed25519 signature covers and what the signed JSON file holds, and it is exactly the text a reader
+recomputes from that file."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Engine
+
+from bench.metrology.uncertainty import Verdict
+from bench.records import store
+from bench.records.signing import Signer, check_file, init_key, write_signed_record
+from bench.records.store import CanonicalRecord, canonical_json
+from tests.helpers import REPO
+
+
+class Phase(enum.Enum):  # an enum JSON cannot encode: canonical_json spells it with str()
+    ONE = 1
+
+
+def record_with(results: list[dict[str, Any]], status: str = "complete", **extra: Any) -> dict[str, Any]:
+    """A run record with what the store keys on: two meters, each with copies of ``results``."""
+    meters = [{"position": n, "serial": f"TXT{n:05d}", "firmware": "4.3.0", "mac": f"02:00:00:00:00:{n:02x}",
+               "verdict": "PASS", "certified": status == "complete",
+               "results": [dict(r) for r in results]} for n in (1, 2)]
+    return {"run_id": "7e57d0c5-0000-4000-8000-000000000001", "started_at": "2026-05-01T09:30:00+00:00",
+            "ended_at": "2026-05-01T10:30:00+00:00" if status != "incomplete" else None, "status": status,
+            "bench": {"id": "LAB-1", "profile_sha256": "0" * 64}, "plan": {"name": "C12.20", "version": "2015"},
+            "decision_rule": {"rule": "simple"}, "operator": "tech", "meters": meters, **extra}
+
+
+def result(point: str, value: float) -> dict[str, Any]:
+    return {"point": point, "family": "load_performance", "name": f"{point} ± 0.2 %", "verdict": "PASS",
+            "value_pct": value, "u_pct": 0.012, "cells": {"Point": point}, "evidence": {"pulses": [10, 11]},
+            "discarded_attempts": []}
+
+
+POINTS = ["FL-PF1", "LL-PF1", "FL-PF05", "KH"]
+
+
+def reader_text(file_bytes: bytes) -> str:
+    """What a reader who parses the signed file recomputes: the text its signature must cover."""
+    return canonical_json(json.loads(file_bytes)["record"])
+
+
+# --- the text itself --------------------------------------------------------------------------------
+
+ODD_RECORDS = {
+    "plain JSON": {"run_id": "a", "value": 0.1, "names": ["µ", "±"]},
+    "dates, enums, tuples": {"run_id": "b", "at": dt.datetime(2026, 5, 1, 9, 30), "day": dt.date(2026, 5, 1),
+                             "verdict": Verdict.PASS, "phase": Phase.ONE, "by_pf": (0.5, 1.0), "path": Path("x")},
+    "integer keys": {"run_id": "c", "harmonics": {9: 0.1, 10: 0.2, 3: 0.3}},  # as JSON, "10" sorts before "3"
+    "float and bool keys": {"run_id": "d", "nested": [{0.5: "a", 10.0: "b", 2.0: "c"}, {True: 1, False: 0}]},
+}
+
+
+@pytest.mark.parametrize("record", ODD_RECORDS.values(), ids=ODD_RECORDS.keys())
+def test_a_records_text_is_the_one_a_reader_recomputes(record: dict[str, Any]) -> None:
+    made = CanonicalRecord.of(record)
+    assert made.text == canonical_json(json.loads(made.text))  # what the reader of the written record computes
+    assert made.utf8 == made.text.encode("utf-8") and made.sha256 == hashlib.sha256(made.utf8).hexdigest()
+    assert made.record is record
+
+
+def test_a_record_with_integer_keys_gets_the_text_of_its_json_form() -> None:
+    """Where keys that are not strings would sort otherwise once JSON made them strings, the text
+    straight from the record would not verify: the text is the JSON form's."""
+    record = ODD_RECORDS["integer keys"]
+    assert canonical_json(record) != canonical_json(json.loads(canonical_json(record)))  # the case is real
+    assert CanonicalRecord.of(record).text == canonical_json(json.loads(canonical_json(record)))
+    assert '"harmonics":{"10":0.2,"3":0.3,"9":0.1}' in CanonicalRecord.of(record).text
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Signer:
+    return init_key(tmp_path / "keys" / "lab.key")
+
+
+@pytest.mark.parametrize("record", ODD_RECORDS.values(), ids=ODD_RECORDS.keys())
+def test_the_signed_file_holds_the_signed_text_and_verifies(record: dict[str, Any], lab: Signer,
+                                                            tmp_path: Path) -> None:
+    made = CanonicalRecord.of(record)
+    path = write_signed_record(made, lab, tmp_path)
+    written = path.read_bytes()
+    assert path.name == f"run-{record['run_id']}.json"
+    assert written.startswith(b'{"record":' + made.utf8 + b',"signature":')  # the very bytes, not made again
+    assert reader_text(written) == made.text
+    signature = json.loads(written)["signature"]
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(signature["public_key"])).verify(
+        base64.b64decode(signature["value"]), reader_text(written).encode("utf-8"))
+    assert signature["fingerprint"] == lab.fingerprint and check_file(path, {lab.fingerprint}).status == "valid"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_bytes(written.replace(b'"run_id":"', b'"run_id":"x', 1))
+    check = check_file(tampered, {lab.fingerprint})
+    assert check.status == "invalid" and "does not match the content" in check.message
+
+
+# --- the database -----------------------------------------------------------------------------------
+
+def stored(engine: Engine, run_id: str) -> tuple[str, str, dict[tuple[int, str], str]]:
+    """The runs row's fingerprint and text, and every results row's evidence."""
+    with engine.connect() as conn:
+        sha, text = conn.execute(select(store.runs.c.record_sha256, store.runs.c.record)
+                                 .where(store.runs.c.run_id == run_id)).one()
+        rows = conn.execute(select(store.results.c.position, store.results.c.point_id, store.results.c.evidence)
+                            .where(store.results.c.run_id == run_id)).all()
+    return sha, text, {(position, point): evidence for position, point, evidence in rows}
+
+
+def results_of(record: dict[str, Any]) -> dict[tuple[int, str], str]:
+    return {(m["position"], r["point"]): canonical_json(r) for m in record["meters"] for r in m["results"]}
+
+
+# --- a whole run --------------------------------------------------------------------------------------
+
+@pytest.mark.slow  # a whole plan run (shared with the other tests that read it)
+def test_a_runs_file_database_and_signature_hold_one_text(whole_plan: Callable[[str], Any], tmp_path: Path) -> None:
+    run = whole_plan("default")
+    [path] = run.reports.glob("run-*.json")
+    written = path.read_bytes()
+    engine = create_engine(f"sqlite:///{run.reports / 'records.sqlite'}")
+    sha, text, rows = stored(engine, run.record["run_id"])
+    engine.dispose()
+    assert written.startswith(b'{"record":' + text.encode("utf-8") + b',"signature":')
+    assert reader_text(written) == text and hashlib.sha256(text.encode("utf-8")).hexdigest() == sha
+    signature = json.loads(written)["signature"]
+    Ed25519PublicKey.from_public_bytes(base64.b64decode(signature["public_key"])).verify(
+        base64.b64decode(signature["value"]), text.encode("utf-8"))
+    assert rows == results_of(json.loads(text))  # every result row is the record's result, and no other
+    assert len(rows) == sum(len(m["results"]) for m in run.record["meters"]) > 0
+    verify = subprocess.run([sys.executable, "-m", "bench.cli", "verify", str(path)], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    assert verify.returncode == 0 and "signature valid" in verify.stdout
+    tampered = tmp_path / path.name
+    tampered.write_bytes(written.replace(b'"verdict":"PASS"', b'"verdict":"FAIL"', 1))
+    verify = subprocess.run([sys.executable, "-m", "bench.cli", "verify", str(tampered)], capture_output=True,
+                            text=True, cwd=REPO, timeout=60)
+    assert verify.returncode == 1 and "INVALID: the signature does not match" in verify.stdout
+    database = tmp_path / "records.sqlite"  # `bench report` writes nothing into it, but a copy keeps it so
+    shutil.copy(run.reports / "records.sqlite", database)
+    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", run.record["run_id"][:8], "--records",
+                             f"sqlite:///{database}", "--reports-dir", str(tmp_path / "again")],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "again" / path.name).read_bytes() == written  # re-published: the same text, the same key
