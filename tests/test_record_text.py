@@ -1,6 +1,7 @@
 """The record's one text: made once per publish, it is what the records database stores, what the
 Ed25519 signature covers and what the signed JSON file holds, and it is exactly the text a reader
-recomputes from that file."""
+recomputes from that file; the results rows stored as their points concluded are kept by the
+publish at the end, not made or written again, and a result that changed is replaced."""
 from __future__ import annotations
 
 import base64
@@ -11,13 +12,13 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 
 from bench.metrology.uncertainty import Verdict
@@ -110,6 +111,26 @@ def test_the_signed_file_holds_the_signed_text_and_verifies(record: dict[str, An
 
 # --- the database -----------------------------------------------------------------------------------
 
+class Statements:
+    """The rows each INSERT and DELETE on the results table sent, as the database got them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.inserted: list[tuple[int, str]] = []
+        self.deletes = 0
+        event.listen(engine, "before_cursor_execute", self.keep)
+
+    def keep(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001 - SQLAlchemy's
+        words = statement.split()
+        if words[:3] == ["INSERT", "INTO", "results"]:
+            rows = parameters if executemany else [parameters]
+            self.inserted += [(r["position"], r["point_id"]) if isinstance(r, dict) else (r[1], r[2]) for r in rows]
+        elif words[:3] == ["DELETE", "FROM", "results"]:
+            self.deletes += 1
+
+    def clear(self) -> None:
+        self.inserted, self.deletes = [], 0
+
+
 def stored(engine: Engine, run_id: str) -> tuple[str, str, dict[tuple[int, str], str]]:
     """The runs row's fingerprint and text, and every results row's evidence."""
     with engine.connect() as conn:
@@ -122,6 +143,78 @@ def stored(engine: Engine, run_id: str) -> tuple[str, str, dict[tuple[int, str],
 
 def results_of(record: dict[str, Any]) -> dict[tuple[int, str], str]:
     return {(m["position"], r["point"]): canonical_json(r) for m in record["meters"] for r in m["results"]}
+
+
+def check_publishing(engine: Engine) -> None:
+    """As a run publishes: incomplete when the bench opens, each point's results as it concludes,
+    then the whole record; then a result changed and one gone, and a record into a database that
+    has none of its rows (as ``bench report`` from another database, or a record from a file)."""
+    sent = Statements(engine)
+    results = [result(point, 0.01 * n) for n, point in enumerate(POINTS)]
+    opened = CanonicalRecord.of(record_with([], status="incomplete"))
+    assert store.publish(engine, opened).changed
+    assert stored(engine, opened.record["run_id"]) == (opened.sha256, opened.text, {})
+    final = record_with(results)
+    evidence: dict[tuple[int, str], str] = {}
+    for point in POINTS:  # each point for the whole board, as it concludes
+        evidence.update(store.add_results(engine, final["run_id"], [(m["position"], r) for m in final["meters"]
+                                                                     for r in m["results"] if r["point"] == point]))
+    assert evidence == results_of(final)
+    sent.clear()
+    made = CanonicalRecord.of(final)
+    assert store.publish(engine, made, evidence).changed
+    assert stored(engine, final["run_id"]) == (made.sha256, made.text, results_of(final))
+    assert (sent.inserted, sent.deletes) == ([], 0)  # every result row was stored already, as it is
+    assert not store.publish(engine, made, evidence).changed
+
+    changed = record_with(results)
+    changed["meters"][1]["results"][2] = result("FL-PF05", 0.5)  # position 2's FL-PF05 measured again
+    del changed["meters"][0]["results"][3]  # position 1's KH no longer in the record
+    sent.clear()
+    again = CanonicalRecord.of(changed)
+    assert store.publish(engine, again).changed
+    assert stored(engine, final["run_id"]) == (again.sha256, again.text, results_of(changed))
+    assert sent.inserted == [(2, "FL-PF05")] and sent.deletes == 2  # one statement per point: FL-PF05 and KH
+
+    elsewhere = CanonicalRecord.of({**final, "run_id": "7e57d0c5-0000-4000-8000-000000000002"})
+    sent.clear()
+    assert store.publish(engine, elsewhere).changed
+    assert stored(engine, elsewhere.record["run_id"]) == (elsewhere.sha256, elsewhere.text, results_of(final))
+    assert sorted(sent.inserted) == sorted(results_of(final)) and sent.deletes == 0
+
+
+def test_publishing_keeps_results_already_stored_and_replaces_a_changed_one_in_sqlite(tmp_path: Path) -> None:
+    check_publishing(store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}"))
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_publishing_keeps_results_already_stored_and_replaces_a_changed_one_in_postgresql(
+        postgres_schema_url: str) -> None:
+    check_publishing(store.connect(postgres_schema_url))
+
+
+@pytest.fixture
+def made_texts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Every result whose canonical JSON the store makes."""
+    made: list[dict[str, Any]] = []
+
+    def counting(data: Any) -> str:
+        if isinstance(data, dict) and "point" in data:
+            made.append(data)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+    monkeypatch.setattr(store, "canonical_json", counting)
+    yield made
+
+
+def test_publish_makes_no_result_text_it_was_given(tmp_path: Path, made_texts: list[dict[str, Any]]) -> None:
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    record = record_with([result(point, 0.1) for point in POINTS])
+    store.publish(engine, CanonicalRecord.of(record), results_of(record))
+    assert made_texts == []
+    store.publish(engine, CanonicalRecord.of({**record, "run_id": "another"}))  # none given: each made once
+    assert len(made_texts) == 2 * len(POINTS)
+    assert stored(engine, "another")[2] == results_of(record)
 
 
 # --- a whole run --------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Tally:
     unstored: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     # (point id, position number) -> the entry the item was stored with: the record's, made once
     entries: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # (position number, point id) -> the stored entry's canonical JSON (its results row's evidence),
+    # made once, when it was stored; dropped when the point concludes again with a new entry
+    evidence: dict[tuple[int, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     run.tally.reported[(point_id, position.number)] = (family, result)
     now = run.tally.entries[(point_id, position.number)] = entry(point_id, family, result,
                                                                  run.certification.faults.get(point_id, []))
+    run.tally.evidence.pop((position.number, point_id), None)  # a text of an earlier entry is not this one's
     request.node.stash[RESULT_KEY] = (result, now)
     request.node.user_properties.extend(now["cells"].items())
     run.tally.unstored.append((point_id, position.number, now))
@@ -68,7 +69,9 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
 
 
 def store_concluded(run: RunContext) -> None:
-    """The concluded items' results not yet stored, in one transaction."""
+    """The concluded items' results not yet stored, in one transaction; the texts stored are kept
+    for the record's publish, which then need not make or write them again."""
     if run.tally.unstored:
-        store.add_results(run.records, run.recorder.run_id, [(n, entry) for _, n, entry in run.tally.unstored])
+        run.tally.evidence.update(store.add_results(run.records, run.recorder.run_id,
+                                                    [(n, entry) for _, n, entry in run.tally.unstored]))
         run.tally.unstored.clear()

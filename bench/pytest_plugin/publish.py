@@ -15,7 +15,8 @@ from bench.records.store import CanonicalRecord
 
 
 def publish(run: RunContext, scope: Scope) -> CanonicalRecord:
-    """The run's record, stored, with its canonical text (for ``write_signed``)."""
+    """The run's record, stored, with its canonical text (for ``write_signed``); its results rows
+    stored as their points concluded are kept, not written again."""
     tally = run.tally
     record = run.recorder.record(run.bench, tally.reported, run.certification.faults, run.points, scope,
                                  tally.entries)
@@ -23,7 +24,7 @@ def publish(run: RunContext, scope: Scope) -> CanonicalRecord:
     if scope.status == "complete":
         _number_certificates(run, record)
     made = CanonicalRecord.of(record)
-    store.publish(run.records, made)
+    store.publish(run.records, made, tally.evidence)
     return made
 
 

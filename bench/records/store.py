@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -291,15 +291,23 @@ class Published:
     changed: bool  # False when the very same record was already stored
 
 
-def publish(engine: Engine, made: CanonicalRecord) -> Published:
-    """Store a run record (and its meters and results) once; replace it only if it changed. The
-    runs row holds ``made.text``, the very text the signature covers."""
+# (position, point id) -> a result's canonical JSON: its row's evidence
+Evidence = Mapping[tuple[int, str], str]
+
+
+def publish(engine: Engine, made: CanonicalRecord, evidence: Evidence | None = None) -> Published:
+    """Store a run record (and its meters and results) once; replace it only if it changed.
+
+    The runs row holds ``made.text``, the very text the signature covers. The results rows are made
+    to hold exactly the record's results, in the same transaction, but a row that already holds its
+    result's text (each was stored as its point concluded) is neither deleted nor written again:
+    reading them back costs a fraction of rewriting them. ``evidence``: texts already made of the
+    record's results (those very dicts, unchanged since), so they are not made again."""
     record, run_id = made.record, made.record["run_id"]
     with engine.begin() as conn:
         stored = conn.execute(select(runs.c.record_sha256).where(runs.c.run_id == run_id)).scalar_one_or_none()
         if stored == made.sha256:
             return Published(run_id, False)
-        conn.execute(delete(results).where(results.c.run_id == run_id))
         conn.execute(delete(meter_runs).where(meter_runs.c.run_id == run_id))
         row = {
             "started_at": record["started_at"], "ended_at": record["ended_at"], "status": record["status"],
@@ -318,31 +326,49 @@ def publish(engine: Engine, made: CanonicalRecord) -> Published:
                 {"run_id": run_id, "position": meter["position"], "serial": meter["serial"],
                  "firmware": meter["firmware"], "mac": meter["mac"], "verdict": meter["verdict"],
                  "certified": meter["certified"]} for meter in meters])
-        rows = [{"run_id": run_id, "position": meter["position"], "point_id": result["point"],
-                 "family": result["family"], "name": result["name"], "verdict": result["verdict"],
-                 "value_pct": result.get("value_pct"), "u_pct": result.get("u_pct"),
-                 "evidence": canonical_json(result)} for meter in meters for result in meter["results"]]
+        known = evidence or {}
+        wanted = [_result_row(run_id, meter["position"], result, known.get((meter["position"], result["point"])))
+                  for meter in meters for result in meter["results"]]
+        held = {(position, point_id): text for position, point_id, text in conn.execute(
+            select(results.c.position, results.c.point_id, results.c.evidence).where(results.c.run_id == run_id))}
+        kept = {(r["position"], r["point_id"]) for r in wanted
+                if held.get((r["position"], r["point_id"])) == r["evidence"]}
+        _delete_results(conn, run_id, held.keys() - kept)
+        rows = [r for r in wanted if (r["position"], r["point_id"]) not in kept]
         if rows:
             conn.execute(results.insert(), rows)
     return Published(run_id, True)
 
 
-def add_results(engine: Engine, run_id: str, concluded: Iterable[tuple[int, dict[str, Any]]]) -> None:
+def _result_row(run_id: str, position: int, result: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """A result's row; ``text``: its canonical JSON when already made."""
+    return {"run_id": run_id, "position": position, "point_id": result["point"], "family": result["family"],
+            "name": result["name"], "verdict": result["verdict"], "value_pct": result.get("value_pct"),
+            "u_pct": result.get("u_pct"), "evidence": canonical_json(result) if text is None else text}
+
+
+def _delete_results(conn: Connection, run_id: str, keys: Iterable[tuple[int, str]]) -> None:
+    """A run's results rows by (position, point id): a statement per point, not one per row."""
+    positions_of: dict[str, list[int]] = {}
+    for position, point_id in keys:
+        positions_of.setdefault(point_id, []).append(position)
+    for point_id, positions in positions_of.items():
+        conn.execute(delete(results).where((results.c.run_id == run_id) & (results.c.point_id == point_id)
+                                           & results.c.position.in_(positions)))
+
+
+def add_results(engine: Engine, run_id: str,
+                concluded: Iterable[tuple[int, dict[str, Any]]]) -> dict[tuple[int, str], str]:
     """Store concluded items' results, (position, result) each, in one transaction: a point's
     results for the whole board go together as soon as the board has concluded it, so a crash
-    loses at most the point in progress (the run stays incomplete)."""
-    rows = [{"run_id": run_id, "position": position, "point_id": result["point"], "family": result["family"],
-             "name": result["name"], "verdict": result["verdict"], "value_pct": result.get("value_pct"),
-             "u_pct": result.get("u_pct"), "evidence": canonical_json(result)} for position, result in concluded]
-    positions_of: dict[str, list[int]] = {}
-    for row in rows:
-        positions_of.setdefault(row["point_id"], []).append(row["position"])
+    loses at most the point in progress (the run stays incomplete). Returns the evidence texts
+    stored, by (position, point id), for ``publish`` to use rather than make again."""
+    rows = [_result_row(run_id, position, result) for position, result in concluded]
     with engine.begin() as conn:  # a statement per point, not two per result: a 40-position point is 2, not 80
-        for point_id, positions in positions_of.items():
-            conn.execute(delete(results).where((results.c.run_id == run_id) & (results.c.point_id == point_id)
-                                               & results.c.position.in_(positions)))
+        _delete_results(conn, run_id, [(row["position"], row["point_id"]) for row in rows])
         if rows:
             conn.execute(results.insert(), rows)
+    return {(row["position"], row["point_id"]): row["evidence"] for row in rows}
 
 
 def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: str,
