@@ -147,7 +147,7 @@ def sign_html(html: str, signer: Signer) -> str:
     return html.replace(empty, SIGNATURE_TAG.format(signer.sign(html.encode("utf-8"))), 1)
 
 
-def record_signature(made: CanonicalRecord, signer: Signer) -> dict[str, str]:
+def _record_signature(made: CanonicalRecord, signer: Signer) -> dict[str, str]:
     """The signature of a record: over its canonical text's UTF-8 bytes, which is what a reader
     recomputes from the record as the written file holds it."""
     return {"algorithm": "Ed25519", "public_key": signer.public_key_b64, "fingerprint": signer.fingerprint,
@@ -158,7 +158,7 @@ def sign_record(record: dict[str, Any], signer: Signer) -> dict[str, Any]:
     """The record wrapped with its signature. The wrapped record is the JSON form of ``record`` (dates
     as strings...), so the signed text is exactly what a reader recomputes from the written file."""
     made = CanonicalRecord.of(record)
-    return {"record": json.loads(made.text), "signature": record_signature(made, signer)}
+    return {"record": json.loads(made.text), "signature": _record_signature(made, signer)}
 
 
 def write_signed_record(made: CanonicalRecord, signer: Signer, directory: Path) -> Path:
@@ -166,7 +166,7 @@ def write_signed_record(made: CanonicalRecord, signer: Signer, directory: Path) 
     in UTF-8 on one line, where TEXT is the record's canonical text itself, the very bytes signed
     and stored, so nothing is serialised again (``python -m json.tool FILE`` shows it indented)."""
     path = directory / f"run-{made.record['run_id']}.json"
-    signature = json.dumps(record_signature(made, signer), separators=(",", ":"))
+    signature = json.dumps(_record_signature(made, signer), separators=(",", ":"))
     with path.open("wb") as out:
         out.write(b'{"record":')
         out.write(made.utf8)

@@ -525,7 +525,7 @@ class CanonicalRecord:
         """One ``canonical_json``. Dates, enums and tuples come back from JSON as the same text; keys
         other than strings do not always (JSON makes 10 and 9 "10" and "9", which then sort the other
         way), so such a record's text is the one its JSON form gives."""
-        text = canonical_json(record)
+        text = canonical_json(record)  # first: it refuses a circular record, which the walk would not end
         if not _string_keys(record):
             text = canonical_json(json.loads(text))
         utf8 = text.encode("utf-8")
