@@ -226,6 +226,8 @@ def test_a_runs_file_database_and_signature_hold_one_text(whole_plan: Callable[[
     written = path.read_bytes()
     engine = create_engine(f"sqlite:///{run.reports / 'records.sqlite'}")
     sha, text, rows = stored(engine, run.record["run_id"])
+    with engine.connect() as conn:  # SQLite numbers rows in the order they were written
+        written_order = conn.exec_driver_sql("SELECT position, point_id FROM results ORDER BY rowid").all()
     engine.dispose()
     assert written.startswith(b'{"record":' + text.encode("utf-8") + b',"signature":')
     assert reader_text(written) == text and hashlib.sha256(text.encode("utf-8")).hexdigest() == sha
@@ -234,6 +236,12 @@ def test_a_runs_file_database_and_signature_hold_one_text(whole_plan: Callable[[
         base64.b64decode(signature["value"]), text.encode("utf-8"))
     assert rows == results_of(json.loads(text))  # every result row is the record's result, and no other
     assert len(rows) == sum(len(m["results"]) for m in run.record["meters"]) > 0
+    # Each row was written once, as its point concluded for the whole board: in that order, a point at
+    # every position at a time, not rewritten at the end in the record's order (position by position).
+    positions = len(run.record["meters"])
+    boards = [written_order[i:i + positions] for i in range(0, len(written_order), positions)]
+    assert all([n for n, _ in board] == list(range(1, positions + 1)) and len({p for _, p in board}) == 1
+               for board in boards)
     verify = subprocess.run([sys.executable, "-m", "bench.cli", "verify", str(path)], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert verify.returncode == 0 and "signature valid" in verify.stdout
