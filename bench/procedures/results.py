@@ -105,8 +105,9 @@ def _plain(value: Any) -> Any:
     names = _FIELD_NAMES.get(kind)
     if names is None and is_dataclass(kind):
         names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+    if names is not None:  # a number or text field kept as it is here: no call per leaf
+        return {name: field_value if type(field_value) in _IMMUTABLE else _plain(field_value)
+                for name in names for field_value in (getattr(value, name),)}
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt field by field
         return kind(*[_plain(v) for v in value])
     if isinstance(value, (list, tuple)):
