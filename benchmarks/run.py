@@ -469,6 +469,10 @@ def run_plan(where: Path, board: Path, plans: list[str], *extra: str, clock: boo
     home, timing_file, log = fresh_bench_home(where), where / "timing.json", where / "output.txt"
     env = {**os.environ, "METER_BENCH_HOME": str(home), TIMING_FILE_ENV: str(timing_file),
            CLOCK_ENV: "1" if clock else "0"}
+    # As a lab's Python runs: it keeps compiled bytecode (and pytest its rewritten plugin modules),
+    # so the warm-up run pays for compiling once. A machine that sets PYTHONDONTWRITEBYTECODE (CI
+    # images often do) would compile every module in every run, a fixed second that no lab pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [sys.executable, "-m", "pytest", *plans, "--sim-scenario", str(board), "--reports-dir",
                str(where / "reports"), "-q", "-p", "no:cacheprovider", "-p", "benchmarks.run", *extra]
     with log.open("wb") as out:
