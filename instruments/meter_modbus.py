@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import select
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest
 
 from instruments.errors import InstrumentError, RangeError, ReplyError
 from instruments.register_map import Register, RegisterMap
@@ -33,6 +35,18 @@ class MeterIdentity:
     serial: str
     mac: str
     firmware: str
+
+
+@dataclass
+class _Asked:
+    """A read sent on its meter's link, its reply not yet read (``read_at_once``)."""
+
+    meter: ModbusMeter
+    register: Register
+    transaction_id: int
+    link: socket.socket
+    sent_at: float
+    data: bytes = b""
 
 
 class _Transient(Exception):
@@ -126,6 +140,75 @@ class ModbusMeter:
         self._transact("writing", register, idempotent=False, request=lambda: self._client.write_registers(
             register.address, words, device_id=self.device_id))
 
+    @staticmethod
+    def read_at_once(meters: Mapping[int, ModbusMeter], name: str,
+                     now: Callable[[], float]) -> dict[int, tuple[float | int | str, float, float] | None]:
+        """One register from every meter on one thread, every request sent before any reply is
+        waited for: they are in flight together, as a pool of threads would have them, without
+        the hand-offs between threads. Position -> (value, sent at, answered at) on ``now``'s clock;
+        None where the link was not up and clean, or the reply was not a plain answer in time: the
+        caller reads that one with ``read`` (reconnection, retries, the error in one line). A link
+        a reply may still come on is closed first, so the reply is never taken for another's."""
+        asked = {n: meter._ask(name, now) for n, meter in meters.items()}
+        found: dict[int, tuple[float | int | str, float, float] | None] = {n: None for n in meters}
+        waiting = {a.link: (n, a) for n, a in asked.items() if a is not None}
+        deadline = time.monotonic() + max((m.timeout_s for m in meters.values()), default=0.0)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for link in select.select(list(waiting), [], [], left)[0]:
+                n, a = waiting[link]
+                answered = a.meter._take(a, link)
+                if not isinstance(answered, _Pending):
+                    del waiting[link]
+                    found[n] = None if answered is None else (answered, a.sent_at, now())
+        for _, a in waiting.values():
+            a.meter._client.close()  # no reply in time: a late one must never answer a later request
+        return found
+
+    def _ask(self, name: str, now: Callable[[], float]) -> _Asked | None:
+        """Send a read of ``name`` without waiting; None where the link is not up or not clean."""
+        register = self._register(name, writable=False)
+        link = self._client.socket
+        if not isinstance(link, socket.socket) or select.select([link], [], [], 0)[0]:
+            return None
+        request = ReadHoldingRegistersRequest(address=register.address, count=register.count, dev_id=self.device_id)
+        request.transaction_id = self._client.transaction.getNextTID()
+        sent_at = now()
+        try:
+            link.sendall(self._client.framer.buildFrame(request))
+        except OSError:
+            self._client.close()
+            return None
+        return _Asked(self, register, request.transaction_id, link, sent_at)
+
+    def _take(self, asked: _Asked, link: socket.socket) -> float | int | str | None | _Pending:
+        """What arrived on the link: the value, ``_PENDING`` for a part of the reply, or None for
+        anything but a plain answer (a closed link, an exception reply, a garbled frame)."""
+        try:
+            chunk = link.recv(4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._client.close()
+            return None
+        asked.data += chunk
+        try:
+            used, reply = self._client.framer.handleFrame(asked.data, self.device_id, asked.transaction_id)
+        except ModbusIOException:
+            self._client.close()
+            return None
+        if reply is None:
+            asked.data = asked.data[used:]
+            return _PENDING
+        if used != len(asked.data):
+            self._client.close()  # bytes beyond the reply: the link is not in step
+            return None
+        if reply.isError() or len(reply.registers) != asked.register.count:
+            return None
+        try:
+            return asked.register.decode(reply.registers)
+        except ValueError:
+            return None
+
     def energy_wh(self) -> float:
         return float(self.read("energy_wh"))
 
@@ -199,6 +282,13 @@ class ModbusMeter:
             why = "the meter reset the connection"
         log.warning("%s @ %s: %s: %s; reconnecting", self.name, self.address, _what(verb, register), why)
         self._client.close()
+
+
+class _Pending:
+    """``_take``: the reply has not all arrived."""
+
+
+_PENDING = _Pending()
 
 
 def _what(verb: str, register: Register) -> str:

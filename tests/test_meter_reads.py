@@ -53,24 +53,45 @@ def _in_turn(board: BoardRead) -> bool:
 def test_positions_on_links_of_their_own_are_read_at_once_and_on_one_line_in_order(slow_meters):
     with SimulatedBench(slow_meters) as sim:
         with _bench(sim, in_order=False) as bench:
-            first, at_once = bench.meter_reads.read("serial"), bench.meter_reads.read("serial")
+            at_once = [bench.meter_reads.read("serial") for _ in range(2)]
+            took = [bench.meter_reads.each(lambda n, b=bench: _timed_work(b, n)) for _ in range(2)]
         with _bench(sim, in_order=True) as bench:
             in_order = [bench.meter_reads.read("serial") for _ in range(2)]
     serials = {m.position: m.serial for m in sim.world.meters}
-    for board in (first, at_once, *in_order):
+    for board in (*at_once, *in_order):
         assert not board.failed and {n: r.value for n, r in board.reads.items()} == serials
-    # Eight meters each answering in 40 ms: the first pass, in turn, shows them slow; from then on
-    # all eight requests are out before the first answer is back. On one line, always in turn.
-    assert _in_turn(first) and not _in_turn(at_once)
-    assert _overlapping(at_once), sorted((r.t0, r.t1) for r in at_once.reads.values())
+    # Eight meters each answering in 40 ms. A register from every position: all eight requests are
+    # out before the first answer is back, pass after pass. Other work for every position: the first
+    # pass, in turn, shows the meters slow; from then on it goes to threads. On one line: in turn.
+    assert all(_overlapping(board) for board in at_once), [sorted((r.t0, r.t1) for r in b.reads.values())
+                                                           for b in at_once]
+    assert _windows_in_turn(took[0]) and max(t0 for t0, _ in took[1].values()) < min(t1 for _, t1 in took[1].values())
     assert all(_in_turn(board) for board in in_order)
 
 
-def test_meters_that_answer_at_once_are_read_in_turn_pass_after_pass(sim_bench):
+def _timed_work(bench: Bench, n: int) -> tuple[float, float]:
+    t0 = time.monotonic()
+    bench.meters[n].read("serial")
+    return t0, time.monotonic()
+
+
+def _windows_in_turn(windows: dict[int, tuple[float, float]]) -> bool:
+    ordered = sorted(windows.values())
+    return all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:]))
+
+
+def test_work_on_meters_that_answer_at_once_stays_in_turn_pass_after_pass(sim_bench):
     """The simulator's meters answer in well under a millisecond: threads would only add hand-offs."""
-    boards = [sim_bench.meter_reads.read("energy_wh") for _ in range(5)]
-    assert all(_in_turn(board) and len(board.reads) == 8 for board in boards)
+    passes = [sim_bench.meter_reads.each(lambda n: _timed_work(sim_bench, n)) for _ in range(5)]
+    assert all(_windows_in_turn(windows) and len(windows) == 8 for windows in passes)
     assert sim_bench.meter_reads.in_turn
+
+
+def test_a_board_read_has_every_request_in_flight_on_one_thread_with_the_values_read_one_by_one(sim, sim_bench):
+    board = sim_bench.meter_reads.read("energy_wh")
+    assert _overlapping(board) and not board.failed
+    assert {n: r.value for n, r in board.reads.items()} == {n: m.read("energy_wh") for n, m in sim_bench.meters.items()}
+    assert threading.active_count() == len([t for t in threading.enumerate() if not t.name.startswith("meter-read")])
 
 
 class _Reader:

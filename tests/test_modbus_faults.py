@@ -311,3 +311,91 @@ def test_text_must_be_printable_ascii_with_only_nul_padding():
             register.decode(words)
     with pytest.raises(ValueError, match="not printable ASCII"):
         register.encode("A\nB")
+
+
+# -- every meter's read in flight at once, on one thread (ModbusMeter.read_at_once) ---------------
+
+def board(sim, positions=range(1, 9)) -> dict[int, ModbusMeter]:
+    return {n: meter_at(sim, n) for n in positions}
+
+
+def test_reads_at_once_are_the_values_each_read_gives(sim, control):
+    energise(sim)
+    control.advance(100.0)
+    meters = board(sim)
+    answers = ModbusMeter.read_at_once(meters, "energy_wh", time.monotonic)
+    one_by_one = {n: meter.read("energy_wh") for n, meter in meters.items()}  # the stepped clock stood still
+    assert {n: a[0] for n, a in answers.items()} == one_by_one
+    assert len(set(one_by_one.values())) > 1  # the positions' meters register differently
+    assert max(sent for _, sent, _ in answers.values()) < min(answered for _, _, answered in answers.values())
+    for meter in meters.values():
+        meter.close()
+
+
+@pytest.mark.parametrize("fault", ["EXCEPTION", "TIMEOUT"])
+def test_a_read_at_once_leaves_a_faulty_position_to_the_usual_read(sim, control, fault):
+    meters = board(sim)
+    control.set(f"SIM:FAUL:MET 3,{fault}")
+    start = time.monotonic()
+    answers = ModbusMeter.read_at_once(meters, "serial", time.monotonic)
+    elapsed = time.monotonic() - start
+    assert answers[3] is None
+    assert {n: a[0] for n, a in answers.items() if a} == {m.position: m.serial for m in sim.world.meters if
+                                                           m.position != 3}
+    if fault == "TIMEOUT":  # waited its timeout once, and closed the link a late reply could still come on
+        assert TIMEOUT_S <= elapsed < TIMEOUT_S + MARGIN_S and not meters[3].is_open
+    else:  # the meter answered (busy): the link is in step and stays open
+        assert elapsed < TIMEOUT_S and meters[3].is_open
+    for meter in meters.values():
+        meter.close()
+
+
+def test_a_read_at_once_skips_a_stale_link_for_the_usual_read(sim, control, warnings):
+    meters = board(sim)
+    control.set("SIM:FAUL:MET 2,REBOOT")
+    wait_for(lambda: select_readable(meters[2]))  # the meter's drop has reached the client's socket
+    sent = requests(sim, 2)
+    answers = ModbusMeter.read_at_once(meters, "serial", time.monotonic)
+    assert answers[2] is None and requests(sim, 2) == sent  # nothing sent on the dead link
+    assert all(answers[n] is not None for n in meters if n != 2) and not warnings()
+    for meter in meters.values():
+        meter.close()
+
+
+def select_readable(meter: ModbusMeter) -> bool:
+    import select
+    link = meter._client.socket
+    return link is not None and bool(select.select([link], [], [], 0)[0])
+
+
+class _SplitReplyServer:
+    """A loopback Modbus TCP server that answers a read of 4 registers in two pieces, 50 ms apart,
+    after a reply to a transaction the client never sent: what a slow gateway may do."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            request = conn.recv(12)
+            tid, _, _, unit = struct.unpack(">HHHB", request[:7])
+            reply = struct.pack(">HHHBBB4H", tid, 0, 11, unit, 3, 8, 0, 0, 0, 1234)
+            stray = struct.pack(">HHHBBB4H", (tid + 7) & 0xFFFF, 0, 11, unit, 3, 8, 0, 0, 0, 9999)
+            conn.sendall(stray + reply[:5])
+            time.sleep(0.05)
+            conn.sendall(reply[5:])
+            conn.recv(1)  # until the client closes
+
+
+def test_a_reply_in_pieces_after_a_stray_one_is_read_whole_and_matched_by_transaction():
+    server = _SplitReplyServer()
+    meter = ModbusMeter(server.address, {"energy_wh": Register("energy_wh", 0, "uint64", 0.001)},
+                        timeout_s=2.0).open()
+    try:
+        [(value, sent, answered)] = ModbusMeter.read_at_once({1: meter}, "energy_wh", time.monotonic).values()
+    finally:
+        meter.close()
+    assert value == pytest.approx(1.234) and answered - sent >= 0.05

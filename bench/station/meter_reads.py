@@ -1,13 +1,14 @@
 """Every meter position's comms, all at once where the transport allows.
 
-Positions on links of their own (Modbus TCP) are served together from a pool of threads, so a
-board's read costs about one meter's answer, not one per position; positions sharing one line
-(an RS-485 bus) are served one after another. Threads pay only where a meter takes time to
-answer: the board is served in turn until a pass shows its meters' median answer taking
-``IN_TURN_BELOW_S`` or more (the first pass shows it for meters on real links); faster than that,
-reads in turn cost less than handing them to threads. A register read from every position is timed
-where it happens, so whoever pairs it with the reference's energy uses its own time, and a meter
-whose comms fail spoils only its own position.
+Positions on links of their own (Modbus TCP) are served together, so a board's read costs about
+one meter's answer, not one per position; positions sharing one line (an RS-485 bus) are served
+one after another. A register from every position goes through the driver's ``read_at_once``
+where it has one: every request sent, then every reply read, on one thread. Other work for every
+position goes to a pool of threads, which pays only where a meter takes time to answer: it is done
+in turn until a pass shows its median position taking ``IN_TURN_BELOW_S`` or more (the first pass
+shows it for meters on real links). A register read from every position is timed where it
+happens, so whoever pairs it with the reference's energy uses its own time, and a meter whose
+comms fail spoils only its own position.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from instruments.errors import InstrumentError
 
@@ -32,6 +33,12 @@ IN_TURN_BELOW_S = 0.001
 
 class RegisterReader(Protocol):
     def read(self, name: str) -> float | int | str: ...
+
+
+# A driver's reads of one register from many meters, all in flight at once: position -> (value, sent
+# at, answered at) on the given clock, or None for a position to read the usual way.
+Answer = tuple[float | int | str, float, float]
+AtOnce = Callable[[Mapping[int, Any], str, Callable[[], float]], Mapping[int, "Answer | None"]]
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,27 @@ class MeterReads:
         return done
 
     def read(self, name: str) -> BoardRead:
-        """One register from every position, each read timed."""
-        outcomes = self.each(lambda n: self._timed(self.meters[n], name))
-        return BoardRead({n: o for n, o in outcomes.items() if isinstance(o, TimedRead)},
-                         {n: o for n, o in outcomes.items() if isinstance(o, str)})
+        """One register from every position, each read timed. Meters whose driver sends reads
+        without waiting (``read_at_once``: Modbus TCP) have them all in flight on this thread; the
+        positions it leaves unread, and every other driver's, are read one by one as ``each`` does."""
+        at_once = self._at_once()
+        if at_once is None:
+            outcomes = self.each(lambda n: self._timed(self.meters[n], name))
+        else:
+            answers = at_once(self.meters, name, self.now)
+            outcomes = {n: TimedRead(*answer) if answer is not None else self._timed(self.meters[n], name)
+                        for n, answer in answers.items()}
+        return BoardRead({n: o for n, o in sorted(outcomes.items()) if isinstance(o, TimedRead)},
+                         {n: o for n, o in sorted(outcomes.items()) if isinstance(o, str)})
+
+    def _at_once(self) -> AtOnce | None:
+        """The drivers' way to have every read in flight on one thread, where all positions share
+        one driver that has it and their links are their own."""
+        kinds = {type(meter) for meter in self.meters.values()}
+        if self.in_order or len(self.meters) < 2 or len(kinds) != 1:
+            return None
+        at_once: AtOnce | None = getattr(kinds.pop(), "read_at_once", None)
+        return at_once
 
     def _timed(self, meter: RegisterReader, name: str) -> TimedRead | str:
         """The timed read, or why it failed: a failure on one position is that position's alone."""
