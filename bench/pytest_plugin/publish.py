@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.pytest_plugin.context import RunContext
 from bench.records import store
+from bench.records.canonical_text import CanonicalText
 from bench.records.documents import write_documents
 from bench.records.record import Scope
 from bench.records.signing import write_signed_record
@@ -23,7 +24,11 @@ def publish(run: RunContext, scope: Scope) -> CanonicalRecord:
     record.update(run.baseline.describe(len(tally.reported), tally.compared, tally.regressions))
     if scope.status == "complete":
         _number_certificates(run, record)
-    made = CanonicalRecord.of(record)
+    parts = CanonicalText()
+    for (position, point_id), text in tally.evidence.items():  # the texts its results rows were stored with
+        if (point_id, position) in tally.entries:
+            parts.remember(tally.entries[(point_id, position)], text)
+    made = CanonicalRecord.of(record, parts)
     store.publish(run.records, made, tally.evidence)
     return made
 
@@ -45,4 +50,4 @@ def write_signed(run: RunContext, made: CanonicalRecord) -> None:
     run.reports_dir.mkdir(parents=True, exist_ok=True)
     write_signed_record(made, run.signer, run.reports_dir)
     if made.record["status"] == "complete":
-        write_documents(made.record, run.reports_dir, run.signer, run.profile.lab.template)
+        write_documents(made.record, run.reports_dir, run.signer, run.profile.lab.template, made.parts.text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -35,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+
+from bench.records.canonical_text import CanonicalText, canonical_json
 
 metadata = MetaData()
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
@@ -503,11 +505,6 @@ def count_rows(engine: Engine) -> dict[str, int]:
                 for t in (runs, meter_runs, results, meter_registry, audit_trail, certificates)}
 
 
-def canonical_json(data: Any) -> str:
-    """One text per content: sorted keys, no spaces, dates and enums as strings."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
-
-
 @dataclass(frozen=True)
 class CanonicalRecord:
     """A record's canonical JSON text, made once per publish, with its UTF-8 bytes and their
@@ -519,17 +516,20 @@ class CanonicalRecord:
     text: str
     utf8: bytes
     sha256: str
+    parts: CanonicalText = field(default_factory=CanonicalText, compare=False, repr=False)  # for the documents
 
     @classmethod
-    def of(cls, record: dict[str, Any]) -> CanonicalRecord:
-        """One ``canonical_json``. Dates, enums and tuples come back from JSON as the same text; keys
-        other than strings do not always (JSON makes 10 and 9 "10" and "9", which then sort the other
-        way), so such a record's text is the one its JSON form gives."""
-        text = canonical_json(record)  # first: it refuses a circular record, which the walk would not end
+    def of(cls, record: dict[str, Any], parts: CanonicalText | None = None) -> CanonicalRecord:
+        """One ``canonical_json``, through ``parts`` (which may know some of the record's texts
+        already, and goes on to the documents' slices). Dates, enums and tuples come back from JSON
+        as the same text; keys other than strings do not always (JSON makes 10 and 9 "10" and "9",
+        which then sort the other way), so such a record's text is the one its JSON form gives."""
+        parts = parts or CanonicalText()
+        text = parts.text(record)  # first: it refuses a circular record, which the walk would not end
         if not _string_keys(record):
             text = canonical_json(json.loads(text))
         utf8 = text.encode("utf-8")
-        return cls(record, text, utf8, hashlib.sha256(utf8).hexdigest())
+        return cls(record, text, utf8, hashlib.sha256(utf8).hexdigest(), parts)
 
 
 _SCALARS = (str, int, float, type(None))

@@ -10,6 +10,7 @@ fingerprint for people; the same record and key always give the same bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ from bench.records.store import canonical_json
 __all__ = ["write_documents", "check_template"]
 
 
-def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
-                    template: Path | None = None) -> list[Path]:
+def write_documents(record: dict[str, Any], directory: Path, signer: Signer, template: Path | None = None,
+                    canonical: Callable[[Any], str] = canonical_json) -> list[Path]:
     """Write and sign a complete run's documents under ``directory``; ``template`` is the lab's own
     certificate template (``[lab] template``), else ours. Everything is rendered before anything is
     written, so a broken template leaves no half-published run. Returns the files written."""
@@ -55,7 +56,7 @@ def write_documents(record: dict[str, Any], directory: Path, signer: Signer,
                   **extra: Any) -> None:
         context = {"record": slice_, "lab": slice_["lab"], "verdict": verdict, "title": title, "footer": footer,
                    "key": {"public_key": signer.public_key_b64, "fingerprint": signer.fingerprint},
-                   "record_json": Markup(canonical_json(slice_).replace("<", "\\u003c")), **extra}
+                   "record_json": Markup(canonical(slice_).replace("<", "\\u003c")), **extra}
         html = render(env, name, context, template)
         try:
             documents[path] = sign_html(html, signer)
