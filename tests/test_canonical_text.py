@@ -1,5 +1,5 @@
-"""CanonicalText gives canonical_json's text character for character, each shared dict or list
-encoded once, and texts remembered in advance used as they are."""
+"""CanonicalText gives canonical_json's text character for character, with texts remembered in
+advance used as they are."""
 from __future__ import annotations
 
 import datetime as dt
@@ -39,7 +39,8 @@ def test_the_text_is_canonical_jsons(value):
 @settings(max_examples=200, deadline=None)
 @given(parts=st.lists(st.dictionaries(KEYS, VALUES, max_size=4), min_size=1, max_size=4), data=st.data())
 def test_parts_shared_between_values_and_remembered_in_advance(parts, data):
-    """Slices of one record share its dicts: every slice's text is its own canonical_json."""
+    """Slices of one record share its dicts, some of whose texts are known: every slice's text is
+    its own canonical_json."""
     encoder = CanonicalText()
     for part in data.draw(st.lists(st.sampled_from(parts), max_size=2)):
         encoder.remember(part, canonical_json(part))

@@ -1,13 +1,13 @@
-"""Canonical JSON of a record and of the documents' slices of it, each part encoded once.
+"""Canonical JSON of a record and of the documents' slices of it, from texts already made.
 
 ``canonical_json`` (``json.dumps`` with sorted keys, no spaces, ``str`` for what JSON has no type
-for) of a 40-position record is 10 MB, and the certificates and reports embed slices of it that
-hold the record's own result dicts: encoded one call at a time, every result is encoded again for
-the record and again for its certificate, after its evidence row was stored as its point
-concluded. A ``CanonicalText`` encodes each dict and list once, keeping its text by identity (and
-the object with it, so that no other object takes its id), and starts from texts already made
-(``remember``: a stored result's evidence). Its text is ``canonical_json``'s, character for
-character (tests/test_canonical_text.py); what it has encoded must not change while it is in use.
+for) of a 40-position record is 10 MB, nearly all of it the results, and the certificates and
+reports embed slices of it that hold the record's own result dicts: encoded one call at a time,
+every result is encoded again for the record and again for its certificate, after its evidence
+row was stored (as its text) when its point concluded. A ``CanonicalText`` is told the texts
+already made (``remember``: a stored result's evidence) and uses them wherever those very objects
+appear, encoding only the rest. Its text is ``canonical_json``'s, character for character
+(tests/test_canonical_text.py); a remembered object must not change while it is in use.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def canonical_json(data: Any) -> str:
 
 
 class CanonicalText:
-    """``canonical_json`` of many values sharing parts, each dict and list encoded once."""
+    """``canonical_json`` of values whose parts have texts already."""
 
     def __init__(self) -> None:
-        self._texts: dict[int, tuple[object, str]] = {}  # id -> (the object, its text)
+        self._texts: dict[int, tuple[object, str]] = {}  # id -> (the object, held so no other takes its id; its text)
 
     def remember(self, value: dict[str, Any] | list[Any], text: str) -> None:
         """``text`` is ``canonical_json(value)``, made already (and ``value`` will not change)."""
@@ -52,5 +52,4 @@ class CanonicalText:
         else:  # keys json turns into text itself, after sorting them as they are
             text = canonical_json(value)
         open_ids.discard(key)
-        self._texts[key] = (value, text)
         return text
