@@ -123,8 +123,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
     concluded = item.stash.get(RESULT_KEY, None)
-    if concluded is None or report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
-        return
+    if concluded is None or report.when != "call" or not item.config.getoption("htmlpath", None):
+        return  # pytest-html loaded but writing no report (no --html): no extras to build
     from pytest_html import extras
 
     result, stored = concluded
