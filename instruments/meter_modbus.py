@@ -165,8 +165,12 @@ class ModbusMeter:
         return found
 
     def _ask(self, name: str, now: Callable[[], float]) -> _Asked | None:
-        """Send a read of ``name`` without waiting; None where the link is not up or not clean."""
-        register = self._register(name, writable=False)
+        """Send a read of ``name`` without waiting; None where the link is not up or not clean, or the
+        register map has no such register (``read`` then says so, for this position alone)."""
+        try:
+            register = self._register(name, writable=False)
+        except InstrumentError:
+            return None
         link = self._client.socket
         if not isinstance(link, socket.socket) or select.select([link], [], [], 0)[0]:
             return None

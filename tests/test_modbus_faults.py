@@ -399,3 +399,12 @@ def test_a_reply_in_pieces_after_a_stray_one_is_read_whole_and_matched_by_transa
     finally:
         meter.close()
     assert value == pytest.approx(1.234) and answered - sent >= 0.05
+
+
+def test_a_register_the_map_lacks_is_left_to_the_usual_read_which_names_it(sim):
+    meters = board(sim, positions=(1, 2))
+    assert ModbusMeter.read_at_once(meters, "no_such_register", time.monotonic) == {1: None, 2: None}
+    with pytest.raises(InstrumentError, match="register map has no 'no_such_register'"):
+        meters[1].read("no_such_register")
+    for meter in meters.values():
+        meter.close()

@@ -23,11 +23,11 @@ from instruments.errors import InstrumentError
 
 T = TypeVar("T")
 MAX_THREADS = 32  # enough to have every read of an 80-position board in flight within a few answers' time
-# Working value: meters whose median answer, in a pass in turn, takes less are served in turn.
-# Measured on the simulated bench (2 cores, meters answering at once): a read handed to a thread
-# cost 0.25-0.5 ms more than one made in turn (hand-offs of the interpreter lock), so a 40-position
-# read took 20 ms through the pool and 11 ms in turn. A meter on a real link takes several ms to
-# answer a Modbus request (its own processing), and its board is read through the pool.
+# Working value: work on meters whose median position, in a pass in turn, takes less is done in
+# turn. Measured on the simulated bench (2 cores, meters answering at once): a read handed to a
+# thread cost 0.25-0.5 ms more than one made in turn (hand-offs of the interpreter lock), so a
+# 40-position read took 20 ms through the pool and 11 ms in turn. A meter on a real link takes
+# several ms to answer a Modbus request (its own processing), and work on its board goes to the pool.
 IN_TURN_BELOW_S = 0.001
 
 
