@@ -16,7 +16,7 @@ from instruments.errors import ReplyError
 from instruments.registry import DriverSettings
 from instruments.roles import Capability
 from instruments.scpi import ScpiInstrument, control
-from instruments.transport import LineTransport, SerialLine, TransportError
+from instruments.transport import LineTransport, SerialLine
 
 GATE_STATES = ("IDLE", "ARMED", "GATING", "DONE")
 MAX_WHOLE = 2 ** 64 - 1  # counts and tick values are unsigned 64-bit on the board
@@ -245,14 +245,9 @@ class SerialPulseCounter(ScpiInstrument):
         for line in self._lines(commands):
             command = ";:".join([*line, ERROR_QUERY])
             self.write(command)
-            transport = self._link(command)
             answered: list[str] = []
             while True:
-                try:
-                    reply = transport.read()
-                except TransportError as error:
-                    self.close()
-                    raise self.error(f"'{command}': {error}") from None
+                reply = self.read_reply(command)
                 if _ERROR_REPLY.fullmatch(reply):
                     break
                 if len(answered) == len(line):

@@ -123,6 +123,10 @@ class ScpiInstrument:
         """One command, one reply. After a failed read the link is closed: a late reply left in
         the buffer would otherwise be taken as the answer to the next query."""
         self.write(command)
+        return self.read_reply(command)
+
+    def read_reply(self, command: str) -> str:
+        """The next reply line to ``command`` (already written); a failed read closes the link."""
         transport = self._link(command)  # open: a write that fails closes the link and raises
         try:
             return transport.read()
