@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.run import (
+    PlanRun,
+    Scaling,
     bench_seconds_by,
     fixed_dwell_bench_s,
     gate_seconds,
@@ -67,6 +69,23 @@ def test_end_of_run_is_from_the_last_items_end_to_the_process_exit() -> None:
               "finish_start": 110.5, "unconfigured": 113.0}
     assert run_phases(100.0, 114.0, timing) == {"total": 14.0, "start": 2.0, "measuring": 8.0,
                                                 "end_of_run": 4.0, "publish": 2.5}
+
+
+def _runs(*phases: tuple[float, float, float]) -> list[PlanRun]:
+    return [PlanRun(total, 0.0, {"total": total, "measuring": measuring, "end_of_run": end}, {}, "", 0.0, {})
+            for total, measuring, end in phases]
+
+
+def test_wall_ratios_pair_each_repetition_with_the_baseline_run_beside_it() -> None:
+    # The machine runs at half speed through the second repetition: both sizes take twice as long
+    # there. Paired, the ratios are 3, 3 and 2.75; the ratio of the medians (3.3 s / 1.2 s) would be
+    # 2.75, the two medians coming from different repetitions.
+    one = Scaling(1, _runs((1.0, 0.5, 0.2), (2.0, 1.0, 0.4), (1.2, 0.6, 0.3)))
+    forty = Scaling(40, _runs((3.0, 2.0, 0.5), (6.0, 4.0, 1.0), (3.3, 2.1, 0.6)))
+    assert forty.over(one) == pytest.approx(3.0)
+    assert forty.share("end_of_run", "measuring") == pytest.approx(0.25)  # 0.25, 0.25, 0.2857: the median
+    with pytest.raises(ValueError):
+        Scaling(80, _runs((9.0, 6.0, 1.0))).over(one)  # repetitions that do not pair up are refused
 
 
 def test_the_hand_built_modbus_frame_is_function_3_and_its_reply_decodes() -> None:

@@ -440,3 +440,27 @@ print('matplotlib' in sys.modules)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_run_that_draws_a_spectrum_loads_the_chart_library_before_it_measures(monkeypatch):
+    """Half a second spent at the bench's opening, not after the last point; and a missing library
+    refuses the run in one line then, rather than after hours of measurement."""
+    from types import SimpleNamespace
+
+    from bench.pytest_plugin import start_checks
+    program = """
+import sys
+from types import SimpleNamespace
+from bench.pytest_plugin import start_checks
+start_checks.load_chart_library([SimpleNamespace(family="load_performance")])
+print('matplotlib' in sys.modules)
+start_checks.load_chart_library([SimpleNamespace(family="load_performance"), SimpleNamespace(family="harmonics")])
+print('matplotlib.figure' in sys.modules, 'matplotlib.backends.backend_svg' in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "True"]
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_svg", None)  # as if not installed
+    with pytest.raises(pytest.exit.Exception, match="bench cannot start: the certificates' spectrum chart cannot "
+                                                    "be drawn: .*matplotlib.backends.backend_svg"):
+        start_checks.load_chart_library([SimpleNamespace(family="harmonics")])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
 from typing import Any, TypeAlias
 
 from bench.metrology.quantities import QUANTITIES
@@ -111,9 +112,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt field by field
         return kind(*[_plain(v) for v in value])
     if isinstance(value, (list, tuple)):
-        return kind(_plain(v) for v in value)
+        return kind([v if type(v) in _IMMUTABLE else _plain(v) for v in value])
     if isinstance(value, dict):
         return kind((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, Enum):  # what deepcopy gives an enum member: the member itself
+        return value
     return copy.deepcopy(value)
 
 

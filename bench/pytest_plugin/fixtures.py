@@ -70,23 +70,24 @@ def _step_runner(request: pytest.FixtureRequest, family: str,
 
 
 @pytest.fixture
-def audit(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[Audit], Position], None]:
+def audit(request: pytest.FixtureRequest) -> Callable[[BoardStep[Audit], Position], None]:
     """Run an audit step (once for the whole board) and judge this position, with its
     troubleshooting entry on failure."""
     return _step_runner(request, "audit", _context(request).audit)
 
 
 @pytest.fixture
-def firmware(bench: Bench, request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
+def firmware(request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
     """Run a firmware-behaviour check (once for the whole board) and judge this position."""
     return _step_runner(request, "firmware", _context(request).firmware)
 
 
 @pytest.fixture
-def demand(bench: Bench, request: pytest.FixtureRequest) -> Callable[[DemandPoint, Position], None]:
+def demand(request: pytest.FixtureRequest) -> Callable[[DemandPoint, Position], None]:
     """Measure a demand point (once for the whole board: one demand interval) and judge this
     position's demand registers."""
     run = _context(request)
+    bench = run.bench
 
     def measure(point: DemandPoint, position: Position) -> None:
         lacking = _lacking(run, point.id, lambda: bench.lacks(point.stimulus(bench.profile.meter_type)))
@@ -99,10 +100,11 @@ def demand(bench: Bench, request: pytest.FixtureRequest) -> Callable[[DemandPoin
 
 
 @pytest.fixture
-def certify(bench: Bench, request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
+def certify(request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
     """Measure a point (once for the whole board) and judge this position: only PASS passes;
     FAIL and INDETERMINATE both leave the meter uncertified."""
     run = _context(request)
+    bench = run.bench
 
     def lacks(point: AccuracyPoint | CreepPoint | StartingPoint) -> str | None:
         if isinstance(point, AccuracyPoint):

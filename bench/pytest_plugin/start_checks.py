@@ -17,7 +17,7 @@ from bench.pytest_plugin.baseline_check import AgainstRun, BaselineCheck, NoBase
 from bench.pytest_plugin.options import Options
 from bench.pytest_plugin.scope import PLAN_NAMES, PLAN_REGISTERS
 from bench.pytest_plugin.terminal import say
-from bench.records import documents, store
+from bench.records import documents, plots, store
 from bench.records.baseline import load_baseline
 from bench.records.signing import Signer, SigningKeyError, default_key_path
 from bench.station.profile import Profile, Signatory
@@ -42,6 +42,17 @@ def check_template(profile: Profile) -> None:
             documents.check_template(profile.lab.template)
         except ConfigError as error:
             refuse(str(error))
+
+
+def load_chart_library(points: list[Point]) -> None:
+    """A plan with distortion points draws a spectrum on every certificate: its chart library is
+    loaded now (half a second, otherwise spent after the last point while the board waits), and
+    a missing one refuses the run before anything is measured."""
+    if any(point.family == "harmonics" for point in points):
+        try:
+            plots.load_chart_library()
+        except ImportError as error:
+            refuse(f"the certificates' spectrum chart cannot be drawn: {error}")
 
 
 def check_registers(config: pytest.Config, profile: Profile, plans: set[str]) -> None:

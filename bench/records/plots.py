@@ -1,6 +1,6 @@
 """Certificate plots as SVG: error curves (drawn directly, ``curve_svg``), harmonic spectra
-(matplotlib, imported only when a spectrum is drawn: it costs half a second), and the session
-report's one-value plots.
+(matplotlib, imported only for a spectrum: it costs half a second, so a run that will draw one
+imports it as its bench opens, ``load_chart_library``), and the session report's one-value plots.
 
 The SVG text is deterministic for the same data (no date; matplotlib's ids from a fixed salt), so
 a certificate can be re-rendered from its record and compared byte for byte. A spectrum is built
@@ -72,6 +72,14 @@ def _spectrum_figure(profiles: dict[str, tuple[list[str], dict[str, Any]]]) -> F
     axes.grid(True, axis="y", linewidth=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize=8).set_gid("legend")
     return figure
+
+
+def load_chart_library() -> None:
+    """Import what a spectrum is drawn with (half a second, the first time): a run whose
+    certificates will draw one does so as its bench opens, so that the wait is not added after
+    the last point, and a missing library stops the run before it measures, not after."""
+    import matplotlib.backends.backend_svg  # noqa: F401 - what _spectrum_figure and _svg import
+    import matplotlib.figure  # noqa: F401
 
 
 def _svg(figure: Figure) -> str:

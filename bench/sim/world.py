@@ -141,6 +141,8 @@ class Gate(Channel):
     def feed(self, pulses: np.ndarray, until_s: float, ref_count_at: Callable[[float], int]) -> None:
         """The meter's pulses (rising-edge times) and the glitches due by ``until_s``, in time order.
         With no glitch due and no edge to miss, the meter's train goes to the channel in bulk."""
+        if not len(pulses) and not (self.glitches and self.glitches[0][0] <= until_s):
+            return  # nothing reaches the input (glitches are kept in time order)
         due = [g for g in self.glitches if g[0] <= until_s]
         self.glitches = self.glitches[len(due):]
         if not due and not self.misses:
