@@ -250,3 +250,39 @@ def test_a_crash_mid_point_loses_that_point_only_and_every_stored_point_is_whole
         stored.setdefault(row.point_id, set()).add(row.position)
     assert {"KH", "CREEP", "START"} <= set(stored) and "LL-PF1" not in stored
     assert all(numbers == set(range(1, positions + 1)) for numbers in stored.values()), stored
+
+
+GC_PROBE = '''
+import gc, json, os
+import pytest
+
+seen = {}
+
+def pytest_runtest_call(item):
+    seen.setdefault("during", gc.get_threshold())
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    with open(os.environ["GC_PROBE_OUT"], "w") as out:
+        json.dump({"before": seen.get("before"), "during": seen["during"], "after": gc.get_threshold()}, out)
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    seen["before"] = gc.get_threshold()
+'''
+
+
+@pytest.mark.slow
+def test_a_run_collects_cycles_less_often_and_gives_the_process_its_thresholds_back(tmp_path):
+    """The run's collector thresholds hold from the bench's opening to the session's close, and the
+    process's own come back then (a lab script that runs a session in-process keeps its settings)."""
+    from bench.pytest_plugin.session import RUN_GC_THRESHOLDS
+    (tmp_path / "gc_probe.py").write_text(GC_PROBE)
+    out = tmp_path / "gc.json"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "GC_PROBE_OUT": str(out)}
+    done = subprocess.run(plan_command(tmp_path / "reports", "test_plans/accuracy/test_nameplate.py", "-p", "gc_probe"),
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    seen = json.loads(out.read_text())
+    assert seen["during"] == list(RUN_GC_THRESHOLDS) != seen["before"]
+    assert seen["after"] == seen["before"]

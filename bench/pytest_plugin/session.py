@@ -88,7 +88,8 @@ class BenchSession:
             # A run allocates millions of short-lived objects (replies, results, their texts, the
             # libraries it loads) and few cycles: the collector runs less often (a young collection
             # per 50,000 allocations, not 700), and what survives reaches the oldest generation's
-            # scans less often.
+            # scans less often. The process's own thresholds come back when the session closes.
+            self._held.callback(gc.set_threshold, *gc.get_threshold())
             gc.set_threshold(*RUN_GC_THRESHOLDS)
             self._run = self._open()
             publish(self._run, self.selection.scope(self._run, ended="the run had not ended"))
