@@ -13,6 +13,7 @@ import pytest
 import tomli_w
 
 from bench.plans.limits import load_table
+from bench.pytest_plugin.session import RUN_GC_THRESHOLDS
 from bench.records import store
 from bench.sim import SimulatedBench
 from tests.helpers import REPO, plan_command
@@ -182,6 +183,7 @@ KILL_IN_FINAL_PUBLISH = '''
 import os, signal
 from bench.records import store
 from bench.plans.limits import load_table
+from bench.pytest_plugin.session import RUN_GC_THRESHOLDS
 
 _publish = store.publish
 
@@ -276,7 +278,6 @@ def pytest_configure(config):
 def test_a_run_collects_cycles_less_often_and_gives_the_process_its_thresholds_back(tmp_path):
     """The run's collector thresholds hold from the bench's opening to the session's close, and the
     process's own come back then (a lab script that runs a session in-process keeps its settings)."""
-    from bench.pytest_plugin.session import RUN_GC_THRESHOLDS
     (tmp_path / "gc_probe.py").write_text(GC_PROBE)
     out = tmp_path / "gc.json"
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "GC_PROBE_OUT": str(out)}

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bench.metrology.harmonics import Harmonic, HarmonicProfile
 from bench.metrology.stimulus import Stimulus, pf_label
 from bench.metrology.uncertainty import Budget, Component, Rule, Verdict, decide
 from bench.procedures.results import FaultResult, Measured, PositionResult, ShiftResult
+from bench.pytest_plugin import start_checks
 from bench.records import curve_svg, plots
 from bench.records.record import entry
 from bench.station.profile import Position
@@ -445,16 +447,15 @@ print('matplotlib' in sys.modules)
 def test_a_run_that_draws_a_spectrum_loads_the_chart_library_before_it_measures(monkeypatch):
     """Half a second spent at the bench's opening, not after the last point; and a missing library
     refuses the run in one line then, rather than after hours of measurement."""
-    from types import SimpleNamespace
-
-    from bench.pytest_plugin import start_checks
     program = """
 import sys
 from types import SimpleNamespace
 from bench.pytest_plugin import start_checks
-start_checks.load_chart_library([SimpleNamespace(family="load_performance")])
+points = [SimpleNamespace(family="load_performance"), SimpleNamespace(family="harmonics")]
+start_checks.load_chart_library(points[:1], {"accuracy"})  # no distortion point
+start_checks.load_chart_library(points, {"audit"})  # an audit alone draws no certificate
 print('matplotlib' in sys.modules)
-start_checks.load_chart_library([SimpleNamespace(family="load_performance"), SimpleNamespace(family="harmonics")])
+start_checks.load_chart_library(points, {"accuracy", "audit"})
 print('matplotlib.figure' in sys.modules, 'matplotlib.backends.backend_svg' in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -463,4 +464,4 @@ print('matplotlib.figure' in sys.modules, 'matplotlib.backends.backend_svg' in s
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_svg", None)  # as if not installed
     with pytest.raises(pytest.exit.Exception, match="bench cannot start: the certificates' spectrum chart cannot "
                                                     "be drawn: .*matplotlib.backends.backend_svg"):
-        start_checks.load_chart_library([SimpleNamespace(family="harmonics")])
+        start_checks.load_chart_library([SimpleNamespace(family="harmonics")], {"accuracy"})

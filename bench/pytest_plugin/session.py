@@ -106,7 +106,7 @@ class BenchSession:
         start_checks.check_template(profile)
         start_checks.check_registers(self.config, profile, self.selection.plans)
         start_checks.check_ranges(self.config, profile, self.points, self.selection.plans)
-        start_checks.load_chart_library(self.points)
+        start_checks.load_chart_library(self.points, self.selection.plans)
         approved_by = start_checks.approver(profile, options.approved_by)
         signer = start_checks.signer(profile)
         reports_dir = Path(options.reports_dir).resolve()

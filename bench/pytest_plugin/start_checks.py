@@ -44,11 +44,12 @@ def check_template(profile: Profile) -> None:
             refuse(str(error))
 
 
-def load_chart_library(points: list[Point]) -> None:
-    """A plan with distortion points draws a spectrum on every certificate: its chart library is
-    loaded now (half a second, otherwise spent after the last point while the board waits), and
-    a missing one refuses the run before anything is measured."""
-    if any(point.family == "harmonics" for point in points):
+def load_chart_library(points: list[Point], plans: set[str]) -> None:
+    """A selected accuracy plan with distortion points draws a spectrum on every certificate: its
+    chart library is loaded now (half a second, otherwise spent after the last point while the
+    board waits), and a missing one refuses the run before anything is measured. Other runs (an
+    audit alone) draw none and load nothing."""
+    if "accuracy" in plans and any(point.family == "harmonics" for point in points):
         try:
             plots.load_chart_library()
         except ImportError as error:
