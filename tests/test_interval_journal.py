@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from collections.abc import Collection
 
 import pytest
 
@@ -91,10 +92,15 @@ class _Meters:
 
     def __init__(self, offsets: dict[int, float], lengths: dict[int, float]) -> None:
         self.now, self.offsets, self.lengths = 1234.567, offsets, lengths
+        self.reads: list[tuple[tuple[int, ...], str, float]] = []  # (positions, register, when) of each board read
 
     def read(self, n: int, name: str) -> float:
         return {"clock_s": float(int(self.now + self.offsets[n])), "interval_length_s": self.lengths[n],
                 "interval_count": 7.0}[name]
+
+    def board(self, positions: Collection[int], name: str) -> dict[int, float]:
+        self.reads.append((tuple(positions), name, self.now))
+        return {n: self.read(n, name) for n in positions}
 
     def wait(self, seconds: float) -> None:
         self.now += seconds
@@ -103,19 +109,30 @@ class _Meters:
 @pytest.mark.parametrize("offset", [0.0, 0.37, 5.81, 12.999, 86399.5])
 def test_a_meters_clock_offset_is_found_to_half_a_step(offset):
     meters = _Meters({1: offset}, {1: INTERVAL})
-    journal = start_journal([1], meters.read, meters.wait, lambda: meters.now)
+    journal = start_journal([1], meters.board, meters.wait, lambda: meters.now)
     clock = journal.clocks[1]
     assert clock.uncertainty_s == pytest.approx(ALIGN_STEP_S / 2 / 2 ** BISECTIONS)
     assert abs(clock.offset_s - offset) <= clock.uncertainty_s + 1e-9
     assert journal.records_at_start == {1: 7}
 
 
+def test_meters_ticking_together_are_read_together_and_each_clock_is_still_found():
+    """Positions 1 and 2 tick at the same moment (as meters set from one time source do), 3 at
+    another: every read of 1's clock reads 2's with it, and each offset is found to half a step."""
+    offsets = {1: 0.37, 2: 7.37, 3: 5.81}
+    meters = _Meters(offsets, {n: INTERVAL for n in offsets})
+    journal = start_journal([1, 2, 3], meters.board, meters.wait, lambda: meters.now)
+    for n, offset in offsets.items():
+        assert abs(journal.clocks[n].offset_s - offset) <= journal.clocks[n].uncertainty_s + 1e-9
+    clock_reads = [positions for positions, name, _ in meters.reads if name == "clock_s"]
+    assert all((1 in positions) == (2 in positions) for positions in clock_reads)
+    assert sum(1 in positions for positions in clock_reads) > BISECTIONS  # located, then halved
+
+
 def test_a_stopped_clock_or_an_implausible_interval_length_is_named_not_guessed():
     meters = _Meters({1: 0.2, 2: 0.0, 3: 0.0}, {1: INTERVAL, 2: INTERVAL, 3: 0.0})
-    stopped = meters.read
-
-    def read(n: int, name: str) -> float:
-        return 555.0 if (n == 2 and name == "clock_s") else stopped(n, name)
+    def read(positions: Collection[int], name: str) -> dict[int, float]:
+        return {n: 555.0 if (n == 2 and name == "clock_s") else meters.read(n, name) for n in positions}
 
     journal = start_journal([1, 2, 3], read, meters.wait, lambda: meters.now)
     assert set(journal.clocks) == {1}

@@ -166,3 +166,24 @@ def test_each_read_is_paired_with_the_reference_energy_at_its_own_time_not_the_b
     for n in (1, 8):
         assert abs(batch - truth[n]) > power_wh_per_s * snapshot.skew_s[n], (
             f"position {n}: one batch stamp {batch:.4f} Wh is within the read budget of the truth {truth[n]:.4f} Wh")
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["in turn", "threads"])
+def test_work_and_reads_for_some_positions_touch_only_theirs(slow):
+    readers = {n: _Reader(IN_TURN_BELOW_S * 50 if slow else 0.0) for n in range(1, 7)}
+    reads = MeterReads(readers)
+    try:
+        for _ in range(2):  # the second pass goes to the threads on a slow board
+            board = reads.read("energy_wh", only={5, 2})
+            done = reads.each(lambda n: n * 10, only=[4])
+    finally:
+        reads.close()
+    assert list(board.reads) == [2, 5] and done == {4: 40}
+    assert [n for n, r in readers.items() if r.threads] == [2, 5]
+    assert reads.in_turn is not slow
+
+
+def test_a_subset_is_read_at_once_through_the_driver(sim, sim_bench):
+    board = sim_bench.meter_reads.read("serial", only=[3, 1])
+    assert {n: read.value for n, read in board.reads.items()} == {1: sim.world.meters[0].serial,
+                                                                    3: sim.world.meters[2].serial}

@@ -214,3 +214,18 @@ def test_concluded_results_replace_only_their_own_rows_whatever_else_is_stored(t
     assert sorted(rows) == [("run-1", 1, "FL-PF1", "PASS"), ("run-1", 1, "LL-PF1", "PASS"),
                             ("run-1", 2, "FL-PF1", "ERROR"), ("run-1", 2, "LL-PF1", "PASS"),
                             ("run-2", 2, "FL-PF1", "PASS")]
+
+
+def test_a_boards_meters_are_registered_together_with_each_conflict_found_as_one_by_one_finds_it(tmp_path):
+    """One transaction for the board, the answers of registering each pair in turn: a serial seen
+    before with another MAC, a MAC already another meter's (also one registered earlier on this
+    very board), and a meter seen again as it was."""
+    engine = store.connect(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    assert store.register_meters(engine, [("S1", "M1")], "2026-11-01") == [None]
+    found = store.register_meters(engine, [("S1", "M1"), ("S1", "M9"), ("S2", "M1"), ("S3", "M3"), ("S4", "M3"),
+                                           ("S3", "M3")], "2026-11-02")
+    assert found == [None, "meter S1 is registered with MAC M1, but reports M9",
+                     "MAC M1 is already registered to meter S1", None, "MAC M3 is already registered to meter S3", None]
+    with engine.connect() as conn:
+        rows = conn.execute(store.meter_registry.select().order_by(store.meter_registry.c.serial)).all()
+    assert [(r.serial, r.mac, r.first_seen) for r in rows] == [("S1", "M1", "2026-11-01"), ("S3", "M3", "2026-11-02")]

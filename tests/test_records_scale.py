@@ -185,9 +185,9 @@ BENCH = textwrap.dedent("""
         run_id = str(uuid.uuid4())
         record = synthetic_record(run_id, f"2026-04-01T00:{n:02d}:00+00:00", bench_id)
         store.publish(engine, store.CanonicalRecord.of(record))
-        for meter in record["meters"]:
-            conflict = store.register_meter(engine, meter["serial"], meter["mac"], record["started_at"])
-            assert conflict is None, conflict
+        conflicts = store.register_meters(engine, [(m["serial"], m["mac"]) for m in record["meters"]],
+                                          record["started_at"])
+        assert conflicts == [None] * len(record["meters"]), conflicts
         store.issue_certificates(engine, run_id, SERIALS, "2026-04-01", lambda seq, serial: f"LAB-{seq:05d}")
         print(run_id, flush=True)
 """)

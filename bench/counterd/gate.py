@@ -153,12 +153,21 @@ class Channel:
             self._count_into_gate(rises, first, ref_count_at)
         self.total_edges += n - first
 
+    def only_counts(self, width_ticks: int) -> bool:
+        """Whether clean pulses this wide would only add to the total (``pulse_train`` does nothing
+        else with them): the input idle, each pulse past the filter, no gate armed or open."""
+        return not self.active and width_ticks >= self.filter_ticks and self.state in ("IDLE", "DONE")
+
     def _count_into_gate(self, rises: np.ndarray, first: int, ref_count_at: Callable[[int], int]) -> None:
         """The gate's part of ``_count`` for ``rises[first:]``, one edge after another up to its target."""
         left = self.target - self.mut_edges
         end = len(rises) if left <= 0 else min(len(rises), first + left)
-        periods = np.diff(rises[first:end], prepend=self._last_edge)
-        shortest, longest = int(periods.min()), int(periods.max())
+        edges = rises[first:end]
+        period = int(edges[0]) - self._last_edge  # the first from the gate's last edge; the rest between these
+        shortest, longest = period, period
+        if len(edges) > 1:
+            periods = edges[1:] - edges[:-1]
+            shortest, longest = min(shortest, int(periods.min())), max(longest, int(periods.max()))
         self.period_min = shortest if self.mut_edges == 0 else min(self.period_min, shortest)
         self.period_max = max(self.period_max, longest)
         self.mut_edges += end - first

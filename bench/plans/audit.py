@@ -189,10 +189,13 @@ class Audit(BoardChecks):
         self.energise_nominal()
         expected = "meter ID uniquely mapped to its MAC; key rotated, accepted, fingerprint matches; key file mode 600"
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        identities = [self.bench.identities[pos.number] for pos in self.bench.profile.positions]
+        conflicts = dict(zip([pos.number for pos in self.bench.profile.positions],
+                             store.register_meters(self.records, [(i.serial, i.mac) for i in identities], now)))
 
         def check(pos: Position) -> Finding:
             identity = self.bench.identities[pos.number]
-            conflict = store.register_meter(self.records, identity.serial, identity.mac, now)
+            conflict = conflicts[pos.number]
             if conflict:
                 return Finding(False, conflict, expected, code="DUPLICATE_ID")
             try:

@@ -26,6 +26,7 @@ from bench.metrology.uncertainty import Budget, Component, Rule, decide, fixed_c
 from bench.procedures.gating import Load, Progress, settle_at_conditions
 from bench.procedures.results import FaultResult, Measured, PositionResult
 from bench.station.bench import Bench
+from bench.station.meter_reads import BoardRead
 from bench.station.profile import MeterType, Position
 from instruments.errors import InstrumentError
 from instruments.reference_standard import Readings
@@ -234,6 +235,30 @@ class DemandResult(PositionResult):
 Found = TypeVar("Found")
 
 
+def _reset(bench: Bench, n: int) -> tuple[float, float] | str:
+    """Position ``n``'s demand reset written, timed on the read clock (from sending to answered),
+    or why it failed."""
+    now = bench.meter_reads.now
+    t0 = now()
+    try:
+        bench.meters[n].write("demand_reset", 1)
+    except InstrumentError as error:
+        return str(error)
+    return t0, now()
+
+
+def _on_bench_clock(bench: Bench, work: Callable[[], Found]) -> tuple[Found, Callable[[float], float]]:
+    """What ``work`` returned, and the map from read-clock times taken during it to bench seconds:
+    the bench clock is read once on each side, not around every meter's write or read (the
+    stepped simulator's clock stands still meanwhile: every time maps to the same bench second)."""
+    now = bench.meter_reads.now
+    r_start, b_start = now(), bench.clock.now()
+    found = work()
+    b_end, r_end = bench.clock.now(), now()
+    rate = (b_end - b_start) / (r_end - r_start) if r_end > r_start else 0.0
+    return found, lambda t: b_start + (t - r_start) * rate
+
+
 def _timed(bench: Bench, act: Callable[[], Found]) -> tuple[float, Found, float]:
     """(midpoint, what ``act`` returned, half-width of the window it took) on the bench clock."""
     t0 = bench.clock.now()
@@ -294,8 +319,8 @@ class DemandChecks:
         positions = {pos.number: pos for pos in bench.profile.positions}
         found: dict[int, DemandResult | FaultResult] = {}
 
-        def fault(n: int, error: InstrumentError) -> None:
-            found[n] = FaultResult(point.id, point.name, positions[n], str(error))
+        def fault(n: int, why: str) -> None:
+            found[n] = FaultResult(point.id, point.name, positions[n], why)
 
         stated = bench.meter_reads.read("demand_interval_s")
         found.update({n: FaultResult(point.id, point.name, positions[n], why) for n, why in stated.failed.items()})
@@ -308,12 +333,13 @@ class DemandChecks:
                 del intervals[n]
         # The reset, bracketed by reference readings: each meter's interval starts at its own write.
         t_a, e_a, w_a = _timed(bench, bench.reference_energy_wh)
+        written, to_bench = _on_bench_clock(bench, lambda: bench.meter_reads.each(partial(_reset, bench), intervals))
         resets: dict[int, float] = {}  # when each meter's reset was written (the middle of the write)
-        for n in intervals:
-            try:
-                resets[n] = _timed(bench, partial(bench.meters[n].write, "demand_reset", 1))[0]
-            except InstrumentError as error:
-                fault(n, error)
+        for n, outcome in written.items():
+            if isinstance(outcome, str):
+                fault(n, outcome)
+            else:
+                resets[n] = to_bench(sum(outcome) / 2)
         t_b, e_b, w_b = _timed(bench, bench.reference_energy_wh)
         start = _Bracket(t_a, e_a, t_b, e_b, max(w_a, w_b))
         if not resets:
@@ -324,6 +350,8 @@ class DemandChecks:
         closed = self._wait_for_closes(point.name, resets, ends, intervals, fault)
         t_d, e_d, w_d = _timed(bench, bench.reference_energy_wh)
         end = _Bracket(t_c, e_c, t_d, e_d, max(w_c, w_d))
+        counted = [n for n, (count, _) in closed.items() if count >= 1]
+        demands = {name: bench.meter_reads.read(name, counted) for name in ("max_demand_kw", "demand_kw")}
         for n, (count, closed_after) in closed.items():
             reset_at = resets[n]
             evidence = DemandEvidence(
@@ -331,7 +359,7 @@ class DemandChecks:
                 reference_end_wh=end.at(ends[n]), reference_power_w=0.0,
                 skew_s=math.hypot(start.width_s, end.width_s), closed_after_s=closed_after,
                 intervals_closed=count, max_demand_w=None, last_demand_w=None, resolution_w=None)
-            found[n] = self._judged(point, positions[n], stimulus, readings, evidence)
+            found[n] = self._judged(point, positions[n], stimulus, readings, evidence, demands)
         return dict(sorted(found.items()))
 
     def _wait_until(self, t: float, name: str, resets: dict[int, float], ends: dict[int, float]) -> None:
@@ -346,25 +374,26 @@ class DemandChecks:
 
     def _wait_for_closes(self, name: str, resets: dict[int, float], ends: dict[int, float],
                          intervals: dict[int, float],
-                         fault: Callable[[int, InstrumentError], None]) -> dict[int, tuple[int, float | None]]:
+                         fault: Callable[[int, str], None]) -> dict[int, tuple[int, float | None]]:
         """From each meter's nominal end on, ask it until it has closed its interval, or the overrun
-        the table allows has passed: {position: (intervals closed, seconds from reset to that read)}."""
+        the table allows has passed: {position: (intervals closed, seconds from reset to that read)}.
+        The meters due are asked together, each read timed where it happened."""
         proc, clock = self.table.procedure, self.bench.clock
         deadlines = {n: ends[n] + intervals[n] * proc.close_overrun_pct / 100.0 for n in resets}
         waiting, closed = set(resets), dict[int, tuple[int, float | None]]()
         while waiting:
-            for n in sorted(waiting):
-                if clock.now() < ends[n] - 1e-9:  # not due yet
-                    continue
-                try:
-                    t, count, _ = _timed(self.bench, partial(self.bench.meters[n].read, "demand_count"))
-                except InstrumentError as error:
-                    fault(n, error)
+            now = clock.now()
+            due = [n for n in sorted(waiting) if now >= ends[n] - 1e-9]
+            if due:
+                board, to_bench = _on_bench_clock(self.bench, partial(self.bench.meter_reads.read, "demand_count", due))
+                for n, why in board.failed.items():
+                    fault(n, why)
                     waiting.discard(n)
-                    continue
-                if int(count) >= 1 or t >= deadlines[n] - 1e-9:
-                    closed[n] = (int(count), t - resets[n]) if int(count) >= 1 else (0, None)
-                    waiting.discard(n)
+                for n, read in board.reads.items():
+                    t, count = to_bench(read.midpoint), int(read.value)
+                    if count >= 1 or t >= deadlines[n] - 1e-9:
+                        closed[n] = (count, t - resets[n]) if count >= 1 else (0, None)
+                        waiting.discard(n)
             now = clock.now()
             upcoming = [ends[n] if ends[n] > now else min(now + proc.poll_s, deadlines[n]) for n in waiting]
             if upcoming:
@@ -372,7 +401,8 @@ class DemandChecks:
         return closed
 
     def _judged(self, point: DemandPoint, pos: Position, stimulus: Stimulus, readings: Readings,
-                evidence: DemandEvidence) -> DemandResult | FaultResult:
+                evidence: DemandEvidence, demands: dict[str, BoardRead]) -> DemandResult | FaultResult:
+        """``demands``: the demand registers (maximum and last), read from the board at once."""
         proc, n = self.table.procedure, pos.number
         reference_wh = evidence.reference_end_wh - evidence.reference_start_wh
         if evidence.intervals_closed == 0:
@@ -384,11 +414,10 @@ class DemandChecks:
         if reference_wh <= 0:
             return FaultResult(point.id, point.name, pos, f"the reference measured {reference_wh:.4g} Wh over the "
                                                           f"demand interval: no power to compare demand with")
-        meter = self.bench.meters[n]
-        try:
-            max_kw, last_kw = float(meter.read("max_demand_kw")), float(meter.read("demand_kw"))
-        except InstrumentError as error:
-            return FaultResult(point.id, point.name, pos, str(error))
+        for board in demands.values():
+            if n in board.failed:
+                return FaultResult(point.id, point.name, pos, board.failed[n])
+        max_kw, last_kw = float(demands["max_demand_kw"].reads[n].value), float(demands["demand_kw"].reads[n].value)
         reference_w = reference_wh * 3600.0 / evidence.interval_s
         registers = self.bench.profile.meter_type.registers
         resolution_w = 1000.0 * registers["max_demand_kw"].resolution(max_kw)

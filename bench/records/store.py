@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -455,12 +455,14 @@ def history(engine: Engine, serial: str) -> list[dict[str, Any]]:
     return found
 
 
-def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str | None:
-    """Map a meter ID to its MAC once; None when the mapping is (now) unique, else the conflict.
-    Two benches registering the same meter at once both find it new: the one whose insert fails
-    reads again, and finds the other's row."""
+def register_meters(engine: Engine, meters: Sequence[tuple[str, str]], seen_at: str) -> list[str | None]:
+    """Map each meter ID to its MAC once, a board's (serial, MAC) pairs in one transaction (a
+    commit each cost a 40-position audit 0.1 s); per pair, None when the mapping is (now) unique,
+    else the conflict, as registering them one after another finds it. Two benches registering
+    the same meter at once both find it new: the one whose insert fails reads again, and finds
+    the other's row."""
 
-    def register(conn: Connection) -> str | None:
+    def register(conn: Connection, serial: str, mac: str) -> str | None:
         by_serial = conn.execute(select(meter_registry.c.mac)
                                  .where(meter_registry.c.serial == serial)).scalar_one_or_none()
         by_mac = conn.execute(select(meter_registry.c.serial).where(meter_registry.c.mac == mac)).scalar_one_or_none()
@@ -472,7 +474,7 @@ def register_meter(engine: Engine, serial: str, mac: str, seen_at: str) -> str |
             conn.execute(meter_registry.insert().values(serial=serial, mac=mac, first_seen=seen_at))
         return None
 
-    return _in_transaction(engine, register)
+    return _in_transaction(engine, lambda conn: [register(conn, serial, mac) for serial, mac in meters])
 
 
 def append_audit(engine: Engine, serial: str, action: str, operator: str, seal: str, detail: str, at: str) -> bool:

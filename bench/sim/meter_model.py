@@ -349,6 +349,9 @@ class MeterModel:
     _normal_demand_interval_s: float = field(init=False, repr=False)
     # Per output, (energy, pulses) when its Kt last changed: edges fall every Kt of energy from there.
     _edge_origin: dict[str, tuple[float, int]] = field(init=False, repr=False)
+    # registered_powers' last answer: (the Conditions, everything else it read, (P, Q)).
+    _powers_kept: tuple[object, tuple[object, ...], tuple[float, float]] | None = field(default=None, init=False,
+                                                                                       repr=False)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng([self.seed, self.position])
@@ -394,7 +397,22 @@ class MeterModel:
         """(P, Q) the meter's metrology integrates, signed (received and leading negative). Below
         the starting current it registers only its creep; above it each element's power through
         that element's gain and phase displacement: V I (1 + gain) cos φ + V I (cos(φ - δ) - cos φ),
-        which is V I cos φ (1 + error) without dividing by cos φ where it is zero."""
+        which is V I cos φ (1 + error) without dividing by cos φ where it is zero.
+
+        Worked out again only when ``c`` (the world keeps one object while the stimulus holds) or
+        any of the meter's own inputs to it changed: the stimulus holds for most of a run's steps,
+        and this was a third of the simulator's time per meter and step."""
+        inputs = (self.starting_current_a, self.creep_w, self.curve, self.release, self.test_amperes,
+                  self.nominal_voltage, self.nominal_frequency, self.element_offsets_pct, self.circuit_offsets_pct,
+                  self.functional.ct_reversed)
+        kept = self._powers_kept
+        if kept is not None and kept[0] is c and kept[1] == inputs:
+            return kept[2]
+        powers = self._registered_powers(c)
+        self._powers_kept = (c, inputs, powers)
+        return powers
+
+    def _registered_powers(self, c: Conditions) -> tuple[float, float]:
         if not c.energised:
             return 0.0, 0.0
         if c.current_a < self.starting_current_a:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -145,18 +145,21 @@ class Gate(Channel):
             return  # nothing reaches the input (glitches are kept in time order)
         due = [g for g in self.glitches if g[0] <= until_s]
         self.glitches = self.glitches[len(due):]
+        width = self.timebase.ticks_from_s(self.pulse_width_s)
+        if not due and not self.misses and self.only_counts(width):
+            self.total_edges += len(pulses)  # all pulse_train would do with them: no need to time them
+            return
         if not due and not self.misses:
             times = np.sort(pulses)
-            self.pulse_train(self.timebase.ticks_from_s_array(times), self.timebase.ticks_from_s(self.pulse_width_s),
-                             lambda i: ref_count_at(float(times[i])))
+            self.pulse_train(self.timebase.ticks_from_s_array(times), width, lambda i: ref_count_at(float(times[i])))
             return
         events = sorted([(t, self.pulse_width_s, False) for t in pulses] + [(t, w, True) for t, w in due])
         ticks = self.timebase.ticks_from_s
-        for t, width, glitch in events:
+        for t, seconds, glitch in events:
             if not glitch and self.misses:
                 self.misses -= 1
             else:
-                self.pulse(ticks(t), ticks(width), ref_count_at(t))
+                self.pulse(ticks(t), ticks(seconds), ref_count_at(t))
 
 
 @dataclass
@@ -178,6 +181,7 @@ class World:
     gates: list[Gate] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _wall_mark: float = field(default_factory=time.monotonic, repr=False)
+    _conditions: tuple[tuple[Any, ...], Conditions] | None = field(default=None, repr=False)  # (inputs, theirs)
 
     def __post_init__(self) -> None:
         if not self.gates:
@@ -190,16 +194,18 @@ class World:
         return len(self.angles_deg)
 
     def conditions(self) -> Conditions:
-        """The phasors the meters' elements see now (zero where an output is off)."""
+        """The phasors the meters' elements see now (zero where an output is off): the same object
+        while they hold, so what each meter works out from them is kept (``registered_powers``)."""
         n = self.elements
-        voltage_harmonics = tuple(sorted(self.source.harmonics.values(), key=lambda h: h.order))
-        current_harmonics = tuple(sorted(self.load.harmonics.values(), key=lambda h: h.order))
         c = len(self.circuit_map[0]) if self.circuit_map else n
-        return Conditions.from_phases(self.source.output_voltages_v()[:n], self.source.angles_deg[:n],
-                                      self.load.output_currents_a()[:c], self.load.lags_deg[:c],
-                                      self.source.frequency_hz,
-                                      voltage_harmonics if self.source.output else (),
-                                      current_harmonics if self.load.output else (), self.circuit_map)
+        source, load = self.source, self.load
+        voltage_harmonics = tuple(sorted(source.harmonics.values(), key=lambda h: h.order)) if source.output else ()
+        current_harmonics = tuple(sorted(load.harmonics.values(), key=lambda h: h.order)) if load.output else ()
+        inputs = (source.output_voltages_v()[:n], source.angles_deg[:n], load.output_currents_a()[:c],
+                  load.lags_deg[:c], source.frequency_hz, voltage_harmonics, current_harmonics, self.circuit_map)
+        if self._conditions is None or self._conditions[0] != inputs:
+            self._conditions = (inputs, Conditions.from_phases(*inputs))
+        return self._conditions[1]
 
     def true_power_w(self) -> float:
         return self.conditions().active_power_w

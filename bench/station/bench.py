@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any
 
@@ -223,9 +223,16 @@ class Bench:
         """Start noting the meters' interval boundaries, where their register maps say where they are."""
         if not all(name in self.profile.meter_type.registers for name in CLOCK_REGISTERS):
             return None
-        return start_journal((pos.number for pos in self.profile.positions),
-                             lambda n, name: self.meters[n].read(name),
+        return start_journal((pos.number for pos in self.profile.positions), self._read_board,
                              lambda seconds: self.wait(seconds, "reading the meters' clocks"), self.now)
+
+    def _read_board(self, positions: Collection[int], name: str) -> dict[int, float | int | str]:
+        """One register from these positions' meters, all at once where the transport allows; a
+        position that could not be read is read once more on its own, so it raises its own error."""
+        board = self.meter_reads.read(name, positions)
+        values = {n: read.value for n, read in board.reads.items()}
+        values.update({n: self.meters[n].read(name) for n in board.failed})
+        return dict(sorted(values.items()))
 
     def close(self) -> None:
         """Safe state first; then the meters back to normal mode (best effort); then every link."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -77,42 +77,48 @@ class MeterReads:
         self.in_turn = True  # served in turn until a pass shows the meters slow enough for threads to pay
         self._pool: ThreadPoolExecutor | None = None
 
-    def each(self, work: Callable[[int], T]) -> dict[int, T]:
-        """``work(position)`` for every position, by position; what ``work`` raises is raised here
-        (the first position's, in position order), once every position's work has been done."""
-        if self.in_order or self.in_turn or len(self.meters) < 2:
-            return self._in_turn(work)
+    def each(self, work: Callable[[int], T], only: Collection[int] | None = None) -> dict[int, T]:
+        """``work(position)`` for every position (or those ``only`` names), by position; what
+        ``work`` raises is raised here (the first position's, in position order), once every
+        position's work has been done."""
+        numbers = self._numbers(only)
+        if self.in_order or self.in_turn or len(numbers) < 2:
+            return self._in_turn(work, numbers)
         pool = self._threads()
-        futures = {n: pool.submit(work, n) for n in self.meters}
+        futures = {n: pool.submit(work, n) for n in numbers}
         return {n: future.result() for n, future in futures.items()}
 
-    def _in_turn(self, work: Callable[[int], T]) -> dict[int, T]:
+    def _numbers(self, only: Collection[int] | None) -> list[int]:
+        return list(self.meters) if only is None else [n for n in self.meters if n in only]
+
+    def _in_turn(self, work: Callable[[int], T], numbers: list[int]) -> dict[int, T]:
         """Every position's work one after another. A pass whose median position took
         ``IN_TURN_BELOW_S`` or more hands the next passes to threads (positions on a shared line
         stay in turn); the median, so that one slow moment (a collection, a busy machine) does not."""
         done, failed, took = {}, {}, []
-        for n in self.meters:
+        for n in numbers:
             started = time.perf_counter()
             try:
                 done[n] = work(n)
             except Exception as error:  # noqa: BLE001 - raised below, once every position has had its turn
                 failed[n] = error
             took.append(time.perf_counter() - started)
-        if statistics.median(took) >= IN_TURN_BELOW_S:
+        if took and statistics.median(took) >= IN_TURN_BELOW_S:
             self.in_turn = False
         if failed:
             raise next(iter(failed.values()))
         return done
 
-    def read(self, name: str) -> BoardRead:
-        """One register from every position, each read timed. Meters whose driver sends reads
-        without waiting (``read_at_once``: Modbus TCP) have them all in flight on this thread; the
-        positions it leaves unread, and every other driver's, are read one by one as ``each`` does."""
+    def read(self, name: str, only: Collection[int] | None = None) -> BoardRead:
+        """One register from every position (or those ``only`` names), each read timed. Meters whose
+        driver sends reads without waiting (``read_at_once``: Modbus TCP) have them all in flight on
+        this thread; the positions it leaves unread, and every other driver's, are read one by one
+        as ``each`` does."""
         at_once = self._at_once()
         if at_once is None:
-            outcomes = self.each(lambda n: self._timed(self.meters[n], name))
+            outcomes = self.each(lambda n: self._timed(self.meters[n], name), only)
         else:
-            answers = at_once(self.meters, name, self.now)
+            answers = at_once({n: self.meters[n] for n in self._numbers(only)}, name, self.now)
             outcomes = {n: TimedRead(*answer) if answer is not None else self._timed(self.meters[n], name)
                         for n, answer in answers.items()}
         return BoardRead({n: o for n, o in sorted(outcomes.items()) if isinstance(o, TimedRead)},
