@@ -148,7 +148,7 @@ class Audit(BoardChecks):
             code = alarm if alarm in ("CAW", "E101") else ("CAW" if rotation != "ABC" or not rotation_ok else "E101")
             return Finding(ok, observed, expected, code=code, note=thd_note)
 
-        return self.each_at_once(check)
+        return self.each_at_once(check, reads=("voltage_v", "phase_rotation", "alarm_code"))
 
     def logic_check(self) -> dict[int, Finding]:
         self.energise_nominal()
@@ -162,7 +162,7 @@ class Audit(BoardChecks):
             code = "SERVICE_DOWN" if not running else "E0001" if alarm == "E0001" else "TAMPER" if tamper else alarm
             return Finding(running and alarm != "E0001" and not tamper, observed, expected, code=code)
 
-        return self.each_at_once(check)
+        return self.each_at_once(check, reads=("service_state", "alarm_code", "tamper"))
 
     def network_check(self) -> dict[int, Finding]:
         self.energise_nominal()

@@ -2,7 +2,7 @@
 a plan module imports by name, so a typo fails at import and the procedure is one click away."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -12,6 +12,8 @@ from bench.metrology.stimulus import Stimulus
 from bench.procedures.results import CheckResult, FaultResult, PositionResult
 from bench.station.bench import Bench
 from bench.station.profile import Position
+
+_NOT_READ = object()  # no value read ahead (None is a value a register map may give)
 
 
 @dataclass(frozen=True)
@@ -51,15 +53,28 @@ class BoardChecks:
     def __init__(self, bench: Bench, settle_s: float, matrix: Mapping[str, str] | None = None) -> None:
         self.bench, self.settle_s = bench, settle_s
         self.matrix: Mapping[str, str] = matrix or {}
+        self._read_ahead: dict[tuple[int, str], Any] = {}  # (position, register) -> value, for ``read``
 
-    def each(self, check: Callable[[Position], Finding]) -> dict[int, Finding]:
-        return {pos.number: check(pos) for pos in self.bench.profile.positions}
-
-    def each_at_once(self, check: Callable[[Position], Finding]) -> dict[int, Finding]:
-        """``each``, with every position checked at once where the meters' transport allows: for a
-        check that talks to its own position's meter only (nothing board-wide, no shared record)."""
+    def each(self, check: Callable[[Position], Finding], reads: Sequence[str] = ()) -> dict[int, Finding]:
+        """``check`` for every position in turn; ``reads``: as for ``each_at_once``."""
         positions = {pos.number: pos for pos in self.bench.profile.positions}
-        return self.bench.meter_reads.each(lambda n: check(positions[n]))
+        return self._reading_ahead(reads, lambda: {n: check(pos) for n, pos in positions.items()})
+
+    def each_at_once(self, check: Callable[[Position], Finding], reads: Sequence[str] = ()) -> dict[int, Finding]:
+        """``each``, with every position checked at once where the meters' transport allows: for a
+        check that talks to its own position's meter only (nothing board-wide, no shared record).
+        ``reads``: registers the check reads with ``read``, read from every position together
+        first (a round of requests each, not a request per position and register)."""
+        positions = {pos.number: pos for pos in self.bench.profile.positions}
+        return self._reading_ahead(reads, lambda: self.bench.meter_reads.each(lambda n: check(positions[n])))
+
+    def _reading_ahead(self, reads: Sequence[str], checks: Callable[[], dict[int, Finding]]) -> dict[int, Finding]:
+        self._read_ahead = {(n, name): read.value for name in reads
+                            for n, read in self.bench.meter_reads.read(name).reads.items()}
+        try:
+            return checks()
+        finally:
+            self._read_ahead = {}
 
     def judged(self, step: BoardStep[Any], number: int, finding: Finding) -> CheckResult:
         pos = next(p for p in self.bench.profile.positions if p.number == number)
@@ -74,7 +89,11 @@ class BoardChecks:
         return self.matrix.get(code, "").replace("{serial}", pos.serial).replace("{profile}", profile)
 
     def read(self, pos: Position, name: str) -> Any:
-        return self.bench.meters[pos.number].read(name)
+        """The register as read ahead for the check in progress (once: a second read asks the meter
+        again), else from the meter now; a position the board-wide read missed asks its own meter,
+        so its error is its own."""
+        value = self._read_ahead.pop((pos.number, name), _NOT_READ)
+        return self.bench.meters[pos.number].read(name) if value is _NOT_READ else value
 
     def settle_at(self, stimulus: Stimulus, during: str) -> None:
         """Apply ``stimulus`` and settle; the wait watches the interlock and the source's protection."""

@@ -83,7 +83,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(ok, f"{worst} {off[worst]:+.3f} % off the reference (the largest of {', '.join(off)})",
                            f"every register within ±{tolerance:g} % of the reference")
 
-        return self.each_at_once(check)
+        return self.each_at_once(check, reads=tuple(truth))
 
     def intervals(self) -> dict[int, Finding]:
         """Every interval record a meter closed during the run holds the reference's energy over
@@ -204,7 +204,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(lim.sag_alarm in buffered.split(","), f"daily payload alarms '{buffered or 'none'}'",
                            f"{lim.sag_alarm} buffered after a {lim.sag_voltage_pct:g} % sag")
 
-        return self.each(check)
+        return self.each(check, reads=("daily_alarms",))
 
     def version(self) -> dict[int, Finding]:
         def check(pos: Position) -> Finding:
@@ -212,7 +212,7 @@ class FirmwareChecks(BoardChecks):
             return Finding(re.fullmatch(self.limits.version_pattern, firmware) is not None, f"firmware '{firmware}'",
                            f"a release name matching {self.limits.version_pattern}")
 
-        return self.each(check)
+        return self.each(check, reads=("firmware",))
 
 
 REGISTER_MAP = BoardStep("FW-REGISTERS", "register map and scaling", FirmwareChecks.register_map)
