@@ -3,9 +3,12 @@ only as good as these formulas, and a wrong one would print a plausible number. 
 benchmark or times anything."""
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from benchmarks.run import (
+    Layer,
     PlanRun,
     Scaling,
     bench_seconds_by,
@@ -86,6 +89,24 @@ def test_wall_ratios_pair_each_repetition_with_the_baseline_run_beside_it() -> N
     assert forty.share("end_of_run", "measuring") == pytest.approx(0.25)  # 0.25, 0.25, 0.2857: the median
     with pytest.raises(ValueError):
         Scaling(80, _runs((9.0, 6.0, 1.0))).over(one)  # repetitions that do not pair up are refused
+
+
+def _layer(*connections: list[float]) -> Layer:
+    """A layer whose rounds' connections took these times per query (µs), as ``timed`` keeps them."""
+    return Layer(wall=[t * 1e-6 for c in connections for t in c],
+                 connections=[statistics.median(c) * 1e-6 for c in connections])
+
+
+def test_layer_ratios_pair_each_connection_with_the_one_of_its_round() -> None:
+    # Round 2 ran on loopback's slow mode, and the driver's first connection had a slow tail: each
+    # round's connection medians pair up as 1.1, 1.1 and 1.0 (median 1.1). The medians of all the
+    # samples (220 µs against 100 µs) would say 2.2.
+    driver = _layer([110, 110, 300], [220, 220, 220], [99, 99, 220])
+    library = _layer([100, 100, 100], [200, 200, 200], [99, 99, 99])
+    assert driver.over(library) == pytest.approx(1.1)
+    assert driver.median_us() / library.median_us() == pytest.approx(2.2)  # what the pooled figure said
+    with pytest.raises(ValueError):
+        _layer([1.0]).over(library)  # rounds that do not pair up are refused
 
 
 def test_the_hand_built_modbus_frame_is_function_3_and_its_reply_decodes() -> None:
