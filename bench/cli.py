@@ -17,6 +17,7 @@ from bench.counterd import cli as counterd_cli
 from bench.datafiles import ConfigError, number_argument
 from bench.lots import cli as lot_cli
 from bench.lots.cli import table
+from bench.operator.panel import cli as panel_cli
 from bench.plans.limits import beyond_ranges, default_table, load_table
 from bench.records.documents import check_template, write_documents
 from bench.records.record import as_found_as_left, now_iso, reason_text
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                           "the simulated technician's inspection goes beside it")
     counterd_cli.add_parser(commands)
     lot_cli.add_parser(commands)
+    panel_cli.add_parser(commands)
     commands.add_parser("drivers", help="list the installed instrument drivers: roles, capabilities, manual, twin")
     check = commands.add_parser("check", help="validate a bench profile and every instrument's calibration date")
     check.add_argument("profile", type=Path)
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         "report": publish_report, "history": show_history, "verify": verify_files, "keys": manage_keys,
                         "tamper-clear": clear_tamper, "trail": show_trail}
     commands_by_name["lot"] = lot_cli.run
+    commands_by_name["panel"] = panel_cli.run
     try:
         return commands_by_name[args.command](args)
     except (ConfigError, RecordsError, InstrumentError, SafetyError, SigningKeyError) as error:

@@ -98,10 +98,19 @@ def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
         terminal = Terminal(main)
         try:
             for number, meter in enumerate(sim.world.meters, start=1):
-                terminal.expect(f"position {number} {meter.serial}: terminal torque, in-lb (empty: not inspected): ")
+                question = f"position {number} {meter.serial}: terminal torque, in-lb (empty: not inspected): "
+                terminal.expect(question)
+                if number == 1:  # a typo is refused aloud and asked again, never silently dropped
+                    terminal.answer("abc")
+                    terminal.expect(f"NOT TAKEN: position 1 {meter.serial}: torque 'abc' is not a number of in-lb")
+                    terminal.expect(question)
                 terminal.answer("" if number == 8 else "50")  # position 8 was not inspected
                 if number < 8:
                     terminal.expect("jaw tension good? [y/n]: ")
+                    if number == 2:
+                        terminal.answer("maybe")
+                        terminal.expect("jaw tension 'maybe' is neither yes nor no")
+                        terminal.expect("jaw tension good? [y/n]: ")
                     terminal.answer("y")
             terminal.expect(" passed")
             assert run.wait(timeout=60) == 1, terminal.seen

@@ -29,6 +29,7 @@ from bench.metrology.uncertainty import (
     gated_error_pct,
     plan_dwell,
 )
+from bench.operator.events import GATE
 from bench.procedures.results import (
     FaultResult,
     Measured,
@@ -247,6 +248,8 @@ def _wait_for_gates(bench: Bench, point: AccuracyPoint, plan: DwellPlan, power_w
         elapsed = bench.clock.now() - started
         channels = bench.counter.states()
         states = {pos.number: channels[pos.channels[output] - 1] for pos in bench.profile.positions}
+        bench.events.emit(GATE, point=point.id, name=name, needed=plan.mut_pulses, elapsed_s=elapsed,
+                          expected_s=expected, positions={n: s.mut_pulses for n, s in states.items()})
         if progress:
             gated = min(s.mut_pulses for s in states.values())
             progress(name, f"slowest position {gated} of {plan.mut_pulses} pulses gated", elapsed, expected)

@@ -15,6 +15,7 @@ from bench.plans.firmware import FirmwareChecks
 from bench.plans.limits import LimitTable
 from bench.procedures.runner import Certification, Point, Result
 from bench.pytest_plugin.baseline_check import BaselineCheck
+from bench.pytest_plugin.operator_view import OperatorView
 from bench.records.record import RunRecorder
 from bench.records.signing import Signer
 from bench.station.bench import Bench
@@ -62,4 +63,5 @@ class RunContext:
     recorder: RunRecorder
     signer: Signer
     tally: Tally
+    view: OperatorView  # the run's events: the panel, the event log
     lacking: dict[str, str | None] = field(default_factory=dict)  # point id -> why the bench cannot run it

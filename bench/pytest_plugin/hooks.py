@@ -12,6 +12,7 @@ import pytest
 from bench.plans import audit as audit_plan
 from bench.plans.board_checks import BoardStep
 from bench.pytest_plugin.items import store_concluded
+from bench.pytest_plugin.operator_view import point_order
 from bench.pytest_plugin.publish import publish, write_signed
 from bench.pytest_plugin.scope import ending
 from bench.pytest_plugin.session import SESSION_KEY, BenchSession
@@ -39,7 +40,9 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY].selection.add(session.items)
+    bench_session = session.config.stash[SESSION_KEY]
+    bench_session.selection.add(session.items)
+    bench_session.view.point_order = point_order(session.items)
 
 
 def _params(item: pytest.Item) -> dict[str, Any]:
@@ -100,6 +103,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if "baseline" in record and not compared_enough(record["baseline"]):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     write_signed(run, made)
+    run.view.ended(scope.status, scope.why)
     run.tally.final_record = record
     # The run's objects (every item's report and result) live until the process exits (a plan run is a
     # process of its own): frozen, the cyclic collector no longer scans them at each collection the

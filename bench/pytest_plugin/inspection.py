@@ -4,12 +4,15 @@ it never passes by default."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from bench.datafiles import ConfigError, Section
+from bench.operator import inspection_form
+from bench.operator.inspection_form import Inspection
 from bench.plans.audit import load_inspection
 from bench.pytest_plugin.terminal import asking
 from bench.station.profile import Position
@@ -17,7 +20,7 @@ from bench.station.profile import Position
 if TYPE_CHECKING:
     from bench.sim import SimulatedBench
 
-Inspection = dict[str, Section]  # meter serial -> the technician's entry
+T = TypeVar("T")
 
 
 def from_file(path: Path) -> Inspection:
@@ -42,13 +45,20 @@ def at_terminal(config: pytest.Config, positions: tuple[Position, ...], technici
 def _ask(positions: tuple[Position, ...], technician: str) -> Inspection:
     found = {}
     for pos in positions:
-        torque = input(f"position {pos.number} {pos.serial}: terminal torque, in-lb (empty: not inspected): ").strip()
-        if not torque:
+        where = f"position {pos.number} {pos.serial}"
+        question = f"{where}: terminal torque, in-lb (empty: not inspected): "
+        torque = _until_valid(question, inspection_form.torque, where)
+        if torque is None:
             continue
-        jaws = input("  jaw tension good? [y/n]: ").strip().lower()
-        try:
-            found[pos.serial] = Section({"torque_in_lb": float(torque), "jaw_tension_ok": jaws == "y",
-                                         "technician": technician}, "<terminal>", pos.serial)
-        except ValueError:
-            continue  # not a number: no entry, and the check will say so
+        jaws = _until_valid("  jaw tension good? [y/n]: ", inspection_form.jaw_tension, where)
+        found[pos.serial] = inspection_form.entry(pos, torque, jaws, technician, "<terminal>")
     return found
+
+
+def _until_valid(question: str, read: Callable[[str, str], T], where: str) -> T:
+    """An answer the form takes: an invalid one is refused aloud and asked again, never dropped."""
+    while True:
+        try:
+            return read(input(question), where)
+        except inspection_form.InvalidAnswer as error:
+            print(f"  NOT TAKEN: {error}; try again", flush=True)

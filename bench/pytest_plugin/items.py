@@ -20,6 +20,7 @@ RESULT_KEY = pytest.StashKey[tuple[Result, dict[str, Any]]]()  # an item's resul
 def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
     """Measure (once for the board) and conclude one item; a safety stop or a lost link ends
     the whole session at once, in one line."""
+    run.view.point(point.id, point.name, family)
     if run.tally.unstored and run.tally.unstored[0][0] != point.id:
         store_concluded(run)  # a point some positions were not selected for: stored before the next starts
     try:
@@ -38,6 +39,7 @@ def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, posi
 
 def stop_session(run: RunContext, session: pytest.Session, why: str) -> NoReturn:
     run.tally.stopped = why
+    run.view.safety(why)
     session.shouldstop = f"bench stopped: {why}"
     pytest.fail(f"bench stopped: {why}", pytrace=False)
 
@@ -49,6 +51,7 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     now = run.tally.entries[(point_id, position.number)] = entry(point_id, family, result,
                                                                  run.certification.faults.get(point_id, []))
     run.tally.evidence.pop((position.number, point_id), None)  # a text of an earlier entry is not this one's
+    run.view.result(point_id, now["name"], position, result)
     request.node.stash[RESULT_KEY] = (result, now)
     request.node.user_properties.extend(now["cells"].items())
     run.tally.unstored.append((point_id, position.number, now))

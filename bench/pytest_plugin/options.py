@@ -9,6 +9,7 @@ import pytest
 
 from bench.datafiles import number_argument
 from bench.metrology.uncertainty import Rule
+from bench.pytest_plugin.operator_view import add_options
 from bench.records.record import DEFAULT_TEST_REASON, TEST_REASONS
 
 
@@ -42,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--approved-by", metavar="NAME", help="the lab signatory who approves this run's certificates "
                     "(one of the profile's [lab] signatories; default: the first)")
     group.addoption("--inspection", metavar="FILE", help="the technician's physical inspection (TOML, one table per "
-                    "meter serial); without it the bench asks at the terminal, or the check fails")
+                    "meter serial), or 'ask': the operator answers on the panel (--panel) or at the terminal. "
+                    "Without it a lab bench asks so, a simulated board's technician answers, or the check fails")
     group.addoption("--firmware-baseline", metavar="RELEASE",
                     help="firmware every meter must run (default: the audit limits')")
     group.addoption("--no-test-mode", action="store_true",
@@ -58,6 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--regression-margin", metavar="PCT", type=number_argument("--regression-margin", at_least=0.0),
                     default=0.05,
                     help="how far (in %% of reading) an error may move towards its limit before it is a regression")
+    add_options(group)
 
 
 @dataclass(frozen=True)

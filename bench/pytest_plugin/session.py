@@ -22,7 +22,8 @@ from bench.procedures.runner import Certification, Point
 from bench.pytest_plugin import start_checks
 from bench.pytest_plugin.bench_source import BenchSource, BuiltInSimulator, LabBench
 from bench.pytest_plugin.context import RunContext, Tally
-from bench.pytest_plugin.inspection import from_file
+from bench.pytest_plugin.inspection import Inspection, at_terminal, from_file
+from bench.pytest_plugin.operator_view import ASK, OperatorView
 from bench.pytest_plugin.options import Options
 from bench.pytest_plugin.progress import ProgressLine
 from bench.pytest_plugin.publish import publish
@@ -50,6 +51,7 @@ class BenchSession:
         self.demand_points: list[DemandPoint] = board_points(self.demand_table, source.meter_type())
         self.selection = Selection()
         self.tally = Tally()
+        self.view = OperatorView(config)
         self._held = ExitStack()  # closed last to first: the bench's instruments, then the simulator
         self._held.callback(source.stop)
         self._run: RunContext | None = None
@@ -85,6 +87,7 @@ class BenchSession:
         """Open every instrument and the records; anything that stops a run ends it with one line.
         The record is published at once: until the run ends normally, it is incomplete."""
         if self._run is None:
+            self.view.start_panel()
             # A run allocates millions of short-lived objects (replies, results, their texts, the
             # libraries it loads) and few cycles: the collector runs less often (a young collection
             # per 50,000 allocations, not 700), and what survives reaches the oldest generation's
@@ -92,6 +95,7 @@ class BenchSession:
             self._held.callback(gc.set_threshold, *gc.get_threshold())
             gc.set_threshold(*RUN_GC_THRESHOLDS)
             self._run = self._open()
+            self.view.opened(self._run)
             publish(self._run, self.selection.scope(self._run, ended="the run had not ended"))
             # What exists now (modules, the collected items, the open bench) lives to the end of the run:
             # frozen, the cyclic collector does not scan it again at each collection while the board is
@@ -116,8 +120,7 @@ class BenchSession:
             records = store.connect(records_url)
         except store.RecordsError as error:
             start_checks.refuse(str(error), pytest.ExitCode.INTERNAL_ERROR)
-        inspection = (from_file(Path(options.inspection)) if options.inspection
-                      else self.source.technician(self.config, options.operator))
+        inspection = self._inspection(profile)
         baseline = start_checks.baseline(records, options, self.table, profile)
         try:  # the audit's and firmware checks' data files: a broken one is a refusal, not a crash mid-run
             payload, audit_limits, matrix = payload_accuracy_point(), load_limits(), load_matrix()
@@ -125,22 +128,37 @@ class BenchSession:
         except ConfigError as error:
             start_checks.refuse(str(error), pytest.ExitCode.USAGE_ERROR)
         bench = self._open_bench(profile, options.test_mode)
+        progress = ProgressLine(self.config, self.view.events)
         return RunContext(
             profile=profile, table=self.table, points=self.points, rule=self.rule, bench=bench,
             clock_start=bench.clock.now(),
-            certification=Certification(bench, {p.id: p for p in self.points}, ProgressLine(self.config)),
+            certification=Certification(bench, {p.id: p for p in self.points}, progress),
             audit=Audit(bench, records, meter_keys_dir(), payload, inspection=inspection,
                         firmware_baseline=options.firmware_baseline, limits=audit_limits, matrix=matrix),
             firmware=FirmwareChecks(bench, payload, firmware_limits),
-            demand=DemandChecks(bench, self.demand_table, self.rule, self.table.conditions, ProgressLine(self.config)),
+            demand=DemandChecks(bench, self.demand_table, self.rule, self.table.conditions, progress),
             baseline=baseline, records=records, records_url=records_url, reports_dir=reports_dir,
             recorder=RunRecorder(profile, self.table.plan_info(), self.rule, options.operator, approved_by,
                                  options.allow_expired_calibration, test_reason=options.test_reason),
-            signer=signer, tally=self.tally)
+            signer=signer, tally=self.tally, view=self.view)
+
+    def _inspection(self, profile: Profile) -> Inspection:
+        """From the file; else asked (a lab bench, or ``--inspection ask``), on the panel where there is one;
+        else the simulated board's technician."""
+        options = self.options
+        if options.inspection and options.inspection != ASK:
+            return from_file(Path(options.inspection))
+        if options.inspection == ASK or isinstance(self.source, LabBench):
+            on_panel = self.view.inspection(profile.positions)  # None: no panel
+            if on_panel is not None:
+                return on_panel
+            if options.inspection == ASK:
+                return at_terminal(self.config, profile.positions, options.operator)
+        return self.source.technician(self.config, options.operator)
 
     def _open_bench(self, profile: Profile, test_mode: bool) -> Bench:
         try:
-            return self._held.enter_context(Bench(profile, test_mode=test_mode))
+            return self._held.enter_context(Bench(profile, test_mode=test_mode, events=self.view.events))
         except (InstrumentError, SafetyError) as error:
             start_checks.refuse(str(error), pytest.ExitCode.INTERNAL_ERROR)
         except Exception as error:  # noqa: BLE001 - whatever a driver raises, one line and stop
@@ -154,8 +172,13 @@ class BenchSession:
             self._run.bench.safe_state()
         except SafetyError as error:
             self.tally.unsafe = str(error)
+            self.view.safety(f"safe state NOT confirmed: {error}: check the board by hand")
+        else:
+            if self._run.bench.interrupted:
+                self.view.safety(f"interrupted by {self._run.bench.interrupted}: safe state reached")
 
     def close(self) -> None:
+        self.view.close()
         try:
             self._held.close()
         except SafetyError as error:

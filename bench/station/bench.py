@@ -18,6 +18,7 @@ from bench.metrology.forms import forms
 from bench.metrology.quantities import ACTIVE, Quantity
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
+from bench.operator.events import READINGS, STIMULUS, EventStream, finite
 from bench.station.clock import Clock, SimClock, WallClock
 from bench.station.intervals import CLOCK_REGISTERS, IntervalJournal, start_journal
 from bench.station.meter_reads import MeterReads
@@ -49,9 +50,10 @@ from instruments.sim_control import SimControlClient
 
 class Bench:
     def __init__(self, profile: Profile, notice: Callable[[str], None] | None = None, *,
-                 test_mode: bool = False) -> None:
+                 test_mode: bool = False, events: EventStream | None = None) -> None:
         """``test_mode``: put the meters into their test mode once identified, where the meter
-        type offers one (a run does; a bench opened for anything else leaves the meters alone)."""
+        type offers one (a run does; a bench opened for anything else leaves the meters alone).
+        ``events``: the run's stream, where the bench tells what it applies and reads."""
         self.profile = profile
         self._use_test_mode = test_mode
         self.outputs = PulseOutputs.of(profile.meter_type, test_mode=False)  # the Kt each test output counts with
@@ -69,6 +71,7 @@ class Bench:
         self._previous_handlers: dict[int, SignalHandler] = {}
         self.interrupted: str | None = None  # the first signal that ended the session, once it came
         self._interrupted_at = 0.0
+        self.events = events or EventStream()  # what the bench does: the operator's panel, terminal, event log
 
     # lifecycle ---------------------------------------------------------------------------
     def open(self) -> Bench:
@@ -365,6 +368,12 @@ class Bench:
         self.stimulus = stimulus
         if self.intervals is not None:
             self.intervals.note_stimulus(stimulus)
+        phases = [{"v": v.voltage_v, "v_angle": v.angle_deg, "i": c.current_a, "lag": c.lag_deg}
+                  for v, c in zip(voltages, currents)]
+        self.events.emit(STIMULUS, phases=phases,
+                         f=stimulus.frequency_hz, power_w=finite(stimulus.power_w),
+                         thd_v_pct=finite(harmonics.thd_voltage_pct) if harmonics else 0.0,
+                         thd_i_pct=finite(harmonics.thd_current_pct) if harmonics else 0.0)
 
     def phase_settings(self, stimulus: Stimulus) -> tuple[list[PhaseVoltage], list[PhaseCurrent]]:
         """Source phase k feeds element k, load phase c current circuit c. Phases nothing uses
@@ -451,6 +460,10 @@ class Bench:
         readings = (self.monitor or self.reference).readings()
         if self.thermometer is not None:
             readings = dataclasses.replace(readings, temperature_c=self.thermometer.temperature)
+        self.events.emit(READINGS, V=[finite(v) for v in readings.voltages_v],
+                         A=[finite(a) for a in readings.currents_a], W=finite(readings.power_w),
+                         PF=finite(readings.power_factor), Hz=finite(readings.frequency_hz),
+                         THD_V_pct=finite(readings.thd_voltage_pct), THD_I_pct=finite(readings.thd_current_pct))
         return readings
 
     def safe_state(self) -> None:
