@@ -134,8 +134,8 @@ def point_order(items: list[pytest.Item]) -> list[str]:
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         if "point" in params:
-            if params["point"] is not None:
-                seen.setdefault(params["point"].id, None)
+            if params["point"] is not None:  # a plan's point has an id; another suite's parameter is its own key
+                seen.setdefault(str(getattr(params["point"], "id", params["point"])), None)
         else:  # a board step: one per test function
             seen.setdefault(f"{item.nodeid.split('[')[0]}", None)
     return list(seen)
