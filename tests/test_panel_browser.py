@@ -85,7 +85,7 @@ def test_a_run_seen_answered_and_aborted_from_the_page(tmp_path, browser, make_b
             assert page.locator("#point-n").inner_text().startswith("point ")
             assert page.locator("#stimulus td").count() > 0
             page.screenshot(path=str(tmp_path / "panel-mid-run.png"), full_page=True)
-            assert control.outputs_on() == (True, True) or run.poll() is None
+            assert run.poll() is None  # the abort below stops a run that is still going
             page.on("dialog", lambda dialog: dialog.accept())
             page.click("#abort")
             output = ""

@@ -12,7 +12,7 @@ import pytest
 from bench.plans import audit as audit_plan
 from bench.plans.board_checks import BoardStep
 from bench.pytest_plugin.items import store_concluded
-from bench.pytest_plugin.operator_view import point_order
+from bench.pytest_plugin.operator_view import points_planned
 from bench.pytest_plugin.publish import publish, write_signed
 from bench.pytest_plugin.scope import ending
 from bench.pytest_plugin.session import SESSION_KEY, BenchSession
@@ -42,7 +42,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     bench_session = session.config.stash[SESSION_KEY]
     bench_session.selection.add(session.items)
-    bench_session.view.point_order = point_order(session.items)
+    bench_session.view.points_planned = points_planned(session.items)
 
 
 def _params(item: pytest.Item) -> dict[str, Any]:

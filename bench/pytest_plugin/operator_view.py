@@ -46,7 +46,7 @@ class OperatorView:
         self.prompts = PromptDesk(self.events)
         self.panel: PanelServer | None = None
         self.log: EventLog | None = None
-        self.point_order: list[str] = []  # the selected items' points, in run order
+        self.points_planned = 0  # the distinct points of the selected items
         self._point: str | None = None
         self._safety_said: set[str] = set()
         self._started: set[str] = set()  # the points begun so far
@@ -82,7 +82,7 @@ class OperatorView:
         self.events.subscribe(self.log)
         self.events.emit(RUN, run_id=run.recorder.run_id, board=run.profile.bench_id,
                          positions=[{"number": p.number, "serial": p.serial} for p in run.profile.positions],
-                         points=len(self.point_order), operator=self.config.getoption("--operator"),
+                         points=self.points_planned, operator=self.config.getoption("--operator"),
                          can_abort=self.panel is not None)
 
     def point(self, point_id: str, name: str, family: str) -> None:
@@ -90,7 +90,7 @@ class OperatorView:
             return
         self._point = point_id
         self._started.add(point_id)
-        total = max(len(self.point_order), len(self._started))
+        total = max(self.points_planned, len(self._started))
         self.events.emit(POINT, id=point_id, name=name, family=family, n=len(self._started), total=total)
 
     def result(self, point_id: str, name: str, position: Position, result: Result) -> None:
@@ -125,20 +125,20 @@ def _abort() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def point_order(items: list[pytest.Item]) -> list[str]:
-    """The distinct points of the run's items, in the order they run: a table's or demand point
-    (the ``point`` parameter), or a board step (one a test function); not-applicable items (a
-    ``point`` of None, skipped) are none. Only their number is used: points are counted as they start."""
-    seen: dict[str, None] = {}
+def points_planned(items: list[pytest.Item]) -> int:
+    """How many distinct points the run's items hold: a table's or demand point (the ``point``
+    parameter; None is a not-applicable, skipped item), or a board step (one a test function).
+    Points are counted as they start, so point n of N needs no more than this."""
+    seen = set()
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         if "point" in params:
             if params["point"] is not None:  # a plan's point has an id; another suite's parameter is its own key
-                seen.setdefault(str(getattr(params["point"], "id", params["point"])), None)
-        else:  # a board step: one per test function
-            seen.setdefault(f"{item.nodeid.split('[')[0]}", None)
-    return list(seen)
+                seen.add(str(getattr(params["point"], "id", params["point"])))
+        else:
+            seen.add(item.nodeid.split("[")[0])
+    return len(seen)
 
 
 def log_path(reports_dir: Path, run_id: str) -> Path:
