@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -118,3 +120,40 @@ def families_without_points(point_families: set[str]) -> set[str]:
     modules = (REPO / "test_plans" / "accuracy").glob("test_*.py")
     families = {re.search(r'^FAMILY = "(\w+)"$', m.read_text(), re.M).group(1) for m in modules}
     return families - point_families
+
+
+class Terminal:
+    """The controlling side of a pseudo-terminal: everything the child wrote, read as it comes."""
+
+    def __init__(self, fd):
+        self.fd, self.seen, self.at = fd, "", 0
+
+    def expect(self, text, within_s=60.0):
+        deadline = time.monotonic() + within_s
+        while text not in self.seen[self.at:]:
+            assert time.monotonic() < deadline, self.seen[-2000:]
+            if select.select([self.fd], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                assert chunk, f"the terminal closed before {text!r}: {self.seen[-2000:]}"
+                self.seen += chunk.decode(errors="replace")
+        self.at = self.seen.index(text, self.at) + len(text)
+
+    def answer(self, line):
+        os.write(self.fd, line.encode() + b"\n")
+
+    def read_to_end(self, within_s=120.0):
+        """Everything until the child closes the terminal."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    return self.seen
+                if not chunk:
+                    return self.seen
+                self.seen += chunk.decode(errors="replace")
+        raise AssertionError(f"the terminal was still open after {within_s} s: {self.seen[-2000:]}")

@@ -131,19 +131,31 @@ def test_key_files_are_owner_only_and_shared_keys_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_inspection_comes_from_the_technicians_file_and_a_missing_entry_fails(tmp_path):
-    entries = {serial: {"torque_in_lb": 50.2, "jaw_tension_ok": True, "technician": "A. Ruiz"}
+    """Every terminal's torque within 45..55 in-lb, jaws good and a seal recorded, or the check fails
+    naming what is wrong: a terminal out of band by name, a missing seal, a list that does not fit the
+    form's six terminals (16S: three current circuits, line and load)."""
+    entries = {serial: {"torque_in_lb": 50.2, "jaw_tension_ok": True, "seals": [f"S-{serial[-3:]}"],
+                        "technician": "A. Ruiz"}
                for serial in (f"SIM16A0000{n}" for n in range(1, 9))}
     entries["SIM16A00002"]["torque_in_lb"] = 60.0
     entries["SIM16A00003"]["jaw_tension_ok"] = False
     del entries["SIM16A00004"]
+    entries["SIM16A00005"]["torque_in_lb"] = [50.0, 50.1, 49.0, 50.0, 38.0, 50.0]
+    del entries["SIM16A00006"]["seals"]
+    entries["SIM16A00007"]["torque_in_lb"] = [50.0] * 5
+    entries["SIM16A00008"]["torque_in_lb"] = [50.0, 50.1, 49.0, 50.0, 46.0, 54.5]
     inspection = tmp_path / "inspection.toml"
     inspection.write_text(tomli_w.dumps(entries))
     run, cases, _ = run_plans(tmp_path, "--inspection", str(inspection), plans=AUDIT + "test_inspection.py")
     found = failures(cases)
-    assert set(found) == {("INSPECTION", 2), ("INSPECTION", 3), ("INSPECTION", 4)}
-    assert "torque 60 in-lb" in found[("INSPECTION", 2)]
-    assert "jaw tension NOT good by A. Ruiz" in found[("INSPECTION", 3)]
+    assert set(found) == {("INSPECTION", n) for n in (2, 3, 4, 5, 6, 7)}
+    assert "torque 60 in-lb on all 6 terminals, OUTSIDE the band: I1 line 60, I1 load 60," in found[("INSPECTION", 2)]
+    assert "jaw tension NOT good, seals S-003 by A. Ruiz" in found[("INSPECTION", 3)]
     assert "no inspection entry for SIM16A00004" in found[("INSPECTION", 4)]
+    assert ("torques 50/50.1/49/50/38/50 in-lb (I1 line, I1 load, I2 line, I2 load, I3 line, I3 load), "
+            "OUTSIDE the band: I3 line 38, jaw tension good") in found[("INSPECTION", 5)]
+    assert "NO seal number recorded" in found[("INSPECTION", 6)]
+    assert "SIM16A00007.torque_in_lb: expected a list of 6 numbers" in found[("INSPECTION", 7)]
 
 
 @pytest.mark.slow

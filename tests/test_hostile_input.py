@@ -13,7 +13,7 @@ import tomli_w
 
 from bench.datafiles import ConfigError, load_toml
 from bench.metrology.stimulus import Stimulus
-from bench.plans.audit import load_inspection
+from bench.plans.inspection import load_inspection
 from bench.plans.keys import read_key, write_key
 from bench.plans.limits import DEFAULT_TABLE, load_table
 from bench.sim import board_path
@@ -174,6 +174,21 @@ def test_an_inspection_file_with_a_nan_torque_is_refused(tmp_path):
         load_inspection(path)
     path.write_text('[SIM16A00001]\ntorque_in_lb = 50.0\njaw_tension_ok = "yes"\n')
     with pytest.raises(ConfigError, match=r"SIM16A00001.jaw_tension_ok: expected true or false, got 'yes'"):
+        load_inspection(path)
+
+
+@pytest.mark.parametrize(("entry", "why"), [
+    ("torque_in_lb = [50.0, inf, 50.0, 50.0, 50.0, 50.0]", r"torque_in_lb: expected a finite number, got inf"),
+    ("torque_in_lb = [50.0, 5000.0]", r"torque_in_lb: .*5000"),
+    ('torque_in_lb = [50.0, "50"]', r"torque_in_lb: .*'50'"),
+    ("torque_in_lb = 50.0\nseals = [7]", r"seals: expected a list of non-empty strings, got \[7\]"),
+    ('torque_in_lb = 50.0\nseals = "S-1"', r"seals: expected a list of non-empty strings, got 'S-1'"),
+    ('torque_in_lb = 50.0\nseals = ["S-1\\u0007"]', r"seals: 'S-1\\x07' is not a seal number"),
+])
+def test_an_inspection_entrys_torques_and_seals_are_checked_on_loading(tmp_path, entry, why):
+    path = tmp_path / "inspection.toml"
+    path.write_text(f"[SIM16A00001]\n{entry}\njaw_tension_ok = true\n")
+    with pytest.raises(ConfigError, match=rf"inspection.toml: SIM16A00001.{why}"):
         load_inspection(path)
 
 

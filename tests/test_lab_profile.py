@@ -1,17 +1,16 @@
 """The lab behind the certificates: its profile section, every instrument's calibration date, the
 approving signatory, and the technician's inspection asked at a real terminal."""
 import datetime as dt
+import json
 import os
 import pty
-import select
 import subprocess
-import time
 
 import pytest
 import tomli_w
 
 from bench.sim import SimulatedBench
-from tests.helpers import REPO, bench_cli, edited_toml, plan_command
+from tests.helpers import REPO, Terminal, bench_cli, edited_toml, plan_command
 
 pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
@@ -61,29 +60,6 @@ def test_only_a_listed_signatory_approves(tmp_path):
             "(the profile's [lab] signatories: Simulated Approver)") in run.stdout
 
 
-class Terminal:
-    """The controlling side of a pseudo-terminal: everything the child wrote, read as it comes."""
-
-    def __init__(self, fd):
-        self.fd, self.seen, self.at = fd, "", 0
-
-    def expect(self, text, within_s=60.0):
-        deadline = time.monotonic() + within_s
-        while text not in self.seen[self.at:]:
-            assert time.monotonic() < deadline, self.seen[-2000:]
-            if select.select([self.fd], [], [], 0.5)[0]:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:  # the child closed the terminal
-                    chunk = b""
-                assert chunk, f"the terminal closed before {text!r}: {self.seen[-2000:]}"
-                self.seen += chunk.decode(errors="replace")
-        self.at = self.seen.index(text, self.at) + len(text)
-
-    def answer(self, line):
-        os.write(self.fd, line.encode() + b"\n")
-
-
 def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
     """A profile (not the embedded simulator) has no simulated technician: the bench asks at the
     terminal, through pytest's output capture, and records what the technician typed."""
@@ -98,13 +74,15 @@ def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
         terminal = Terminal(main)
         try:
             for number, meter in enumerate(sim.world.meters, start=1):
-                question = f"position {number} {meter.serial}: terminal torque, in-lb (empty: not inspected): "
+                question = (f"position {number} {meter.serial}: terminal torque, in-lb: one for all or one each for "
+                            f"I1 line, I1 load, I2 line, I2 load, I3 line, I3 load (empty: not inspected): ")
                 terminal.expect(question)
                 if number == 1:  # a typo is refused aloud and asked again, never silently dropped
                     terminal.answer("abc")
                     terminal.expect(f"NOT TAKEN: position 1 {meter.serial}: torque 'abc' is not a number of in-lb")
                     terminal.expect(question)
-                terminal.answer("" if number == 8 else "50")  # position 8 was not inspected
+                # position 8 was not inspected; position 4 has one terminal torqued past the band (45..55)
+                terminal.answer({8: "", 4: "50, 50, 50, 50, 50 60"}.get(number, "50"))
                 if number < 8:
                     terminal.expect("jaw tension good? [y/n]: ")
                     if number == 2:
@@ -112,9 +90,20 @@ def test_the_inspection_is_asked_at_a_real_terminal_without_s(tmp_path):
                         terminal.expect("jaw tension 'maybe' is neither yes nor no")
                         terminal.expect("jaw tension good? [y/n]: ")
                     terminal.answer("y")
+                    terminal.expect("seal number(s) fitted, comma-separated: ")
+                    if number == 3:  # a meter inspected leaves sealed: no seal number is refused
+                        terminal.answer(" ")
+                        terminal.expect(f"NOT TAKEN: position 3 {meter.serial}: give the seal number(s) fitted")
+                        terminal.expect("seal number(s) fitted, comma-separated: ")
+                    terminal.answer(f"S-{number:03d}")
             terminal.expect(" passed")
             assert run.wait(timeout=60) == 1, terminal.seen
         finally:
             run.kill()
             os.close(main)
-    assert "1 failed, 7 passed" in terminal.seen and "pos8-SIM16A00008" in terminal.seen
+    assert "2 failed, 6 passed" in terminal.seen
+    assert "pos4-SIM16A00004" in terminal.seen and "pos8-SIM16A00008" in terminal.seen
+    [record] = [json.loads(path.read_text())["record"] for path in tmp_path.glob("run-*.json")]
+    said = {m["position"]: m["results"][0]["cells"]["Measured"] for m in record["meters"]}
+    assert said[1] == "torque 50 in-lb on all 6 terminals, jaw tension good, seals S-001 by tech-9"
+    assert "OUTSIDE the band: I3 load 60" in said[4]

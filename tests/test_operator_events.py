@@ -5,13 +5,16 @@ import threading
 
 import pytest
 
+from bench.metrology.forms import forms
 from bench.operator import inspection_form
 from bench.operator.events import Event, EventLog, EventStream, LogFollower, finite
 from bench.operator.inspection_form import InvalidAnswer
 from bench.operator.prompts import PromptDesk
+from bench.plans.inspection import terminals
 from bench.station.profile import Position
 
 POSITIONS = (Position(1, "SIM16A00001", "127.0.0.1:1", {"Wh": 1}), Position(2, "SIM16A00002", "127.0.0.1:2", {"Wh": 2}))
+TERMINALS = terminals(forms()["16S"])  # I1 line, I1 load, ... I3 load
 
 
 def test_events_are_numbered_in_order_and_read_from_where_a_reader_is():
@@ -57,19 +60,44 @@ def test_the_log_follower_reads_what_was_appended_and_waits_for_a_half_written_l
 ])
 def test_a_bad_torque_is_refused_naming_the_position(text, why):
     with pytest.raises(InvalidAnswer) as refused:
-        inspection_form.torque(text, "position 1 SIM16A00001")
+        inspection_form.torques(text, "position 1 SIM16A00001", TERMINALS)
+    assert str(refused.value) == why
+
+
+def test_torques_are_one_for_every_terminal_or_one_each():
+    assert TERMINALS == ("I1 line", "I1 load", "I2 line", "I2 load", "I3 line", "I3 load")
+    assert inspection_form.torques(" 50 ", "p", TERMINALS) == (50.0,) * 6
+    assert inspection_form.torques("50, 49.5 51,50 50 38", "p", TERMINALS) == (50.0, 49.5, 51.0, 50.0, 50.0, 38.0)
+    assert inspection_form.torques("  ", "p", TERMINALS) is None  # not inspected
+    with pytest.raises(InvalidAnswer, match=r"^p: 2 torques for 6 terminals \(I1 line, I1 load, .*\): give one "):
+        inspection_form.torques("50 50", "p", TERMINALS)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("", "p: give the seal number(s) fitted"),
+    (" , ", "p: give the seal number(s) fitted"),
+    ("S-1, " + "9" * 65, f"p: '{'9' * 65}' is not a seal number (printable, at most 64 chars)"),
+    ("S-1\x07", "p: 'S-1\\x07' is not a seal number (printable, at most 64 chars)"),
+])
+def test_a_bad_seal_answer_is_refused(text, why):
+    with pytest.raises(InvalidAnswer) as refused:
+        inspection_form.seals(text, "p")
     assert str(refused.value) == why
 
 
 def test_the_form_takes_the_whole_board_or_nothing():
-    form = {"operator": "  Dana  Ruiz ", "torque_1": "50", "jaws_1": "yes", "torque_2": "", "jaws_2": "yes"}
-    found = inspection_form.from_form(POSITIONS, form)
+    form = {"operator": "  Dana  Ruiz ", "torque_1": "50", "jaws_1": "yes", "seals_1": "S-0041, S-0042",
+            "torque_2": "", "jaws_2": "yes"}
+    found = inspection_form.from_form(POSITIONS, TERMINALS, form)
     assert list(found) == ["SIM16A00001"]  # position 2: empty torque, not inspected
-    assert found["SIM16A00001"].data == {"torque_in_lb": 50.0, "jaw_tension_ok": True, "technician": "Dana Ruiz"}
+    assert found["SIM16A00001"].data == {"torque_in_lb": [50.0] * 6, "jaw_tension_ok": True,
+                                         "seals": ["S-0041", "S-0042"], "technician": "Dana Ruiz"}
     with pytest.raises(InvalidAnswer, match="operator: give the name"):
-        inspection_form.from_form(POSITIONS, {**form, "operator": " "})
+        inspection_form.from_form(POSITIONS, TERMINALS, {**form, "operator": " "})
     with pytest.raises(InvalidAnswer, match="position 2 SIM16A00002: jaw tension 'maybe'"):
-        inspection_form.from_form(POSITIONS, {**form, "torque_2": "48", "jaws_2": "maybe"})
+        inspection_form.from_form(POSITIONS, TERMINALS, {**form, "torque_2": "48", "jaws_2": "maybe"})
+    with pytest.raises(InvalidAnswer, match=r"position 2 SIM16A00002: give the seal number\(s\) fitted"):
+        inspection_form.from_form(POSITIONS, TERMINALS, {**form, "torque_2": "48", "jaws_2": "yes"})
 
 
 def test_a_question_stays_open_until_a_valid_answer_and_the_answer_is_an_event():
@@ -77,15 +105,18 @@ def test_a_question_stays_open_until_a_valid_answer_and_the_answer_is_an_event()
     desk = PromptDesk(stream)
     got = []
     asking = threading.Thread(target=lambda: got.append(desk.ask(
-        "Physical inspection", inspection_form.fields(POSITIONS), lambda f: inspection_form.from_form(POSITIONS, f))))
+        "Physical inspection", inspection_form.fields(POSITIONS, TERMINALS),
+        lambda f: inspection_form.from_form(POSITIONS, TERMINALS, f))))
     asking.start()
     while not any(e.kind == "prompt" for e in stream.history):
         asking.join(0.01)
     [prompt] = [e for e in stream.history if e.kind == "prompt"]
-    assert [f["name"] for f in prompt.data["fields"]] == ["operator", "torque_1", "jaws_1", "torque_2", "jaws_2"]
+    assert [f["name"] for f in prompt.data["fields"]] == ["operator", "torque_1", "jaws_1", "seals_1", "torque_2",
+                                                          "jaws_2", "seals_2"]
     bad = desk.answer(prompt.data["id"], {"operator": "Dana", "torque_1": "abc", "jaws_1": "yes"})
     assert bad == "position 1 SIM16A00001: torque 'abc' is not a number of in-lb" and asking.is_alive()
-    assert desk.answer(prompt.data["id"], {"operator": "Dana", "torque_1": "50", "jaws_1": "no"}) is None
+    answer = {"operator": "Dana", "torque_1": "50", "jaws_1": "no", "seals_1": "S-9"}
+    assert desk.answer(prompt.data["id"], answer) is None
     asking.join(5)
     assert got[0]["SIM16A00001"].data["jaw_tension_ok"] is False
     assert stream.history[-1].kind == "answer" and stream.history[-1].data["operator"] == "Dana"

@@ -72,7 +72,8 @@ def test_a_run_seen_answered_and_aborted_from_the_page(tmp_path, browser, make_b
             assert page.locator("#prompt-error").inner_text() == (
                 "position 1 SIM16A00001: torque 'abc' is not a number of in-lb")
             for k in range(1, 41):
-                page.fill(f"#f-torque_{k}", "50")
+                page.fill(f"#f-torque_{k}", "50" if k != 39 else "50 50 50 50 50 61")  # #39: I3 load too tight
+                page.fill(f"#f-seals_{k}", f"S-{k:04d}")
             page.select_option("#f-jaws_40", "no")
             page.click("#prompt-form button[type=submit]")
             page.locator("#prompt").wait_for(state="hidden", timeout=10_000)
@@ -114,4 +115,7 @@ def test_a_run_seen_answered_and_aborted_from_the_page(tmp_path, browser, make_b
     assert shown and set(shown) == set(recorded)
     for key, result in recorded.items():
         assert (shown[key]["verdict"], shown[key]["error_pct"]) == (result["verdict"], result["value_pct"])
+    inspected = {m["position"]: m["results"][0]["cells"]["Measured"] for m in record["meters"]}
+    assert inspected[1] == "torque 50 in-lb on all 6 terminals, jaw tension good, seals S-0001 by Dana Ruiz"
+    assert "OUTSIDE the band: I3 load 61" in inspected[39] and "jaw tension NOT good" in inspected[40]
     print(f"screenshots: {tmp_path / 'panel-mid-run.png'}, {tmp_path / 'panel-aborted.png'}; output: {output[-500:]}")

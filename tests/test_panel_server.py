@@ -12,7 +12,7 @@ from bench.operator import inspection_form
 from bench.operator.events import EventStream
 from bench.operator.panel.server import PanelServer, is_loopback
 from bench.operator.prompts import PromptDesk
-from tests.test_operator_events import POSITIONS
+from tests.test_operator_events import POSITIONS, TERMINALS
 
 
 @pytest.fixture
@@ -104,12 +104,13 @@ def test_an_answer_is_validated_and_an_invalid_one_refused_with_its_reason(serve
     server = serve(prompts=desk)
     got = []
     asking = threading.Thread(target=lambda: got.append(desk.ask(
-        "Physical inspection", inspection_form.fields(POSITIONS), lambda f: inspection_form.from_form(POSITIONS, f))))
+        "Physical inspection", inspection_form.fields(POSITIONS, TERMINALS),
+        lambda f: inspection_form.from_form(POSITIONS, TERMINALS, f))))
     asking.start()
     while not stream.history:
         asking.join(0.01)
     url = server.url + f"prompts/{stream.history[0].data['id']}"
-    form = {"operator": "Dana", "torque_1": "abc", "jaws_1": "yes", "torque_2": "", "jaws_2": "yes"}
+    form = {"operator": "Dana", "torque_1": "abc", "jaws_1": "yes", "seals_1": "S-77", "torque_2": "", "jaws_2": "yes"}
     status, body = fetch(url, data=json.dumps(form).encode())
     assert status == 422
     assert json.loads(body) == {"error": "position 1 SIM16A00001: torque 'abc' is not a number of in-lb"}
@@ -117,4 +118,5 @@ def test_an_answer_is_validated_and_an_invalid_one_refused_with_its_reason(serve
     assert status == 200
     assert fetch(url, data=b"[1, 2]")[0] == 400
     asking.join(5)
-    assert got[0]["SIM16A00001"].data == {"torque_in_lb": 49.5, "jaw_tension_ok": True, "technician": "Dana"}
+    assert got[0]["SIM16A00001"].data == {"torque_in_lb": [49.5] * 6, "jaw_tension_ok": True, "seals": ["S-77"],
+                                          "technician": "Dana"}

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.datafiles import ConfigError, Section, load_toml
-from bench.plans.audit import load_inspection
+from bench.plans.inspection import load_inspection
 from bench.plans.limits import DEFAULT_TABLE, load_table
 from bench.sim import board_path
 from bench.sim.board import load_board

@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from bench.station.bench import Bench
 from bench.station.profile import profile_from_data
 from bench.station.safety import SafetyError
 from instruments.errors import InstrumentError
+from instruments.sim_control import SimControlClient
 from tests.helpers import REPO, plan_command
 
 POINT = payload_accuracy_point()
@@ -215,3 +217,30 @@ def test_every_energised_settle_watches_the_interlock(tmp_path, sim, sim_bench, 
         with pytest.raises(SafetyError, match=r"interlock opened during 'settling at"):
             settle()
         control.clear_schedule()
+
+
+def test_a_long_wait_on_a_clock_that_takes_wall_time_watches_the_interlock_throughout():
+    """An hour's wait on a real (here scaled) clock used to look at the interlock only at its end:
+    it is watched every second of wall time, ends within a slice of the door opening, and says
+    how far it is (a step event each slice) so the operator sees it is not hung."""
+    with SimulatedBench(scale=200.0) as sim:
+        control, door = (SimControlClient(sim.control.resource).open() for _ in range(2))
+        seen = []
+        with Bench(sim.profile()) as bench:
+            bench.events.subscribe(lambda e: seen.append(e) if e.kind == "step" else None)
+            bench.apply(POINT.stimulus(bench))
+            started = control.time()
+            opening = threading.Timer(2.5, lambda: door.interlock(closed=False))  # 2.5 s into 18 s (wall)
+            opening.start()
+            with pytest.raises(SafetyError, match=r"interlock opened during 'interval records'"):
+                bench.wait(3600.0, "interval records")
+            waited_s = control.time() - started
+            opening.join()
+        assert control.outputs_on() == (False, False)  # the bench's exit, as a plan's point would
+        control.close(), door.close()
+    # the door opened ~500 s of bench time into the wait; it ended within a slice (~200 s) of that,
+    # with room for a slow machine's second slice (the meters' interval boundaries, every 900 s,
+    # were the only places the interlock was looked at before)
+    assert 450.0 <= waited_s < 500.0 + 2 * 200.0 + 100.0, waited_s
+    assert seen and all(e.data["name"] == "interval records" and e.data["expected_s"] == 3600.0 for e in seen)
+    assert [e.data["elapsed_s"] for e in seen] == sorted(e.data["elapsed_s"] for e in seen)

@@ -126,9 +126,14 @@ def test_each_form_is_measured_against_truth(make_board, form, elements, ta, ima
 @pytest.mark.slow
 def test_long_points_show_progress_in_the_terminal(tmp_path):
     """On a clock that takes real time (here simulated at 100x), a 750 s creep point reports
-    what it is doing every few seconds; a stepped simulation stays quiet. (In normal mode: the
-    meters' test mode would make it a 75 s point.)"""
-    run, _, _ = run_plans(tmp_path, "-k", "CREEP", "--sim-scale", "100", "--no-test-mode",
-                          plans="test_plans/accuracy/test_no_load.py")
+    what it is doing every few seconds with ``--progress lines`` (for a log someone tails); a
+    stepped simulation stays quiet, and so does a run whose output is not a terminal by default.
+    (In normal mode: the meters' test mode would make it a 75 s point.)"""
+    args = ("-k", "CREEP", "--sim-scale", "100", "--no-test-mode")
+    run, _, _ = run_plans(tmp_path, *args, "--progress", "lines", plans="test_plans/accuracy/test_no_load.py")
     assert run.returncode == 0
-    assert re.search(r"no load \(creep\), 115 % voltage: counting test-output pulses, \d+ s of 750 s left", run.stdout)
+    lines = re.findall(r"no load \(creep\), 115 % voltage: counting test-output pulses, (\d+) s of 750 s "
+                       r"\(bench time\)", run.stdout)
+    assert len(lines) >= 2 and [int(s) for s in lines] == sorted(int(s) for s in lines), run.stdout
+    quiet, _, _ = run_plans(tmp_path / "quiet", *args, plans="test_plans/accuracy/test_no_load.py")
+    assert quiet.returncode == 0 and "counting test-output pulses" not in quiet.stdout

@@ -172,7 +172,9 @@ def test_a_client_that_never_reads_its_replies_does_not_hold_up_others():
     thread.join(timeout=5)
     flooder.close()
     server.stop()
-    assert outcome == ["held back"] and max(latencies) < 0.5
+    # Held up, every query would wait on the flood (seconds, or its 2 s timeout); a loaded machine may
+    # delay one or two by its scheduling alone (CI once saw the first at 1.3 s, the rest 0.2 ms).
+    assert outcome == ["held back"] and sorted(latencies)[94] < 0.5, latencies
 
 
 def test_binary_garbage_does_not_kill_the_server(server):

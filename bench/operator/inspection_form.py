@@ -7,28 +7,33 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.datafiles import Section
-from bench.plans.audit import MAX_TORQUE_IN_LB
+from bench.plans.inspection import MAX_SEAL_CHARS, MAX_TORQUE_IN_LB, Inspection
 from bench.station.profile import Position
-
-Inspection = dict[str, Section]  # meter serial -> the technician's entry
 
 
 class InvalidAnswer(ValueError):
     """One line naming the position and the field."""
 
 
-def torque(text: str, where: str) -> float | None:
-    """In-lb, or None for an empty answer (not inspected)."""
-    text = text.strip()
-    if not text:
+def torques(text: str, where: str, names: tuple[str, ...]) -> tuple[float, ...] | None:
+    """In-lb: one value for every terminal or one per terminal in ``names`` order (commas or spaces
+    between); None for an empty answer (not inspected)."""
+    parts = text.replace(",", " ").split()
+    if not parts:
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidAnswer(f"{where}: torque {text!r} is not a number of in-lb") from None
-    if not math.isfinite(value) or not 0 < value <= MAX_TORQUE_IN_LB:
-        raise InvalidAnswer(f"{where}: torque {text!r} is outside 0..{MAX_TORQUE_IN_LB:g} in-lb")
-    return value
+    if len(parts) not in (1, len(names)):
+        raise InvalidAnswer(f"{where}: {len(parts)} torques for {len(names)} terminals ({', '.join(names)}): "
+                            f"give one for all or one each")
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise InvalidAnswer(f"{where}: torque {part!r} is not a number of in-lb") from None
+        if not math.isfinite(value) or not 0 < value <= MAX_TORQUE_IN_LB:
+            raise InvalidAnswer(f"{where}: torque {part!r} is outside 0..{MAX_TORQUE_IN_LB:g} in-lb")
+        values.append(value)
+    return tuple(values) * (len(names) if len(values) == 1 else 1)
 
 
 def jaw_tension(text: str, where: str) -> bool:
@@ -40,6 +45,17 @@ def jaw_tension(text: str, where: str) -> bool:
     raise InvalidAnswer(f"{where}: jaw tension {text!r} is neither yes nor no")
 
 
+def seals(text: str, where: str) -> tuple[str, ...]:
+    """The seal numbers fitted, comma-separated: at least one (an inspected meter leaves sealed)."""
+    found = tuple(seal.strip() for seal in text.split(",") if seal.strip())
+    if not found:
+        raise InvalidAnswer(f"{where}: give the seal number(s) fitted")
+    for seal in found:
+        if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
+            raise InvalidAnswer(f"{where}: {seal!r} is not a seal number (printable, at most {MAX_SEAL_CHARS} chars)")
+    return found
+
+
 def operator_name(text: str) -> str:
     name = " ".join(text.split())
     if not name or not name.isprintable():
@@ -47,33 +63,37 @@ def operator_name(text: str) -> str:
     return name
 
 
-def entry(position: Position, torque_in_lb: float, jaws_ok: bool, technician: str, source: str) -> Section:
-    return Section({"torque_in_lb": torque_in_lb, "jaw_tension_ok": jaws_ok, "technician": technician},
-                   source, position.serial)
+def entry(position: Position, torque_in_lb: tuple[float, ...], jaws_ok: bool, fitted: tuple[str, ...],
+          technician: str, source: str) -> Section:
+    return Section({"torque_in_lb": list(torque_in_lb), "jaw_tension_ok": jaws_ok, "seals": list(fitted),
+                    "technician": technician}, source, position.serial)
 
 
-def fields(positions: tuple[Position, ...]) -> list[dict[str, Any]]:
+def torque_question(names: tuple[str, ...]) -> str:
+    return f"terminal torque, in-lb: one for all or one each for {', '.join(names)} (empty: not inspected)"
+
+
+def fields(positions: tuple[Position, ...], names: tuple[str, ...]) -> list[dict[str, Any]]:
     """The form as the panel draws it."""
     found: list[dict[str, Any]] = [{"name": "operator", "label": "inspected by", "kind": "text"}]
     for pos in positions:
         label = f"position {pos.number} {pos.serial}"
-        found.append({"name": f"torque_{pos.number}", "kind": "number",
-                      "label": f"{label}: terminal torque, in-lb (empty: not inspected)",
-                      "low": 0, "high": MAX_TORQUE_IN_LB})
+        found.append({"name": f"torque_{pos.number}", "kind": "text", "label": f"{label}: {torque_question(names)}"})
         found.append({"name": f"jaws_{pos.number}", "label": f"{label}: jaw tension good",
                       "kind": "choice", "choices": ["yes", "no"]})
+        found.append({"name": f"seals_{pos.number}", "kind": "text", "label": f"{label}: seal number(s) fitted"})
     return found
 
 
-def from_form(positions: tuple[Position, ...], form: Mapping[str, str]) -> Inspection:
+def from_form(positions: tuple[Position, ...], names: tuple[str, ...], form: Mapping[str, str]) -> Inspection:
     """The whole form, or InvalidAnswer for its first bad field (nothing is taken from a bad form)."""
     technician = operator_name(form.get("operator", ""))
     found = {}
     for pos in positions:
         where = f"position {pos.number} {pos.serial}"
-        value = torque(form.get(f"torque_{pos.number}", ""), where)
-        if value is None:
+        values = torques(form.get(f"torque_{pos.number}", ""), where, names)
+        if values is None:
             continue
-        found[pos.serial] = entry(pos, value, jaw_tension(form.get(f"jaws_{pos.number}", ""), where), technician,
-                                  "<panel>")
+        found[pos.serial] = entry(pos, values, jaw_tension(form.get(f"jaws_{pos.number}", ""), where),
+                                  seals(form.get(f"seals_{pos.number}", ""), where), technician, "<panel>")
     return found

@@ -14,17 +14,16 @@ from typing import ClassVar
 
 from sqlalchemy.engine import Engine
 
-from bench.datafiles import STANDARDS, ConfigError, Section, load_toml
+from bench.datafiles import STANDARDS, Section, load_toml
 from bench.metrology.forms import forms
 from bench.plans.board_checks import BoardChecks, BoardStep, Finding
+from bench.plans.inspection import MAX_TORQUE_IN_LB, described, terminals
 from bench.plans.keys import read_key, write_key
 from bench.procedures.gating import AccuracyPoint, measure_point
 from bench.procedures.results import FaultResult, PositionResult
 from bench.records import store
 from bench.station.bench import Bench
 from bench.station.profile import Position
-
-MAX_TORQUE_IN_LB = 1000.0  # socket and meter terminal screws are tens of in-lb
 
 
 @dataclass(frozen=True)
@@ -68,21 +67,6 @@ def load_matrix(path: Path = STANDARDS / "troubleshooting.toml") -> dict[str, st
     return matrix
 
 
-def load_inspection(path: Path) -> dict[str, Section]:
-    """The technician's physical inspection, one table per meter serial, every value typed."""
-    doc = load_toml(path)
-    found = {}
-    for serial in doc.data:
-        entry = doc.table(serial)
-        entry.unknown({"torque_in_lb", "jaw_tension_ok", "technician"})
-        entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB)
-        entry.boolean("jaw_tension_ok")
-        if "technician" in entry:
-            entry.text("technician")
-        found[serial] = entry
-    return found
-
-
 class Audit(BoardChecks):
     """The audit's checks, with what they need: the limits, the matrix, the registry, the inputs."""
 
@@ -105,22 +89,15 @@ class Audit(BoardChecks):
 
     def inspection_check(self) -> dict[int, Finding]:
         low, high = (self.limits.torque_in_lb * (1 + s * self.limits.torque_tolerance_pct / 100) for s in (-1, 1))
-        expected = f"terminal torque {low:g}..{high:g} in-lb and jaw tension recorded as good"
+        names = terminals(forms()[self.bench.profile.meter_type.form])
+        expected = (f"terminal torque {low:g}..{high:g} in-lb on each of {len(names)} terminals, jaw tension good, "
+                    f"seal numbers recorded")
 
         def check(pos: Position) -> Finding:
             entry = self.inspection.get(pos.serial)
             if entry is None:
                 return Finding(False, f"no inspection entry for {pos.serial} (give --inspection FILE)", expected)
-            try:
-                torque = entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB)
-                jaws = entry.data.get("jaw_tension_ok")
-            except ConfigError as error:
-                return Finding(False, str(error), expected)
-            if not isinstance(jaws, bool):
-                return Finding(False, f"{entry.key('jaw_tension_ok')} not recorded (true or false)", expected)
-            ok = low <= torque <= high and jaws
-            who = f" by {entry.data['technician']}" if "technician" in entry.data else ""
-            return Finding(ok, f"torque {torque:g} in-lb, jaw tension {'good' if jaws else 'NOT good'}{who}", expected)
+            return Finding(*described(entry, names, low, high), expected)
 
         return self.each(check)
 

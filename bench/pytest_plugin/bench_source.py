@@ -40,7 +40,7 @@ class LabBench:
         return self.profile.meter_type
 
     def technician(self, config: pytest.Config, operator: str) -> Inspection:
-        return at_terminal(config, self.profile.positions, operator)
+        return at_terminal(config, self.profile, operator)
 
     def stop(self) -> None:
         """Nothing of its own runs: the instruments are the run's to close."""

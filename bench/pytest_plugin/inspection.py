@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 
 from bench.datafiles import ConfigError, Section
+from bench.metrology.forms import forms
 from bench.operator import inspection_form
-from bench.operator.inspection_form import Inspection
-from bench.plans.audit import load_inspection
+from bench.plans.inspection import Inspection, load_inspection, terminals
 from bench.pytest_plugin.terminal import asking
-from bench.station.profile import Position
+from bench.station.profile import Position, Profile
 
 if TYPE_CHECKING:
     from bench.sim import SimulatedBench
@@ -36,22 +36,24 @@ def simulated_technician(sim: SimulatedBench) -> Inspection:
             for serial, entry in sim.board.inspection.items()}
 
 
-def at_terminal(config: pytest.Config, positions: tuple[Position, ...], technician: str) -> Inspection:
+def at_terminal(config: pytest.Config, profile: Profile, technician: str) -> Inspection:
     """Asked position by position when there is a terminal; nothing when there is none."""
+    names = terminals(forms()[profile.meter_type.form])
     with asking(config):
-        return _ask(positions, technician) if sys.stdin.isatty() else {}
+        return _ask(profile.positions, names, technician) if sys.stdin.isatty() else {}
 
 
-def _ask(positions: tuple[Position, ...], technician: str) -> Inspection:
+def _ask(positions: tuple[Position, ...], names: tuple[str, ...], technician: str) -> Inspection:
     found = {}
     for pos in positions:
         where = f"position {pos.number} {pos.serial}"
-        question = f"{where}: terminal torque, in-lb (empty: not inspected): "
-        torque = _until_valid(question, inspection_form.torque, where)
-        if torque is None:
+        torques = _until_valid(f"{where}: {inspection_form.torque_question(names)}: ",
+                               lambda text, where: inspection_form.torques(text, where, names), where)
+        if torques is None:
             continue
         jaws = _until_valid("  jaw tension good? [y/n]: ", inspection_form.jaw_tension, where)
-        found[pos.serial] = inspection_form.entry(pos, torque, jaws, technician, "<terminal>")
+        fitted = _until_valid("  seal number(s) fitted, comma-separated: ", inspection_form.seals, where)
+        found[pos.serial] = inspection_form.entry(pos, torques, jaws, fitted, technician, "<terminal>")
     return found
 
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bench.metrology.forms import forms
 from bench.operator import inspection_form
 from bench.operator.events import END, POINT, RESULT, RUN, SAFETY, EventLog, EventStream, finite
 from bench.operator.prompts import PromptDesk
+from bench.plans.inspection import Inspection, terminals
 from bench.procedures.runner import Result
 from bench.pytest_plugin.terminal import say
-from bench.station.profile import Position
+from bench.station.profile import Position, Profile
 
 if TYPE_CHECKING:
     from bench.operator.panel.server import PanelServer
@@ -66,13 +68,14 @@ class OperatorView:
             raise pytest.UsageError(str(error)) from None
         say(self.config, f"bench: board panel at {self.panel.url}", bold=True)
 
-    def inspection(self, positions: tuple[Position, ...]) -> inspection_form.Inspection | None:
+    def inspection(self, profile: Profile) -> Inspection | None:
         """The operator's inspection through the panel; None without one (the terminal asks)."""
         if self.panel is None:
             return None
         say(self.config, f"bench: waiting for the physical inspection on the panel ({self.panel.url})")
-        return self.prompts.ask("Physical inspection", inspection_form.fields(positions),
-                                lambda form: inspection_form.from_form(positions, form))
+        positions, names = profile.positions, terminals(forms()[profile.meter_type.form])
+        return self.prompts.ask("Physical inspection", inspection_form.fields(positions, names),
+                                lambda form: inspection_form.from_form(positions, names, form))
 
     def opened(self, run: RunContext) -> None:
         """The run's log starts with everything said so far (a question asked before the bench opened)."""

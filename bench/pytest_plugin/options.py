@@ -9,7 +9,7 @@ import pytest
 
 from bench.datafiles import number_argument
 from bench.metrology.uncertainty import Rule
-from bench.pytest_plugin.operator_view import add_options
+from bench.pytest_plugin import operator_view, progress
 from bench.records.record import DEFAULT_TEST_REASON, TEST_REASONS
 
 
@@ -60,7 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--regression-margin", metavar="PCT", type=number_argument("--regression-margin", at_least=0.0),
                     default=0.05,
                     help="how far (in %% of reading) an error may move towards its limit before it is a regression")
-    add_options(group)
+    operator_view.add_options(group)
+    progress.add_options(group)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from bench.pytest_plugin.context import RunContext, Tally
 from bench.pytest_plugin.inspection import Inspection, at_terminal, from_file
 from bench.pytest_plugin.operator_view import ASK, OperatorView
 from bench.pytest_plugin.options import Options
-from bench.pytest_plugin.progress import ProgressLine
+from bench.pytest_plugin.progress import Steps, TerminalProgress
 from bench.pytest_plugin.publish import publish
 from bench.pytest_plugin.scope import Selection
 from bench.records import store
@@ -52,6 +52,7 @@ class BenchSession:
         self.selection = Selection()
         self.tally = Tally()
         self.view = OperatorView(config)
+        self.terminal = TerminalProgress(config, self.view.events)
         self._held = ExitStack()  # closed last to first: the bench's instruments, then the simulator
         self._held.callback(source.stop)
         self._run: RunContext | None = None
@@ -128,7 +129,7 @@ class BenchSession:
         except ConfigError as error:
             start_checks.refuse(str(error), pytest.ExitCode.USAGE_ERROR)
         bench = self._open_bench(profile, options.test_mode)
-        progress = ProgressLine(self.config, self.view.events)
+        progress = Steps(self.view.events)
         return RunContext(
             profile=profile, table=self.table, points=self.points, rule=self.rule, bench=bench,
             clock_start=bench.clock.now(),
@@ -149,11 +150,11 @@ class BenchSession:
         if options.inspection and options.inspection != ASK:
             return from_file(Path(options.inspection))
         if options.inspection == ASK or isinstance(self.source, LabBench):
-            on_panel = self.view.inspection(profile.positions)  # None: no panel
+            on_panel = self.view.inspection(profile)  # None: no panel
             if on_panel is not None:
                 return on_panel
             if options.inspection == ASK:
-                return at_terminal(self.config, profile.positions, options.operator)
+                return at_terminal(self.config, profile, options.operator)
         return self.source.technician(self.config, options.operator)
 
     def _open_bench(self, profile: Profile, test_mode: bool) -> Bench:
@@ -178,6 +179,7 @@ class BenchSession:
                 self.view.safety(f"interrupted by {self._run.bench.interrupted}: safe state reached")
 
     def close(self) -> None:
+        self.terminal.close()
         self.view.close()
         try:
             self._held.close()

@@ -28,7 +28,7 @@ _CURVE_KEYS = tuple(ErrorCurve.__dataclass_fields__)
 _FUNCTIONAL_KEYS = ("service_running", "checksum_fault", "firmware_conflict", "rssi_dbm", "snr_db", "ping_loss",
                     "phase_rotation", "tamper", "rejects_keys", "ct_reversed", "voltage_reading_gain",
                     "interval_record_gain")
-_INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "inspected")  # what the simulated technician records
+_INSPECTION_KEYS = ("torque_in_lb", "jaw_tension_ok", "seals", "inspected")  # what the simulated technician records
 _POSITION_KEYS = {"serial", "mac", "firmware", "alarm_code", "starting_current_a", "pulse_jitter_s", "kh_wh",
                   "element_offsets_pct", "circuit_offsets_pct", "creep_w", "clock_offset_s", "fault", "fails",
                   "diagnosis",
@@ -164,9 +164,13 @@ def load_board(path: Path, scale: float | None = None) -> Board:
         if "diagnosis" in pos:
             diagnoses[index] = pos.text("diagnosis")
         if pos.boolean("inspected", True):
-            inspection[pos.text("serial")] = {
-                "torque_in_lb": pos.number("torque_in_lb", 50.0, positive=True, high=1000.0),
+            serial = pos.text("serial")
+            inspection[serial] = {  # bench/plans/inspection.py checks them as it checks a technician's file
+                "torque_in_lb": (list(pos.numbers("torque_in_lb", low=0.0, high=1000.0))
+                                 if isinstance(pos.data.get("torque_in_lb"), list)
+                                 else pos.number("torque_in_lb", 50.0, positive=True, high=1000.0)),
                 "jaw_tension_ok": pos.boolean("jaw_tension_ok", True),
+                "seals": list(pos.texts("seals", (f"SEAL-{serial}",))),
                 "technician": "simulated technician"}
     world = World(
         source=SourceState(phases=phases, max_voltage_v=src.number("max_voltage_v", positive=True, high=MAX_VOLTAGE_V),

@@ -18,7 +18,7 @@ from bench.metrology.forms import forms
 from bench.metrology.quantities import ACTIVE, Quantity
 from bench.metrology.stimulus import Stimulus
 from bench.metrology.uncertainty import BenchSpec
-from bench.operator.events import READINGS, STIMULUS, EventStream, finite
+from bench.operator.events import READINGS, STEP, STIMULUS, EventStream, finite
 from bench.station.clock import Clock, SimClock, WallClock
 from bench.station.intervals import CLOCK_REGISTERS, IntervalJournal, start_journal
 from bench.station.meter_reads import MeterReads
@@ -46,6 +46,9 @@ from instruments.reference_standard import Readings
 from instruments.registry import DriverSettings, driver
 from instruments.roles import STANDARD_ANGLES_DEG, Capability, PhaseCurrent, PhaseVoltage
 from instruments.sim_control import SimControlClient
+
+WAIT_SLICE_WALL_S = 1.0  # the longest a wait goes unwatched in wall time (a real or scaled clock)
+LONG_WAIT_S = 10.0  # bench seconds: a wait this long (a settle, interval records, a sag) says how far it is
 
 
 class Bench:
@@ -391,6 +394,7 @@ class Bench:
         protection are checked after every step, so a point never goes on across either. Where
         the meters' interval boundaries are known, the wait stops at each to read the reference."""
         journal, end = self.intervals, None
+        total, done = seconds, 0.0
         while True:
             due = None
             if journal is not None:
@@ -399,10 +403,30 @@ class Bench:
                 end = now + seconds if end is None else end
                 due = journal.next_due(now, end)
                 seconds = (end if due is None else due) - now
-            self.clock.sleep(seconds)
-            self._watch(during)
+            self._sleep_watched(seconds, during, done, total)
+            done += seconds
             if due is None:
                 return
+
+    def _sleep_watched(self, seconds: float, during: str, done: float, total: float) -> None:
+        """A wait that takes wall time goes in slices of a second or so: the interlock and the source's
+        protection are watched after each, so an hour's wait neither hides an open interlock for the
+        hour nor looks hung (a long wait's step event after each: ``done`` of the whole wait's
+        ``total``, bench seconds). A stepped simulation takes it in one step."""
+        wall = self.clock.wall_s(seconds)
+        if wall <= WAIT_SLICE_WALL_S:
+            self.clock.sleep(seconds)
+            self._watch(during)
+            return
+        # Slices end on the clock, not by adding up sleeps: the watching between them takes time
+        # too, and a wait that ends at an interval boundary has to end there.
+        piece, end = seconds * WAIT_SLICE_WALL_S / wall, self.clock.now() + seconds
+        while (left := end - self.clock.now()) > 0:
+            self.clock.sleep(min(piece, left))
+            self._watch(during)
+            if total >= LONG_WAIT_S:  # a gate's or count's poll is part of a step that says its own progress
+                elapsed = done + seconds - max(end - self.clock.now(), 0.0)
+                self.events.emit(STEP, name=during, detail="waiting", elapsed_s=elapsed, expected_s=total)
 
     def _watch(self, during: str) -> None:
         if self.profile.interlock == "counter" and not self.counter.interlock_closed():

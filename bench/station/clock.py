@@ -18,6 +18,9 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Let ``seconds`` pass on the bench."""
 
+    def wall_s(self, seconds: float) -> float:
+        """The wall time ``seconds`` on this clock take (none: a stepped simulation)."""
+
 
 class WallClock:
     def now(self) -> float:
@@ -25,6 +28,9 @@ class WallClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
+
+    def wall_s(self, seconds: float) -> float:
+        return seconds
 
 
 class SimClock:
@@ -44,3 +50,6 @@ class SimClock:
             self.control.advance(seconds)
         else:
             time.sleep(seconds / self.scale)
+
+    def wall_s(self, seconds: float) -> float:
+        return 0.0 if self.scale is None else seconds / self.scale
