@@ -459,19 +459,21 @@ def fresh_bench_home(where: Path) -> Path:
     return home
 
 
-# Starts the plan run and reports its peak memory and times. A child's ru_maxrss starts from the
-# RSS of the process that forked it (Linux carries the old mm's high-water mark across exec), so
-# the plan run is forked by this small launcher, never by the benchmark, which holds every record.
-_LAUNCHER = """import json, resource, subprocess, sys, time
+# Starts the plan run and reports its peak memory, CPU time and times. A child's ru_maxrss starts from
+# the RSS of the process that forked it (Linux carries the old mm's high-water mark across exec), so
+# the plan run is forked by this small launcher, never by the benchmark, which holds every record;
+# the launcher's only child is the run, so RUSAGE_CHILDREN is the run's own (benchmarks/panel.py too).
+LAUNCHER = """import json, resource, subprocess, sys, time
 spawned = time.time()
 try:
     code = subprocess.run(sys.argv[3:], timeout=float(sys.argv[2])).returncode
 except subprocess.TimeoutExpired:
     code = -9
 exited = time.time()
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as out:
-    json.dump({"code": code, "spawned": spawned, "exited": exited,
-               "max_rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, out)
+    json.dump({"code": code, "spawned": spawned, "exited": exited, "cpu_s": usage.ru_utime + usage.ru_stime,
+               "max_rss_kib": usage.ru_maxrss}, out)
 """
 
 
@@ -488,7 +490,7 @@ def run_plan(where: Path, board: Path, plans: list[str], *extra: str, clock: boo
     command = [sys.executable, "-m", "pytest", *plans, "--sim-scenario", str(board), "--reports-dir",
                str(where / "reports"), "-q", "-p", "no:cacheprovider", "-p", "benchmarks.run", *extra]
     with log.open("wb") as out:
-        subprocess.run([sys.executable, "-c", _LAUNCHER, str(where / "launcher.json"), str(PLAN_TIMEOUT_S), *command],
+        subprocess.run([sys.executable, "-c", LAUNCHER, str(where / "launcher.json"), str(PLAN_TIMEOUT_S), *command],
                        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     output = log.read_text(errors="replace")
     launched = json.loads((where / "launcher.json").read_text())

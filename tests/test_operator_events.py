@@ -27,6 +27,18 @@ def test_events_are_numbered_in_order_and_read_from_where_a_reader_is():
     assert seen == stream.history
 
 
+def test_a_failing_subscriber_is_dropped_with_one_line_and_the_bench_goes_on(tmp_path, capsys):
+    """The run's log closed (or its disk full) must not turn a safe state's event into an exception."""
+    stream, seen, log = EventStream(), [], EventLog(tmp_path / "run-x.events.jsonl")
+    stream.subscribe(log)
+    stream.subscribe(seen.append)
+    log.close()
+    stream.emit("stimulus", off=True)
+    stream.emit("stimulus", off=True)
+    assert len(seen) == 2 and len(stream.history) == 2
+    assert capsys.readouterr().err.count("stopped after ValueError: I/O operation on closed file") == 1
+
+
 def test_an_event_round_trips_through_json_and_never_carries_nan():
     event = Event(7, "result", 1.5, {"error_pct": finite(math.nan), "u_pct": finite(0.012), "x": finite(None)})
     again = Event.from_json(event.to_json())

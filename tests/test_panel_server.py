@@ -120,3 +120,17 @@ def test_an_answer_is_validated_and_an_invalid_one_refused_with_its_reason(serve
     asking.join(5)
     assert got[0]["SIM16A00001"].data == {"torque_in_lb": [49.5] * 6, "jaw_tension_ok": True, "seals": ["S-77"],
                                           "technician": "Dana"}
+
+
+def test_a_page_still_reading_the_stream_does_not_hold_the_server_open(stream):
+    """The run ends with the operator's page still open: stopping the panel closes its stream and the
+    server's thread ends (it used to wait on the stream until its 5 s join gave up, thread running)."""
+    stream.emit("run", positions=[])
+    server = PanelServer(stream.after, host="127.0.0.1", port=0).start()
+    reader = urllib.request.urlopen(server.url + "events", timeout=10)
+    assert reader.readline().startswith(b"id: 1")
+    server.stop()
+    assert not server.running  # its thread ended, not a join's timeout giving up
+    rest = reader.read()  # returns: the stream ended (it would time out after 10 s if it were still open)
+    assert rest.startswith(b"data: ") and rest.endswith(b"\n\n") and rest.count(b"data: ") == 1
+    reader.close()

@@ -104,6 +104,7 @@ def test_the_board_is_drawn_in_place_on_a_terminal_and_pytest_output_goes_above_
     ended = next(k for k, line in enumerate(lines) if line.startswith("run ended: complete"))
     tiles = [k for k, line in enumerate(lines) if line.startswith("#1 ")]
     assert tiles and tiles[-1] < ended, text  # the last frame's tiles stand above its last line
+    assert "stimulus: outputs off (safe state)" in lines[:ended], text  # the bench's safe state at the end, said
     assert re.search(r"#8 +SIM16A00008 +(\d+/\d+)? *[+-]\d\.\d{3}±\d\.\d{3} ✔49", text), text
     assert any("392 passed" in line for line in lines[ended:]), text  # pytest's summary below, not drawn over
 

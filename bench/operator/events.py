@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,6 +35,11 @@ class Event:
     data: dict[str, Any]
 
     def to_json(self) -> str:
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:
+        """Made once: the log and every page send the same text."""
         return json.dumps({"seq": self.seq, "kind": self.kind, "wall": self.wall, "data": self.data},
                           default=_plain, allow_nan=False)
 
@@ -55,7 +62,8 @@ def finite(value: float | None) -> float | None:
 @dataclass
 class EventStream:
     """Emitted on the bench's thread, read by any thread: subscribers are called as each event is
-    emitted (the terminal display, the log); the panel's pages read the history from where they are."""
+    emitted (the terminal display, the log); the panel's pages read the history from where they are.
+    A subscriber that fails is dropped with one line: what the operator sees never stops the bench."""
 
     history: list[Event] = field(default_factory=list)
     _subscribers: list[Callable[[Event], None]] = field(default_factory=list)
@@ -65,12 +73,19 @@ class EventStream:
         with self._lock:
             event = Event(len(self.history) + 1, kind, time.time(), data)
             self.history.append(event)
-        for subscriber in self._subscribers:
-            subscriber(event)
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception as error:  # noqa: BLE001 - the bench goes on (a safe state emits too); one line
+                self._subscribers.remove(subscriber)
+                print(f"bench: events: {subscriber!r} stopped after {type(error).__name__}: {error}", file=sys.stderr)
         return event
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
         self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Callable[[Event], None]) -> None:
+        self._subscribers.remove(subscriber)
 
     def after(self, seq: int) -> list[Event]:
         """The events after ``seq`` (0: all of them)."""

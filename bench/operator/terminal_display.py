@@ -60,6 +60,8 @@ def _number(value: object, digits: int) -> str:
 
 
 def _stimulus(stimulus: dict[str, object]) -> Text:
+    if stimulus.get("off"):
+        return Text("stimulus: outputs off (safe state)", style="green")
     phases = stimulus.get("phases") or []
     assert isinstance(phases, list)
     each = " | ".join(f"{'ABC'[k] if k < 3 else k + 1} {_number(p['v'], 2)} V {_number(p['v_angle'], 1)}° "

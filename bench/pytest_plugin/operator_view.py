@@ -111,6 +111,7 @@ class OperatorView:
         self.events.emit(END, status=status, why=why)
         if self.log is not None:
             say_after = f"bench: what the panel showed is in {self.log.path} (`bench panel {self.log.path}` replays it)"
+            self.events.unsubscribe(self.log)  # the log ends with the run's end (the bench closing after says nothing)
             self.log.close()
             self.log = None
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")

@@ -487,7 +487,7 @@ class Bench:
         self.events.emit(READINGS, V=[finite(v) for v in readings.voltages_v],
                          A=[finite(a) for a in readings.currents_a], W=finite(readings.power_w),
                          PF=finite(readings.power_factor), Hz=finite(readings.frequency_hz),
-                         THD_V_pct=finite(readings.thd_voltage_pct), THD_I_pct=finite(readings.thd_current_pct))
+                         **{"THD V %": finite(readings.thd_voltage_pct), "THD I %": finite(readings.thd_current_pct)})
         return readings
 
     def safe_state(self) -> None:
@@ -514,6 +514,7 @@ class Bench:
             raise interrupted
         if failures:
             raise SafetyError("could not confirm safe state: " + "; ".join(failures))
+        self.events.emit(STIMULUS, phases=[], f=None, power_w=0.0, thd_v_pct=None, thd_i_pct=None, off=True)
 
 
 def make_safe_if_energised(profile: Profile, notice: Callable[[str], None] | None = None) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -22,8 +23,10 @@ Source = Callable[[int], list[Event]]  # the events after a sequence number
 
 
 def panel_app(events: Source, *, abort: Callable[[], None] | None = None, prompts: PromptDesk | None = None,
-              token: str | None = None) -> Starlette:
-    """``abort`` None: a panel that only watches (``bench panel``); ``token``: every request must carry it."""
+              token: str | None = None, closing: threading.Event | None = None) -> Starlette:
+    """``abort`` None: a panel that only watches (``bench panel``); ``token``: every request must carry it;
+    ``closing`` set: every page's stream ends (a stream is endless, and the server waits for it to stop)."""
+    closing = closing or threading.Event()
 
     def allowed(request: Request) -> bool:
         if token is None:
@@ -47,7 +50,7 @@ def panel_app(events: Source, *, abort: Callable[[], None] | None = None, prompt
 
         async def lines() -> AsyncIterator[str]:
             nonlocal seq
-            while not await request.is_disconnected():
+            while not closing.is_set() and not await request.is_disconnected():
                 found = events(seq)
                 if found:
                     seq = found[-1].seq

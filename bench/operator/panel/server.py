@@ -44,8 +44,9 @@ class PanelServer:
         bound_port = self._socket.getsockname()[1]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.url = f"http://{shown}:{bound_port}/" + (f"?token={quote(token)}" if token else "")
-        config = uvicorn.Config(panel_app(events, abort=abort, prompts=prompts, token=token),
-                                log_level="warning", lifespan="off", access_log=False)
+        self._closing = threading.Event()
+        config = uvicorn.Config(panel_app(events, abort=abort, prompts=prompts, token=token, closing=self._closing),
+                                log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="panel", daemon=True)
@@ -54,7 +55,13 @@ class PanelServer:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
+        """Pages' streams end first (within one poll), so the server stops at once, pages open or not."""
+        self._closing.set()
         self._server.should_exit = True
         self._thread.join(timeout=5)
         self._socket.close()

@@ -17,7 +17,7 @@ function tile(number) {
       <div class="pulses"></div><div class="lights"></div>`;
     el.addEventListener("click", () => select(number));
     $("tiles").appendChild(el);
-    t = { number, serial: "", el, results: [], lights: new Map() };
+    t = { number, serial: "", el, results: [], measured: null, failed: false };
     state.positions.set(number, t);
   }
   return t;
@@ -40,21 +40,36 @@ function band(t, r) {
     <circle cx="${x(r.error_pct)}" cy="6" r="2.5" fill="${r.verdict === "PASS" ? "#1b7f3a" : "#b3261e"}"/>`;
 }
 
+// Events are applied in batches, four times a second (FLUSH_MS), and each batch draws each changed tile
+// and the curve once: a burst (a whole board's results at a point's end) costs the page one drawing,
+// and the browser paints at most four times a second, as the terminal display redraws.
+const FLUSH_MS = 250;
+const dirty = { tiles: new Set(), curve: false };
+
+function redraw() {
+  for (const t of dirty.tiles) {
+    const r = t.measured;  // the latest measured error (a check without one, a count or a register, only lights up)
+    if (r) {
+      t.el.querySelector(".error").innerHTML = `${r.error_pct >= 0 ? "+" : ""}${fmt(r.error_pct)} % <small>\u00b1 ${fmt(r.u_pct)}</small>`;
+      t.el.querySelector(".error").title = `${r.name}: ${r.summary}`;
+      band(t, r);
+    }
+    t.el.classList.toggle("fail", t.failed); t.el.classList.toggle("pass", !t.failed);
+  }
+  dirty.tiles.clear();
+  if (dirty.curve) { dirty.curve = false; drawCurve(); }
+}
+
 function onResult(d) {
   const t = tile(d.position);
   t.results.push(d);
   const light = document.createElement("i");
   light.className = d.verdict; light.title = `${d.name}: ${d.summary}`;
   t.el.querySelector(".lights").appendChild(light);
-  // The tile shows the latest measured error (a check without one, a count or a register, only lights up).
-  if (d.error_pct !== null) {
-    t.el.querySelector(".error").textContent = `${d.error_pct >= 0 ? "+" : ""}${fmt(d.error_pct)} % \u00b1 ${fmt(d.u_pct)}`;
-    t.el.querySelector(".error").title = `${d.name}: ${d.summary}`;
-    band(t, d);
-  }
-  const failed = t.results.some((r) => r.verdict !== "PASS");
-  t.el.classList.toggle("fail", failed); t.el.classList.toggle("pass", !failed);
-  if (state.selected === null) select(d.position); else if (state.selected === d.position) drawCurve();
+  if (d.error_pct !== null) t.measured = d;
+  t.failed = t.failed || d.verdict !== "PASS";
+  dirty.tiles.add(t);
+  if (state.selected === null) select(d.position); else if (state.selected === d.position) dirty.curve = true;
 }
 
 function drawCurve() {
@@ -68,6 +83,7 @@ function drawCurve() {
   const n = Math.max(rs.length, 1);
   const x = (i) => left + (w - left - right) * (i + 0.5) / n;
   const y = (v) => top + (h - top - bottom) * (0.5 - v / (2 * span));
+  const labelEvery = Math.ceil(n / 12);  // point ids are up to ~10 characters: a dozen fit under the axis
   let out = `<line x1="${left}" x2="${w - right}" y1="${y(0)}" y2="${y(0)}" stroke="#999"/>`;
   out += `<text x="4" y="${y(span * 0.8)}" font-size="11">+${fmt(span * 0.8, 2)} %</text><text x="4" y="${y(-span * 0.8)}" font-size="11">${fmt(-span * 0.8, 2)} %</text>`;
   rs.forEach((r, i) => {
@@ -79,7 +95,7 @@ function drawCurve() {
     const colour = r.verdict === "PASS" ? "#1b7f3a" : "#b3261e";
     out += `<line x1="${x(i)}" x2="${x(i)}" y1="${y(r.error_pct + (r.u_pct || 0))}" y2="${y(r.error_pct - (r.u_pct || 0))}" stroke="${colour}"/>`;
     out += `<circle cx="${x(i)}" cy="${y(r.error_pct)}" r="3" fill="${colour}"><title>${r.name}: ${r.summary}</title></circle>`;
-    if (n <= 40) out += `<text x="${x(i)}" y="${h - 8}" font-size="9" text-anchor="middle">${r.point}</text>`;
+    if (i % labelEvery === 0) out += `<text x="${x(i)}" y="${h - 8}" font-size="9" text-anchor="middle">${r.point}</text>`;
   });
   svg.innerHTML = out;
 }
@@ -138,14 +154,20 @@ const handlers = {
     state.point = d.id; state.total = d.total;
     $("point-n").textContent = `point ${d.n} of ${d.total}`; $("point-name").textContent = d.name;
     for (const t of state.positions.values()) t.el.querySelector(".pulses").textContent = "";
+    $("step").textContent = "";
   },
   stimulus(d) {
+    if (d.off) {
+      $("stimulus").querySelector("tbody").innerHTML = `<tr><td>outputs off (safe state)</td></tr>`;
+      $("stimulus-extra").textContent = ""; return;
+    }
     $("stimulus").querySelector("tbody").innerHTML = `<tr><th></th><th>V</th><th>V angle</th><th>I (A)</th><th>I lag</th></tr>` +
       d.phases.map((p, k) => `<tr><th>${"ABC"[k] || k + 1}</th><td>${fmt(p.v, 2)}</td><td>${fmt(p.v_angle, 1)}\u00b0</td><td>${fmt(p.i, 3)}</td><td>${fmt(p.lag, 1)}\u00b0</td></tr>`).join("");
     $("stimulus-extra").textContent = `f ${fmt(d.f, 2)} Hz \u00b7 THD V ${fmt(d.thd_v_pct, 1)} % \u00b7 THD I ${fmt(d.thd_i_pct, 1)} % \u00b7 ${fmt(d.power_w, 1)} W`;
   },
   readings(d) {
-    $("readings").textContent = Object.entries(d).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v, 4) : v}`).join(" \u00b7 ");
+    const shown = (v) => Array.isArray(v) ? v.map((x) => fmt(x, 3)).join(" / ") : fmt(v, 4);
+    $("readings").textContent = Object.entries(d).map(([k, v]) => `${k} ${shown(v)}`).join(" \u00b7 ");
   },
   gate(d) {
     for (const [n, gated] of Object.entries(d.positions)) {
@@ -164,12 +186,21 @@ const handlers = {
   },
 };
 
+const queued = [];
+
+function flush() {
+  for (const e of queued.splice(0)) {
+    state.received = e.seq;
+    const handle = handlers[e.kind];
+    if (handle) handle(e.data, e);
+  }
+  redraw();
+  document.body.dataset.seq = state.received;  // what the page shows now
+}
+
 const source = new EventSource(withToken("events"));
 source.onmessage = (message) => {
-  const e = JSON.parse(message.data);
-  state.received = e.seq;
-  document.body.dataset.seq = e.seq;
-  const handle = handlers[e.kind];
-  if (handle) handle(e.data, e);
+  if (!queued.length) setTimeout(flush, FLUSH_MS);
+  queued.push(JSON.parse(message.data));
 };
 setInterval(eta, 1000);
