@@ -295,7 +295,7 @@ def synthetic_stream(points_planned: int, seed: int = 13) -> Iterator[tuple[str,
                          "f": 60.0, "power_w": 3 * 120.0 * current, "thd_v_pct": 0.0, "thd_i_pct": 0.0}
         yield READINGS, {"V": [120.0 + rng.gauss(0, 0.03) for _ in range(3)],
                          "A": [current * (1 + rng.gauss(0, 1e-4)) for _ in range(3)],
-                         "W": 3 * 120.0 * current, "PF": 1.0, "Hz": 60.0, "THD_V_pct": 0.0, "THD_I_pct": 0.0}
+                         "W": 3 * 120.0 * current, "PF": 1.0, "Hz": 60.0, "THD V %": 0.0, "THD I %": 0.0}
         needed, expected = 120, 14.0
         for k in range(1, 5):
             elapsed = expected * k / 4

@@ -50,8 +50,10 @@ def test_the_view_folds_points_gates_results_and_the_eta_from_the_events():
                   (170.0, "gate", {"point": "LL", "name": "light load", "needed": 40, "elapsed_s": 21.6,
                                    "expected_s": 60.0, "positions": {"1": 12, "2": 40}}),
                   (171.0, *result(1, None, "PASS")))  # a register check: no error, a light only
-    # one point done in 60 s: three to go less the 30 s the current one has run
-    assert view.eta_s(190.0) == pytest.approx(60.0 * 3 - 30.0)
+    # one point done in 60 s: two after the current one, and the current one's 30 s still to go
+    assert view.eta_s(190.0) == pytest.approx(60.0 * 2 + 30.0)
+    # the current point has run 140 s: past the average, it no longer eats into the other two
+    assert view.eta_s(300.0) == pytest.approx(60.0 * 2)
     assert (view.positions[1].gated, view.positions[1].needed) == (12, 40)
     assert view.positions[1].error_pct == 0.049 and view.positions[1].verdicts == ["PASS", "PASS"]
     assert view.positions[2].not_passed == 1

@@ -55,13 +55,15 @@ class BoardView:
                 fold(self, event)
 
     def eta_s(self, now_wall: float) -> float | None:
-        """Wall seconds left: the points still to go at the average wall time of those done, less
-        the time the current point has already taken. None until a point has finished."""
+        """Wall seconds left: the points after the current one at the average wall time of those
+        done, and what is left of the current one at that average (none once it has run longer:
+        a long point does not eat into the estimate of the others). None until a point has finished."""
         if self.ended or not self.total or self.points_done < 1 or self.first_point_wall is None:
             return None
         assert self.last_point_wall is not None
         per_point = (self.last_point_wall - self.first_point_wall) / self.points_done
-        return max(per_point * (self.total - self.points_done) - (now_wall - self.last_point_wall), 0.0)
+        after_current = max(self.total - self.points_done - 1, 0)
+        return per_point * after_current + max(per_point - (now_wall - self.last_point_wall), 0.0)
 
     def locked(self) -> threading.Lock:
         """Held while the display reads the view, so a fold never runs halfway through a drawing."""

@@ -108,8 +108,11 @@ function banner(text, kind = "") {
 
 function eta() {
   if (state.ended || !state.total || state.pointsDone < 1 || state.firstPointWall === null) return;
+  // bench/operator/board.py's BoardView.eta_s: the points after the current one at the average time of
+  // those done, and what is left of the current one at that average
   const per = (state.lastPointWall - state.firstPointWall) / state.pointsDone;
-  const left = per * (state.total - state.pointsDone) - (Date.now() / 1000 - state.lastPointWall);
+  const left = per * Math.max(state.total - state.pointsDone - 1, 0)
+    + Math.max(per - (Date.now() / 1000 - state.lastPointWall), 0);
   const when = new Date((Date.now() / 1000 + Math.max(left, 0)) * 1000);
   $("eta").textContent = `ETA ${when.toLocaleTimeString()} (${Math.max(0, Math.round(left))} s)`;
 }
