@@ -175,6 +175,11 @@ def test_a_link_lost_for_good_stops_the_session_at_once_in_one_line(tmp_path):
     assert stop_lines and all("could not confirm safe state" in line or "link lost" in line for line in stop_lines)
     assert "bench: SAFETY: could not confirm safe state" in output and output.count("SAFETY") == 1, output[-3000:]
     assert "Interrupted: bench stopped:" in output, output[-3000:]  # nothing ran after it
+    [log] = tmp_path.glob("run-*.events.jsonl")  # what the panel and the terminal showed: a safety banner
+    said = [json.loads(line) for line in log.read_text().splitlines()]
+    banners = [e["data"]["message"] for e in said if e["kind"] == "safety"]
+    assert banners and all("link lost" in m or "could not confirm safe state" in m for m in banners), banners
+    assert said[-1]["kind"] == "end" and said[-1]["data"]["status"] == "incomplete"
     print(f"session stopped {took:.1f} s after the simulator died")
     assert took < 20.0
 
