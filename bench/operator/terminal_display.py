@@ -74,7 +74,7 @@ def _stimulus(stimulus: dict[str, object]) -> Text:
 def _readings(readings: dict[str, object]) -> Text:
     def show(value: object) -> str:
         if isinstance(value, list):
-            return "/".join(_number(v, 3) for v in value)
+            return " / ".join(_number(v, 3) for v in value)  # as the page shows it
         return _number(value, 4)
     return Text("reference: " + " · ".join(f"{key} {show(value)}" for key, value in readings.items()), style="dim")
 
