@@ -319,3 +319,11 @@ def test_a_broken_audit_or_firmware_data_file_refuses_the_run_before_anything_is
     [line] = [line for line in (run.stdout + run.stderr).splitlines() if "bench cannot start" in line]
     assert f"bench cannot start: {tmp_path / name}: {module}.{key}: expected a finite number, got nan" in line, line
     assert list(tmp_path.glob("run-*.json")) == []  # refused before the run began: nothing to record
+
+
+def test_a_torque_list_with_a_zero_is_refused_on_loading_as_at_the_check(tmp_path):
+    """The file's check and the audit's are one: a 0 in-lb terminal is refused when the file loads."""
+    path = tmp_path / "inspection.toml"
+    path.write_text("[SIM16A00001]\ntorque_in_lb = [50.0, 0.0]\njaw_tension_ok = true\n")
+    with pytest.raises(ConfigError, match=r"SIM16A00001.torque_in_lb: a torque of 0 in-lb is a terminal not torqued"):
+        load_inspection(path)

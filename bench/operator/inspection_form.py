@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.datafiles import Section
-from bench.plans.inspection import MAX_SEAL_CHARS, MAX_TORQUE_IN_LB, Inspection
+from bench.plans.inspection import MAX_TORQUE_IN_LB, Inspection, seal_fault
 from bench.station.profile import Position
 
 
@@ -51,8 +51,8 @@ def seals(text: str, where: str) -> tuple[str, ...]:
     if not found:
         raise InvalidAnswer(f"{where}: give the seal number(s) fitted")
     for seal in found:
-        if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
-            raise InvalidAnswer(f"{where}: {seal!r} is not a seal number (printable, at most {MAX_SEAL_CHARS} chars)")
+        if (fault := seal_fault(seal)) is not None:
+            raise InvalidAnswer(f"{where}: {fault}")
     return found
 
 

@@ -22,14 +22,23 @@ def terminals(form: Form) -> tuple[str, ...]:
     return tuple(f"I{c} {side}" for c in range(1, form.circuits + 1) for side in ("line", "load"))
 
 
-def torques(entry: Section, names: tuple[str, ...]) -> tuple[float, ...]:
-    """One torque per terminal: a list (one each, in ``terminals`` order) or one number for all."""
+def torques(entry: Section, names: tuple[str, ...] | None) -> tuple[float, ...]:
+    """One torque per terminal: a list (one each, in ``terminals`` order) or one number for all.
+    ``names`` None: the file alone, whose meters' form (so the list's length) is not known yet."""
     if isinstance(entry.data.get("torque_in_lb"), list):
-        values = entry.numbers("torque_in_lb", length=len(names), low=0.0, high=MAX_TORQUE_IN_LB)
+        values = entry.numbers("torque_in_lb", length=len(names) if names is not None else None,
+                               low=0.0, high=MAX_TORQUE_IN_LB)
         if 0.0 in values:
             raise entry.error("torque_in_lb", "a torque of 0 in-lb is a terminal not torqued: leave the entry out")
         return values
-    return (entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB),) * len(names)
+    return (entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB),) * (len(names) if names else 1)
+
+
+def seal_fault(seal: str) -> str | None:
+    """Why ``seal`` is not a seal number, or None: the file's check and the form's."""
+    if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
+        return f"{seal!r} is not a seal number (printable, at most {MAX_SEAL_CHARS} chars)"
+    return None
 
 
 def seals(entry: Section) -> tuple[str, ...]:
@@ -38,8 +47,8 @@ def seals(entry: Section) -> tuple[str, ...]:
         return ()
     found = entry.texts("seals")
     for seal in found:
-        if len(seal) > MAX_SEAL_CHARS or not seal.isprintable():
-            raise entry.error("seals", f"{seal!r} is not a seal number (printable, at most {MAX_SEAL_CHARS} chars)")
+        if (fault := seal_fault(seal)) is not None:
+            raise entry.error("seals", fault)
     return found
 
 
@@ -51,10 +60,7 @@ def load_inspection(path: Path) -> Inspection:
     for serial in doc.data:
         entry = doc.table(serial)
         entry.unknown(KEYS)
-        if isinstance(entry.data.get("torque_in_lb"), list):
-            entry.numbers("torque_in_lb", low=0.0, high=MAX_TORQUE_IN_LB)
-        else:
-            entry.number("torque_in_lb", positive=True, high=MAX_TORQUE_IN_LB)
+        torques(entry, None)
         entry.boolean("jaw_tension_ok")
         seals(entry)
         if "technician" in entry:
