@@ -23,10 +23,11 @@ _NUMERIC = {
 }
 TYPES = (*_NUMERIC, "string")
 # pymodbus's own struct format and word count per type, looked up once: a read decodes in a
-# single unpack of its big-endian words, as ``convert_from_registers`` does (word order "big").
+# single unpack of its big-endian words, as ``convert_from_registers`` does (word order "big"),
+# and a value encodes in a single pack, as ``convert_to_registers`` does.
 _WORDS = {name: datatype.value[1] for name, datatype in _NUMERIC.items()}
-_UNPACK = {name: struct.Struct(">" + datatype.value[0]) for name, datatype in _NUMERIC.items()}
-_PACK_WORDS = {count: struct.Struct(f">{count}H") for count in set(_WORDS.values())}
+_VALUE_FORMAT = {name: struct.Struct(">" + datatype.value[0]) for name, datatype in _NUMERIC.items()}
+_WORDS_FORMAT = {count: struct.Struct(f">{count}H") for count in set(_WORDS.values())}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Register:
                 raise ValueError(f"expected {self.count} 16-bit words, got {words!r}")
             return _text(words)
         try:  # packing as 16-bit words refuses anything else (a float, a negative, 65536), as the check above
-            (raw,) = _UNPACK[self.type].unpack(_PACK_WORDS[len(words)].pack(*words))
+            (raw,) = _VALUE_FORMAT[self.type].unpack(_WORDS_FORMAT[len(words)].pack(*words))
         except struct.error:
             raise ValueError(f"expected {self.count} 16-bit words, got {words!r}") from None
         value = raw * self.scale if self.scale != 1.0 else raw
@@ -89,8 +90,8 @@ class Register:
             raise ValueError(f"not a finite number: {value}")
         if not self.type.startswith("float"):
             raw = int(round(raw))
-        try:
-            return ModbusClientMixin.convert_to_registers(raw, _NUMERIC[self.type])
+        try:  # as pymodbus's convert_to_registers packs it (word order "big"), with the formats looked up once
+            return list(_WORDS_FORMAT[self.count].unpack(_VALUE_FORMAT[self.type].pack(raw)))
         except (OverflowError, struct.error):
             raise ValueError(f"{value} is out of range for {self.type} with scale {self.scale}") from None
 

@@ -116,15 +116,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash.get(metadata.metadata_key, {}).clear()
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """Each measured item carries its result as JSON (the evidence its record entry holds: converted
     once) and, where it has an uncertainty, a plot."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     concluded = item.stash.get(RESULT_KEY, None)
     if concluded is None or report.when != "call" or not item.config.getoption("htmlpath", None):
-        return  # pytest-html loaded but writing no report (no --html): no extras to build
+        return report  # pytest-html loaded but writing no report (no --html): no extras to build
     from pytest_html import extras
 
     result, stored = concluded
@@ -132,6 +131,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report.extras = [*getattr(report, "extras", []), extras.json(stored["evidence"], name="measurement")]
     if plot:
         report.extras.append(extras.svg(base64.b64encode(plot.encode()).decode(), name="plot"))
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -557,7 +557,7 @@ class MeterModel:
         if not n:
             return np.empty(0)
         self.output_pulses[output] += n
-        edge_wh = origin_wh + np.arange(done + 1, done + n + 1).astype(float) * kt
+        edge_wh = origin_wh + np.arange(done + 1, done + n + 1) * kt
         crossing = t0 + (edge_wh - start_energy) * 3600.0 / power
         return crossing + self._rng.normal(0.0, self.pulse_jitter_s, size=n)
 
