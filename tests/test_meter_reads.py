@@ -94,23 +94,55 @@ def test_a_board_read_has_every_request_in_flight_on_one_thread_with_the_values_
     assert threading.active_count() == len([t for t in threading.enumerate() if not t.name.startswith("meter-read")])
 
 
+class _ReadClock:
+    """A read clock only the readers move: a meter's answer takes the time they say on it, whatever
+    the machine does meanwhile."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+
 class _Reader:
-    def __init__(self, delay_s: float = 0.0, fails: bool = False) -> None:
-        self.delay_s, self.fails, self.threads = delay_s, fails, set()
+    """Answers after ``delay_s``: slept, or on ``clock`` where one is given. ``stall_s`` is wall
+    time the machine loses around the answer (another thread holding the interpreter lock)."""
+
+    def __init__(self, delay_s: float = 0.0, fails: bool = False, clock: _ReadClock | None = None,
+                 stall_s: float = 0.0) -> None:
+        self.delay_s, self.fails, self.clock, self.stall_s, self.threads = delay_s, fails, clock, stall_s, set()
 
     def read(self, name: str) -> float:
         self.threads.add(threading.get_ident())
-        time.sleep(self.delay_s)
+        if self.clock is None:
+            time.sleep(self.delay_s)
+        else:
+            self.clock.t += self.delay_s
+        time.sleep(self.stall_s)
         if self.fails:
             raise RuntimeError(f"reader {id(self)} failed")
         return 1.0
 
 
 def test_one_slow_answer_among_fast_ones_keeps_the_board_in_turn():
-    readers = {n: _Reader(0.030 if n == 3 else 0.0) for n in range(1, 9)}
-    reads = MeterReads(readers)
+    clock = _ReadClock()
+    readers = {n: _Reader(0.030 if n == 3 else 0.0, clock=clock) for n in range(1, 9)}
+    reads = MeterReads(readers, now=clock.now)
     for _ in range(3):
         reads.read("energy_wh")
+    assert reads.in_turn and all(r.threads == {threading.get_ident()} for r in readers.values())
+
+
+def test_a_busy_machine_does_not_send_meters_that_answer_at_once_to_threads():
+    """A pass in turn is timed on the read clock, as the reads are: meters that answer at once on it
+    stay in turn however long the machine stalls around them. Timed by the machine's own clock,
+    a thread holding the interpreter lock made a fast board look slow (CI, 2026-11-23)."""
+    clock = _ReadClock()
+    readers = {n: _Reader(clock=clock, stall_s=IN_TURN_BELOW_S * 2) for n in range(1, 9)}
+    reads = MeterReads(readers, now=clock.now)
+    for _ in range(2):
+        reads.each(lambda n: readers[n].read("energy_wh"))
     assert reads.in_turn and all(r.threads == {threading.get_ident()} for r in readers.values())
 
 
@@ -172,8 +204,9 @@ def test_each_read_is_paired_with_the_reference_energy_at_its_own_time_not_the_b
 
 @pytest.mark.parametrize("slow", [False, True], ids=["in turn", "threads"])
 def test_work_and_reads_for_some_positions_touch_only_theirs(slow):
-    readers = {n: _Reader(IN_TURN_BELOW_S * 50 if slow else 0.0) for n in range(1, 7)}
-    reads = MeterReads(readers)
+    clock = _ReadClock()
+    readers = {n: _Reader(IN_TURN_BELOW_S * 50 if slow else 0.0, clock=None if slow else clock) for n in range(1, 7)}
+    reads = MeterReads(readers, now=time.monotonic if slow else clock.now)
     try:
         for _ in range(2):  # the second pass goes to the threads on a slow board
             board = reads.read("energy_wh", only={5, 2})

@@ -69,7 +69,8 @@ class BoardRead:
 
 class MeterReads:
     """Works on every position's meter. ``in_order``: one after another (positions on one shared
-    line); else all at once. ``now`` is the read clock (monotonic seconds by default)."""
+    line); else all at once. ``now`` is the read clock (monotonic seconds by default): reads are
+    timed on it, and so is a pass in turn."""
 
     def __init__(self, meters: Mapping[int, RegisterReader], *, in_order: bool = False,
                  now: Callable[[], float] = time.monotonic) -> None:
@@ -94,15 +95,16 @@ class MeterReads:
     def _in_turn(self, work: Callable[[int], T], numbers: list[int]) -> dict[int, T]:
         """Every position's work one after another. A pass whose median position took
         ``IN_TURN_BELOW_S`` or more hands the next passes to threads (positions on a shared line
-        stay in turn); the median, so that one slow moment (a collection, a busy machine) does not."""
+        stay in turn); the median, so that one slow moment (a collection, a busy machine) does not.
+        Timed on the read clock, as the reads are."""
         done, failed, took = {}, {}, []
         for n in numbers:
-            started = time.perf_counter()
+            started = self.now()
             try:
                 done[n] = work(n)
             except Exception as error:  # noqa: BLE001 - raised below, once every position has had its turn
                 failed[n] = error
-            took.append(time.perf_counter() - started)
+            took.append(self.now() - started)
         if took and statistics.median(took) >= IN_TURN_BELOW_S:
             self.in_turn = False
         if failed:
