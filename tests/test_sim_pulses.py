@@ -54,8 +54,8 @@ def test_one_array_of_normal_draws_is_the_scalar_draws_in_turn(seed, scale, chun
 def test_a_steps_edges_are_the_per_pulse_loops_to_the_bit(seed, jitter_s, kt, origin_wh, done, fraction, pulses,
                                                             t0, dt):
     """Random output states (origin of the edges, edges so far, energy part way to the next edge)
-    and steps of up to 2000 pulses, a few of them as often as many (the model places a few with
-    Python floats, more with numpy): the same edges exactly, the same count, the same generator state."""
+    and steps of up to 2000 pulses, a few of them as often as many (a step of a scaled clock brings
+    one or two): the same edges exactly, the same count, the same generator state."""
     vectorised, looped = _meter(seed, jitter_s), _meter(seed, jitter_s)
     for meter in (vectorised, looped):
         meter.test_outputs["Wh"] = kt

@@ -222,7 +222,6 @@ def _influences(voltage_v: float, current_a: float, frequency_hz: float, test_am
 
 
 _NO_EDGES = _read_only(np.empty(0))  # a step without an edge: one array for all of them
-_FEW_EDGES = 8  # up to this many edges a step, Python floats place them faster than numpy arrays do
 
 INTERVAL_S = 900.0  # 15-minute load-profile intervals
 # Simulation working value: how often a meter saves its energy register to non-volatile memory.
@@ -551,10 +550,7 @@ class MeterModel:
     def _pulse(self, output: str, t0: float, dt: float, power: float) -> np.ndarray:
         """The step's new edges at once: edge k falls where the energy reaches origin + k Kt, each
         computed by the very formula a pulse-by-pulse loop would use, and the jitter drawn as one
-        array (a Generator gives the same values as one draw per edge: tests/test_sim_pulses.py).
-        About half the steps of a plan run bring eight edges or fewer (most of the rest come in test
-        mode): those are placed with Python floats, the same operations in the same order as
-        numpy's, without numpy's cost per call."""
+        array (a Generator gives the same values as one draw per edge: tests/test_sim_pulses.py)."""
         kt, start_energy = self.test_outputs[output], self.output_energy[output]
         origin_wh, origin_pulses = self._edge_origin[output]
         energy = self.output_energy[output] = start_energy + power * dt / 3600.0
@@ -563,13 +559,9 @@ class MeterModel:
         if not n:
             return _NO_EDGES
         self.output_pulses[output] += n
-        edges = self._rng.normal(0.0, self.pulse_jitter_s, size=n)
-        if n <= _FEW_EDGES:
-            for i, k in enumerate(range(done + 1, done + n + 1)):
-                edges[i] += t0 + (origin_wh + k * kt - start_energy) * 3600.0 / power
-            return edges
         edge_wh = origin_wh + np.arange(done + 1, done + n + 1) * kt
-        return t0 + (edge_wh - start_energy) * 3600.0 / power + edges
+        crossing = t0 + (edge_wh - start_energy) * 3600.0 / power
+        return crossing + self._rng.normal(0.0, self.pulse_jitter_s, size=n)
 
     def true_demand_error_pct(self, c: Conditions) -> float:
         """Ground truth for a closed interval's demand under steady conditions: registered power
