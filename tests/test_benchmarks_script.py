@@ -22,6 +22,7 @@ from benchmarks.run import (
     modbus_read_request,
     point_families,
     run_phases,
+    runs_from_to,
 )
 
 TABLE = {"dwell": {"settle_s": 10.0},
@@ -86,6 +87,8 @@ def test_wall_ratios_pair_each_repetition_with_the_baseline_run_beside_it() -> N
     one = Scaling(1, _runs((1.0, 0.5, 0.2), (2.0, 1.0, 0.4), (1.2, 0.6, 0.3)))
     forty = Scaling(40, _runs((3.0, 2.0, 0.5), (6.0, 4.0, 1.0), (3.3, 2.1, 0.6)))
     assert forty.over(one) == pytest.approx(3.0)
+    assert forty.spread(one) == pytest.approx((2.75, 3.0))  # the repetitions' own ratios, not min over min
+    assert runs_from_to(forty, one, 2.9) == "   (runs 2.75x to 3.00x; 2 of 3 over the target)"
     assert forty.share("end_of_run", "measuring") == pytest.approx(0.25)  # 0.25, 0.25, 0.2857: the median
     with pytest.raises(ValueError):
         Scaling(80, _runs((9.0, 6.0, 1.0))).over(one)  # repetitions that do not pair up are refused
