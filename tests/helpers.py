@@ -5,6 +5,7 @@ Fixtures and the pytest hooks stay in tests/conftest.py; a test module imports w
 here, never from another test module."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import select
@@ -42,6 +43,14 @@ def edited_toml(source: Path, edit: Callable[[dict], object], target: Path) -> P
     edit(data)
     target.write_text(tomli_w.dumps(data))
     return target
+
+
+def in_calibration(data: dict, today: dt.date) -> None:
+    """Date every instrument's calibration in a profile's data from 30 days before ``today``, due a
+    year after: the example profiles state a real lab's dates, which fall due; a test must not."""
+    for table in data.values():
+        if isinstance(table, dict) and isinstance(table.get("calibration"), dict):
+            table["calibration"].update(date=today - dt.timedelta(days=30), due=today + dt.timedelta(days=335))
 
 
 def bench_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import pytest
 import tomli_w
 
 from bench.sim import SimulatedBench
-from tests.helpers import REPO, Terminal, bench_cli, edited_toml, plan_command
+from tests.helpers import REPO, Terminal, bench_cli, edited_toml, in_calibration, plan_command
 
 pytestmark = pytest.mark.slow  # whole plan runs and the bench CLI
 
@@ -35,14 +35,15 @@ def test_a_broken_lab_section_or_calibration_is_one_line(tmp_path, edit, message
 
 def test_bench_check_lists_every_calibration_and_refuses_a_past_due_one(tmp_path):
     today = dt.date.today()
-    ok = bench_cli("check", EXAMPLE)
+    dated = edited_toml(EXAMPLE, lambda d: in_calibration(d, today), tmp_path / "dated.toml")
+    ok = bench_cli("check", dated)
     assert ok.returncode == 0, ok.stderr
     for role, certificate in (("source", "CAL-SRC-2026-031"), ("load", "CAL-LOAD-2026-032"),
                               ("reference", "ACC-LAB-2026-0117"), ("counter", "CAL-CNT-2026-033"),
                               ("environment", "CAL-THERM-2026-034")):
-        assert f"{role:<12} calibration {certificate} of 2026-03-02: due 2027-03-02 " \
-               f"({(dt.date(2027, 3, 2) - today).days} days)" in ok.stdout
-    expired = edited_toml(EXAMPLE, lambda d: d["environment"]["calibration"].update(
+        assert f"{role:<12} calibration {certificate} of {today - dt.timedelta(days=30)}: " \
+               f"due {today + dt.timedelta(days=335)} (335 days)" in ok.stdout
+    expired = edited_toml(dated, lambda d: d["environment"]["calibration"].update(
         date=dt.date(2025, 1, 2), due=dt.date(2026, 1, 2)), tmp_path / "lab.toml")
     run = bench_cli("check", expired)
     assert run.returncode == 1

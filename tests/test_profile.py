@@ -1,4 +1,5 @@
 """Bench profiles: a good one loads; a broken one fails at start with one line naming file and key."""
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 
 from bench.datafiles import ConfigError
 from bench.station.profile import load_profile
-from tests.helpers import edited_toml, plan_command
+from tests.helpers import edited_toml, in_calibration, plan_command
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "bench" / "profiles" / "example_lab.toml"
 
@@ -73,7 +74,8 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 @pytest.mark.slow
 def test_bench_check_command(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(EXAMPLE)], capture_output=True, text=True)
+    dated = edited_toml(EXAMPLE, lambda d: in_calibration(d, dt.date.today()), tmp_path / "dated.toml")
+    ok = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(dated)], capture_output=True, text=True)
     assert ok.returncode == 0 and "2 positions of EX-2S-200" in ok.stdout
     path = broken(tmp_path, lambda d: d["counter"].update(baudrate="fast"))
     bad = subprocess.run([sys.executable, "-m", "bench.cli", "check", str(path)], capture_output=True, text=True)

@@ -1,6 +1,7 @@
 """Start every simulated instrument on loopback and describe the result as a bench profile."""
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ SIM_LAB = {
 }
 
 
+# Simulation working values: the instruments of a board that states no calibration dates were
+# calibrated this many days before the simulated bench starts, for a year. The certificates are
+# fiction either way (SIM-CAL numbers, a lab that says it is none); a board's stated dates are kept,
+# and gate a run as a real instrument's do.
+CALIBRATED_DAYS_BEFORE = 30
+CALIBRATION_INTERVAL_DAYS = 365
+
+
 def board_path(name: str) -> Path:
     """A built-in board by name, or a path to a board file."""
     candidate = BOARDS / f"{name}.toml"
@@ -55,10 +64,13 @@ class SimulatedBench:
     ``kind`` is a lab's profile to stand in for: its drivers, and its source's and load's ranges
     and stability (bounded by the board's instruments), go into the profile this bench describes.
     Its lab, records and calibrations do not: a simulated run is nobody's certificate.
+    ``today`` is the day its instruments' undated certificates are dated from (default: the day it is made).
     """
 
     def __init__(self, board: Path | str = "default", scale: float | None = None,
-                 drivers: Mapping[str, str] | None = None, kind: Profile | None = None) -> None:
+                 drivers: Mapping[str, str] | None = None, kind: Profile | None = None,
+                 today: dt.date | None = None) -> None:
+        self.today = today or dt.date.today()
         self.board_file = board_path(str(board))
         self.board: Board = load_board(self.board_file, scale)
         self.world = self.board.world
@@ -127,7 +139,7 @@ class SimulatedBench:
             "reference": {
                 "driver": self.drivers["reference"], "address": self.served["reference"].address,
                 "serial": ref.text("serial"),
-                "calibration": {"date": ref.date("calibration_date"), "due": ref.date("calibration_due"),
+                "calibration": {**self._dates(ref, "calibration_date", "calibration_due"),
                                 "certificate": ref.text("certificate"),
                                 "uncertainty_pct_k2": ref.data["uncertainty_pct_k2"],
                                 **{key: ref.data[key] for key in ("reactive_uncertainty_pct_k2",) if key in ref}},
@@ -156,8 +168,16 @@ class SimulatedBench:
         """The board's certificate for the role; a role the board file predates (a monitor) gets
         the source's dates under a certificate number of its own."""
         if role in self.board.calibrations:
-            return dict(self.board.calibrations.table(role).data)
-        return {**self.board.calibrations.table("source").data, "certificate": f"SIM-CAL-{role.upper()}"}
+            stated = self.board.calibrations.table(role)
+            return {**stated.data, **self._dates(stated, "date", "due")}
+        return {**self._calibration("source"), "certificate": f"SIM-CAL-{role.upper()}"}
+
+    def _dates(self, stated: Section, date_key: str, due_key: str) -> dict[str, dt.date]:
+        """The certificate's dates as the board states them (both, or neither), else dated from ``today``."""
+        if date_key in stated or due_key in stated:
+            return {"date": stated.date(date_key), "due": stated.date(due_key)}
+        issued = self.today - dt.timedelta(days=CALIBRATED_DAYS_BEFORE)
+        return {"date": issued, "due": issued + dt.timedelta(days=CALIBRATION_INTERVAL_DAYS)}
 
     def meter_type(self) -> MeterType:
         """The meter type the board holds, known before any server starts."""
