@@ -726,9 +726,9 @@ def print_targets(checks: list[tuple[str, float, float]], wall: dict[int, Scalin
 def runs_from_to(size: Scaling, baseline: Scaling, target: float) -> str:
     """Beside a wall ratio's verdict: the repetitions' lowest and highest ratio, and how many of
     them alone would have missed the target, so a verdict within the machine's spread reads as one."""
-    low, high = size.spread(baseline)
-    over = sum(r > target for r in size.paired(baseline))
-    return f"   (runs {low:.2f}x to {high:.2f}x; {over} of {len(size.runs)} over the target)"
+    ratios = size.paired(baseline)
+    over = sum(r > target for r in ratios)
+    return f"   (runs {min(ratios):.2f}x to {max(ratios):.2f}x; {over} of {len(ratios)} over the target)"
 
 
 def main(argv: list[str] | None = None) -> int:
