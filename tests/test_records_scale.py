@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -253,3 +254,39 @@ def test_four_simulated_benches_run_the_accuracy_plan_into_one_postgresql_databa
     assert shown.returncode == 0, shown.stderr
     assert {f"SIM-{name}" for name in names} <= set(shown.stdout.split())
     print(f"4 benches, {len(stored)} complete runs, {len(seqs)} certificates in {elapsed:.1f} s")
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_benches_numbering_at_once_wait_for_each_other_instead_of_colliding(postgres_schema_url):
+    """While one bench numbers its certificates, another waits for it and then takes the numbers
+    after its: it never reads the same next number and loses its attempt (four busy benches losing
+    every one of their attempts in turn failed CI on 2026-11-23)."""
+    engine = store.connect(postgres_schema_url)
+    run_a, run_b = str(uuid.uuid4()), str(uuid.uuid4())
+    for run_id in (run_a, run_b):
+        store.publish(engine, store.CanonicalRecord.of(synthetic_record(run_id, "2026-04-01T00:00:00+00:00")))
+    holding, release, attempts = threading.Event(), threading.Event(), []
+
+    def slow_number(seq: int, serial: str) -> str:  # inside the first bench's transaction
+        holding.set()
+        release.wait(10)
+        return f"LAB-{seq:05d}"
+
+    def counted_number(seq: int, serial: str) -> str:
+        attempts.append(seq)
+        return f"LAB-{seq:05d}"
+
+    first = threading.Thread(target=store.issue_certificates,
+                             args=(engine, run_a, SERIALS[:1], "2026-04-01", slow_number))
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(target=store.issue_certificates,
+                              args=(engine, run_b, SERIALS[:1], "2026-04-01", counted_number))
+    second.start()
+    time.sleep(0.5)  # the second bench has begun numbering meanwhile
+    release.set()
+    first.join(10), second.join(10)
+    assert attempts == [2]  # one attempt, numbered after the first bench's 1
+    with engine.connect() as conn:
+        assert conn.execute(select(store.certificates.c.number).order_by(store.certificates.c.seq)).scalars().all() \
+            == ["LAB-00001", "LAB-00002"]

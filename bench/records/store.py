@@ -377,9 +377,14 @@ def issue_certificates(engine: Engine, run_id: str, serials: list[str], issued: 
                        number: Callable[[int, str], str]) -> dict[str, str]:
     """Each meter's certificate number for this run: taken once from the lab's running sequence
     and kept, so re-publishing a run re-prints the same numbers. ``number(seq, serial)`` formats it.
-    Benches numbering at the same moment would take the same next number: the loser reads again."""
+    Benches numbering at the same moment take turns: on PostgreSQL the table is locked against
+    other numbering (readers go on), so a busy lab's benches wait for each other instead of reading
+    the same next number and losing attempt after attempt; SQLite's one writer at a time does so."""
 
     def take(conn: Connection) -> dict[str, str]:
+        if conn.dialect.name == "postgresql":
+            table = conn.dialect.identifier_preparer.format_table(certificates)
+            conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
         known = dict(conn.execute(select(certificates.c.serial, certificates.c.number)
                                   .where(certificates.c.run_id == run_id)).all())
         seq = conn.execute(select(func.max(certificates.c.seq))).scalar_one() or 0
