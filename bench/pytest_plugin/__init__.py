@@ -10,6 +10,7 @@ point of that family and board position; each point is measured once for the who
 pytest registers this module: the hooks and fixtures below are the plugin, each from the module
 that does that job.
 """
+from bench.pytest_plugin.direct import pytest_runtest_setup
 from bench.pytest_plugin.fixtures import audit, bench, certify, demand, firmware, pytest_generate_tests
 from bench.pytest_plugin.hooks import (
     pytest_collection_finish,
@@ -26,5 +27,6 @@ from bench.pytest_plugin.summary import pytest_terminal_summary
 __all__ = [
     "audit", "bench", "certify", "demand", "firmware", "pytest_addoption", "pytest_collection_finish",
     "pytest_collection_modifyitems", "pytest_configure", "pytest_deselected", "pytest_generate_tests",
-    "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_terminal_summary", "pytest_unconfigure",
+    "pytest_runtest_makereport", "pytest_runtest_setup", "pytest_sessionfinish", "pytest_terminal_summary",
+    "pytest_unconfigure",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,8 +49,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("position", positions, ids=[f"pos{p.number}-{p.serial}" for p in positions])
 
 
-def _context(request: pytest.FixtureRequest) -> RunContext:
-    return request.config.stash[SESSION_KEY].open()
+def _context(node: pytest.Item) -> RunContext:
+    return node.config.stash[SESSION_KEY].open()
 
 
 @pytest.fixture(scope="session")
@@ -58,52 +59,40 @@ def bench(pytestconfig: pytest.Config) -> Bench:
     return pytestconfig.stash[SESSION_KEY].open().bench
 
 
-def _step_runner(request: pytest.FixtureRequest, family: str,
-                 checks: Checks) -> Callable[[BoardStep[Checks], Position], None]:
-    run = _context(request)
+def _step_runner(item: pytest.Item, family: str, checks: Checks) -> Callable[[BoardStep[Checks], Position], None]:
+    run = _context(item)
 
     def run_step(step: BoardStep[Checks], position: Position) -> None:
         check = FunctionalCheck(step.id, step.name, family, lambda: step.run(checks))
-        run_item(run, request, check, position, family)
+        run_item(run, item, check, position, family)
 
     return run_step
 
 
-@pytest.fixture
-def audit(request: pytest.FixtureRequest) -> Callable[[BoardStep[Audit], Position], None]:
-    """Run an audit step (once for the whole board) and judge this position, with its
-    troubleshooting entry on failure."""
-    return _step_runner(request, "audit", _context(request).audit)
+def audit_runner(item: pytest.Item) -> Callable[[BoardStep[Audit], Position], None]:
+    return _step_runner(item, "audit", _context(item).audit)
 
 
-@pytest.fixture
-def firmware(request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
-    """Run a firmware-behaviour check (once for the whole board) and judge this position."""
-    return _step_runner(request, "firmware", _context(request).firmware)
+def firmware_runner(item: pytest.Item) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
+    return _step_runner(item, "firmware", _context(item).firmware)
 
 
-@pytest.fixture
-def demand(request: pytest.FixtureRequest) -> Callable[[DemandPoint, Position], None]:
-    """Measure a demand point (once for the whole board: one demand interval) and judge this
-    position's demand registers."""
-    run = _context(request)
+def demand_runner(item: pytest.Item) -> Callable[[DemandPoint, Position], None]:
+    run = _context(item)
     bench = run.bench
 
     def measure(point: DemandPoint, position: Position) -> None:
         lacking = _lacking(run, point.id, lambda: bench.lacks(point.stimulus(bench.profile.meter_type)))
         if lacking:
             pytest.skip(f"{point.id}: {lacking}")
-        run_item(run, request, FunctionalCheck(point.id, point.name, point.family, lambda: run.demand.measure(point)),
+        run_item(run, item, FunctionalCheck(point.id, point.name, point.family, lambda: run.demand.measure(point)),
                  position, point.family)
 
     return measure
 
 
-@pytest.fixture
-def certify(request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
-    """Measure a point (once for the whole board) and judge this position: only PASS passes;
-    FAIL and INDETERMINATE both leave the meter uncertified."""
-    run = _context(request)
+def certify_runner(item: pytest.Item) -> Callable[[Point, Position], None]:
+    run = _context(item)
     bench = run.bench
 
     def lacks(point: AccuracyPoint | CreepPoint | StartingPoint) -> str | None:
@@ -116,9 +105,42 @@ def certify(request: pytest.FixtureRequest) -> Callable[[Point, Position], None]
             lacking = _lacking(run, point.id, lambda: lacks(point))
             if lacking:
                 pytest.skip(f"{point.id}: {lacking}")
-        run_item(run, request, point, position, point.family)
+        run_item(run, item, point, position, point.family)
 
     return measure
+
+
+# Each plan fixture's runner, made for the item that asks for it: the fixtures below return them, and
+# a plan item that asks for nothing else is handed its runner directly (bench/pytest_plugin/direct.py).
+RUNNERS: dict[str, Callable[[pytest.Item], Callable[[Any, Position], None]]] = {
+    "certify": certify_runner, "audit": audit_runner, "firmware": firmware_runner, "demand": demand_runner}
+
+
+@pytest.fixture
+def audit(request: pytest.FixtureRequest) -> Callable[[BoardStep[Audit], Position], None]:
+    """Run an audit step (once for the whole board) and judge this position, with its
+    troubleshooting entry on failure."""
+    return audit_runner(request.node)
+
+
+@pytest.fixture
+def firmware(request: pytest.FixtureRequest) -> Callable[[BoardStep[FirmwareChecks], Position], None]:
+    """Run a firmware-behaviour check (once for the whole board) and judge this position."""
+    return firmware_runner(request.node)
+
+
+@pytest.fixture
+def demand(request: pytest.FixtureRequest) -> Callable[[DemandPoint, Position], None]:
+    """Measure a demand point (once for the whole board: one demand interval) and judge this
+    position's demand registers."""
+    return demand_runner(request.node)
+
+
+@pytest.fixture
+def certify(request: pytest.FixtureRequest) -> Callable[[Point, Position], None]:
+    """Measure a point (once for the whole board) and judge this position: only PASS passes;
+    FAIL and INDETERMINATE both leave the meter uncertified."""
+    return certify_runner(request.node)
 
 
 def _lacking(run: RunContext, point_id: str, why: Callable[[], str | None]) -> str | None:

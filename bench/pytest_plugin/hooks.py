@@ -11,6 +11,7 @@ import pytest
 
 from bench.plans import audit as audit_plan
 from bench.plans.board_checks import BoardStep
+from bench.pytest_plugin import direct
 from bench.pytest_plugin.items import store_concluded
 from bench.pytest_plugin.operator_view import points_planned
 from bench.pytest_plugin.publish import publish, write_signed
@@ -43,6 +44,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     bench_session = session.config.stash[SESSION_KEY]
     bench_session.selection.add(session.items)
     bench_session.view.points_planned = points_planned(session.items)
+    direct.mark(session.config, session.items)
 
 
 def _params(item: pytest.Item) -> dict[str, Any]:

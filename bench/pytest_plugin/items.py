@@ -17,7 +17,7 @@ from bench.station.safety import SafetyError
 RESULT_KEY = pytest.StashKey[tuple[Result, dict[str, Any]]]()  # an item's result and its entry, for the session report
 
 
-def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, position: Position, family: str) -> None:
+def run_item(run: RunContext, item: pytest.Item, point: Point, position: Position, family: str) -> None:
     """Measure (once for the board) and conclude one item; a safety stop or a lost link ends
     the whole session at once, in one line."""
     run.view.point(point.id, point.name, family)
@@ -30,11 +30,11 @@ def run_item(run: RunContext, request: pytest.FixtureRequest, point: Point, posi
     else:
         stop = ""
     if stop:  # outside the except: the one line is not chained to a traceback
-        stop_session(run, request.session, stop)
+        stop_session(run, item.session, stop)
     if run.certification.stop_reason and not run.tally.stopped:
         run.tally.stopped = run.certification.stop_reason
-        request.session.shouldstop = f"bench stopped: {run.tally.stopped}"
-    conclude(run, request, point.id, results[position.number], position, family)
+        item.session.shouldstop = f"bench stopped: {run.tally.stopped}"
+    conclude(run, item, point.id, results[position.number], position, family)
 
 
 def stop_session(run: RunContext, session: pytest.Session, why: str) -> NoReturn:
@@ -44,7 +44,7 @@ def stop_session(run: RunContext, session: pytest.Session, why: str) -> NoReturn
     pytest.fail(f"bench stopped: {why}", pytrace=False)
 
 
-def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, result: Result, position: Position,
+def conclude(run: RunContext, item: pytest.Item, point_id: str, result: Result, position: Position,
              family: str) -> None:
     """Record an item's result beside its baseline, then pass it only on PASS and no regression."""
     run.tally.reported[(point_id, position.number)] = (family, result)
@@ -52,8 +52,8 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
                                                                  run.certification.faults.get(point_id, []))
     run.tally.evidence.pop((position.number, point_id), None)  # a text of an earlier entry is not this one's
     run.view.result(point_id, now["name"], position, result)
-    request.node.stash[RESULT_KEY] = (result, now)
-    request.node.user_properties.extend(now["cells"].items())
+    item.stash[RESULT_KEY] = (result, now)
+    item.user_properties.extend(now["cells"].items())
     run.tally.unstored.append((point_id, position.number, now))
     if len(run.tally.unstored) == len(run.profile.positions):  # the whole board has concluded the point
         store_concluded(run)
@@ -61,7 +61,7 @@ def conclude(run: RunContext, request: pytest.FixtureRequest, point_id: str, res
     comparison = run.baseline.compare(position.serial, now)
     if comparison is not None:
         run.tally.compared += 1
-        request.node.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
+        item.user_properties.extend([("Baseline", comparison.baseline), ("Change", comparison.change)])
         regression = comparison.regression
         if regression:
             run.tally.regressions.append({"serial": position.serial, "point": now["point"], "why": regression})
