@@ -13,6 +13,8 @@ fills only the names missing from ``funcargs``).
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pytest
 from _pytest.fixtures import FuncFixtureInfo
 
@@ -27,25 +29,27 @@ def mark(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Note, on each item that can be handed its arguments directly, which runner it takes."""
     if config.option.setupshow or config.option.setuponly or config.option.setupplan:
         return
-    decided: dict[int, str | None] = {}  # an item's fixture information is its function's, shared by its items
+    decided: dict[int, str | None] = {}  # an item's fixtures and parameter names are its function's, shared
     for item in items:
         if not isinstance(item, pytest.Function) or not hasattr(item, "callspec"):
             continue
         info = item._fixtureinfo  # what pytest resolved the item's fixtures to (no public accessor)
         if id(info) not in decided:
-            decided[id(info)] = _runner(info)
+            decided[id(info)] = _runner(info, item.callspec.params.keys())
         runner = decided[id(info)]
-        if runner is not None and all(name in item.callspec.params for name in item.fixturenames
-                                      if name in PARAMETERS):
+        if runner is not None:
             item.stash[RUNNER_KEY] = runner
 
 
-def _runner(info: FuncFixtureInfo) -> str | None:
-    """The plugin's plan fixture an item asks for, if that, its parameters and ``request`` are all
-    it asks for; else None (pytest sets it up)."""
+def _runner(info: FuncFixtureInfo, parametrized: Collection[str]) -> str | None:
+    """The plugin's plan fixture an item asks for, if that, its parameters (``point`` and
+    ``position`` parametrized, not fixtures of a conftest) and ``request`` are all it asks for;
+    else None (pytest sets it up)."""
     names = set(info.names_closure)
     runners = names & RUNNERS.keys()
     if len(runners) != 1 or not names - runners <= {*PARAMETERS, "request"}:
+        return None
+    if not names & set(PARAMETERS) <= set(parametrized):
         return None
     runner = runners.pop()
     definitions = info.name2fixturedefs.get(runner, ())
