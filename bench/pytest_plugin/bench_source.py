@@ -47,16 +47,25 @@ class LabBench:
 
 
 class BuiltInSimulator:
-    """The simulated board named by ``--sim-scenario``, on real protocols, and its technician."""
+    """The simulated board named by ``--sim-scenario``, on real protocols, and its technician. The
+    board is read here; its servers run in a process of their own (``bench.sim.process``)."""
 
     def __init__(self, scenario: str, scale: float | None, kind: Profile | None = None) -> None:
         from bench.sim import SimulatedBench
+        from bench.sim.process import SimulatorProcess
 
         self.sim: SimulatedBench = SimulatedBench(scenario, scale=scale, kind=kind)
+        self._process = SimulatorProcess(self.sim)
 
     @cached_property
     def profile(self) -> Profile:
-        return self.sim.start().profile()
+        from bench.sim.process import SimulatorProcessError
+
+        try:
+            return self.sim.profile_of(self._process.start())
+        except SimulatorProcessError as error:
+            pytest.exit(f"bench cannot start: {self.sim.board_file}: {error}",
+                        returncode=pytest.ExitCode.INTERNAL_ERROR)
 
     def meter_type(self) -> MeterType:
         return self.sim.meter_type()
@@ -65,4 +74,4 @@ class BuiltInSimulator:
         return simulated_technician(self.sim)
 
     def stop(self) -> None:
-        self.sim.stop()
+        self._process.stop()

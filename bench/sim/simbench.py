@@ -184,4 +184,8 @@ class SimulatedBench:
         return parse_meter_type(Section(self.board.meter_type, str(self.board_file), "meter_type"))
 
     def profile(self) -> Profile:
-        return profile_from_data(self.profile_data(), f"<simulated bench '{self.board_file.name}'>")
+        return self.profile_of(self.profile_data())
+
+    def profile_of(self, data: dict[str, Any]) -> Profile:
+        """The profile for ``profile_data`` (this bench's, or its process's: ``bench.sim.process``)."""
+        return profile_from_data(data, f"<simulated bench '{self.board_file.name}'>")
