@@ -7,10 +7,13 @@ import statistics
 
 import pytest
 
+from benchmarks import run as benchmark_run
 from benchmarks.run import (
     Layer,
     PlanRun,
+    QueryFigures,
     Scaling,
+    alternating,
     bench_seconds_by,
     fixed_dwell_bench_s,
     gate_seconds,
@@ -110,6 +113,25 @@ def test_layer_ratios_pair_each_connection_with_the_one_of_its_round() -> None:
     assert driver.median_us() / library.median_us() == pytest.approx(2.2)  # what the pooled figure said
     with pytest.raises(ValueError):
         _layer([1.0]).over(library)  # rounds that do not pair up are refused
+
+
+def test_driver_and_library_take_turns_on_one_connection_and_their_medians_compare(monkeypatch) -> None:
+    # A fake clock each query moves on: the driver takes 110 µs, the library 100 µs, except that the
+    # connection turns slow (x3) halfway through; both sides see the slow half, so the ratio of the
+    # medians stays the driver's own 1.1.
+    now, calls = [0.0], []
+    monkeypatch.setattr(benchmark_run.time, "perf_counter", lambda: now[0])
+
+    def query(name: str, us: float):
+        def action() -> None:
+            calls.append(name)
+            now[0] += us * 1e-6 * (3 if len(calls) > 10 else 1)
+        return action
+
+    assert alternating(query("driver", 110), query("library", 100), 10) == pytest.approx(1.1)
+    assert calls[:4] == ["library", "driver", "driver", "library"]  # turns, and turns at going first
+    assert calls.count("driver") == calls.count("library") == 10
+    assert QueryFigures({}, [1.02, 0.99, 1.2]).driver_over_library() == pytest.approx(1.02)
 
 
 def test_the_hand_built_modbus_frame_is_function_3_and_its_reply_decodes() -> None:
