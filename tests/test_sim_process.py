@@ -44,10 +44,13 @@ def control_socket(data: dict) -> socket.socket:
 def test_the_simulator_serves_its_own_world_and_stops_when_told():
     sim = SimulatedBench("default")
     served = SimulatorProcess(sim)
+    output_r, output_w = os.pipe()  # as the run's output is: whoever reads it waits for every holder
     data = served.start()
     pid = served.pid
     try:
         assert pid is not None and pid != os.getpid() and not gone(pid)
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert os.readlink(f"/proc/self/fd/{output_w}") not in held  # the fork's copy was closed
         assert sim.profile_of(data).positions[0].serial == sim.world.meters[0].serial
         with control_socket(data) as control:
             control.sendall(b"SIM:ADV 12.5\n")
@@ -55,6 +58,8 @@ def test_the_simulator_serves_its_own_world_and_stops_when_told():
         assert sim.world.time_s == 0.0  # this process's model never moved: the served one is the child's
     finally:
         served.stop()
+        os.close(output_r)
+        os.close(output_w)
     assert gone(pid)
     with pytest.raises(OSError):
         control_socket(data).close()

@@ -2,8 +2,8 @@
 of its own.
 
 Served from the run's process, the simulator's servers and the bench's code took turns at one
-interpreter lock, request after request: at 40 positions a plan run took about a second longer
-(11 %) than against the same simulator in a process of its own, on two cores.
+interpreter lock, request after request: at 40 and 80 positions a plan run took 13 to 15 % longer
+than with the simulator in a process of its own (runs of both taking turns, on two cores).
 
 The process is forked from the run's once the simulated bench is built (board read, checked and
 modelled, the modules imported), so it starts in about the time the servers take to bind, where a
@@ -13,6 +13,7 @@ of a pipe closes: when the run stops it, or when the run's process dies, even by
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import select
@@ -27,6 +28,7 @@ from bench.sim.simbench import SimulatedBench
 
 START_TIMEOUT_S = 30.0  # the servers bind in about 0.1 s; a process that takes this long is not coming
 STOP_TIMEOUT_S = 5.0  # then it is killed
+_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
 
 
 class SimulatorProcessError(RuntimeError):
@@ -49,7 +51,12 @@ class SimulatorProcess:
         os.unlink(log_path)
         ready_r, ready_w = os.pipe()
         life_r, life_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:
+            for fd in (log_fd, ready_r, ready_w, life_r, life_w):
+                os.close(fd)
+            raise SimulatorProcessError(f"cannot start the simulated bench's process: {error}") from None
         if pid == 0:  # the simulator's process: never returns
             os.close(ready_r)
             os.close(life_w)
@@ -108,9 +115,11 @@ def _serve(sim: SimulatedBench, log_fd: int, ready_w: int, life_r: int) -> None:
         os.dup2(null, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
+        _close_inherited(keep=(ready_w, life_r))
         # The run's streams may be pytest's captures, files the run goes on writing: this process's own.
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - for the life of the process
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        faulthandler.enable(sys.stderr)  # pytest's points at a descriptor closed above
         sim.start()
         try:
             with os.fdopen(ready_w, "wb") as ready:
@@ -124,6 +133,17 @@ def _serve(sim: SimulatedBench, log_fd: int, ready_w: int, life_r: int) -> None:
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _close_inherited(keep: tuple[int, ...]) -> None:
+    """Close every descriptor the fork copied from the run but the standard three and ``keep``:
+    a copy of the run's output pipe (pytest keeps the original standard output under another
+    number) would keep whoever reads the run's output waiting for this process too."""
+    low = 3
+    for fd in (*sorted(keep), _MAX_FD):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
 
 
 def _read_all(fd: int, timeout_s: float) -> bytes:
