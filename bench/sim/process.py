@@ -28,7 +28,7 @@ from bench.sim.simbench import SimulatedBench
 
 START_TIMEOUT_S = 30.0  # the servers bind in about 0.1 s; a process that takes this long is not coming
 STOP_TIMEOUT_S = 5.0  # then it is killed
-_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+_MAX_FD = os.sysconf("SC_OPEN_MAX")  # POSIX, as os.fork is
 
 
 class SimulatorProcessError(RuntimeError):
